@@ -1,0 +1,53 @@
+# Copyright The modelarts_exporter Authors
+# SPDX-License-Identifier: Apache-2.0
+
+GO        ?= go
+PROMU     ?= promu
+PROMTOOL  ?= promtool
+BINARIES  := modelarts_exporter modelarts-simulator
+
+# The same version information promu stamps into release builds (.promu.yml).
+VERSION   := $(shell cat VERSION)
+REVISION  := $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+BRANCH    := $(shell git symbolic-ref --short -q HEAD 2>/dev/null || echo unknown)
+BUILDUSER := $(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
+BUILDDATE := $(shell date -u +%Y%m%d-%H:%M:%S)
+VPKG      := github.com/prometheus/common/version
+LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
+             -X $(VPKG).BuildUser=$(BUILDUSER) -X $(VPKG).BuildDate=$(BUILDDATE)
+
+.PHONY: all build test vet lint demo e2e bench fuzz tarball clean
+
+all: lint test build
+
+## build: the exporter and the simulator, with promu when it is installed, else go build.
+build:
+ifneq ($(shell command -v $(PROMU) 2>/dev/null),)
+	$(PROMU) build --prefix .
+else
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o modelarts_exporter .
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o modelarts-simulator ./cmd/modelarts-simulator
+endif
+
+vet:
+	$(GO) vet ./...
+
+## test: vet, the race-enabled test suite, and promtool check metrics on real output (inside the suite).
+test: vet
+	$(GO) test -race -count=1 ./...
+
+## lint: gofmt, go vet and, when installed, golangci-lint with .golangci.yml.
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run; else echo "golangci-lint not installed: ran gofmt and go vet only"; fi
+
+## demo: the simulator with sample images and the exporter on loopback; no cloud account needed.
+demo: build
+	./scripts/demo.sh
+
+tarball:
+	$(PROMU) tarball --prefix .
+
+clean:
+	rm -f $(BINARIES)
+	rm -rf .build .tarballs .e2e

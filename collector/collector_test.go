@@ -1,0 +1,208 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+)
+
+func int64p(v int64) *int64 { return &v }
+
+// exampleImage is the ShowImage example of the API reference, with a size.
+func exampleImage(status string) *modelarts.Image {
+	return &modelarts.Image{
+		ID:                 "278e88d1-5b71-4766-8502-b3ba72e824d9",
+		Name:               "pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",
+		Arch:               "x86_64",
+		Type:               "BUILD_IN",
+		Visibility:         "PUBLIC",
+		Status:             status,
+		ServiceType:        "COMMON",
+		SWRPath:            "swr.xxx.com/atelier/pytorch_1_8:tag",
+		Tag:                "tag",
+		WorkspaceID:        "0",
+		DevServices:        []string{"SSH", "NOTEBOOK"},
+		ResourceCategories: []string{"GPU", "CPU"},
+		Size:               int64p(3376133),
+		CreateAt:           1638234504492,
+		UpdateAt:           1638234504999,
+	}
+}
+
+const imageID = "278e88d1-5b71-4766-8502-b3ba72e824d9"
+
+// statusLines renders the expected state set of one image.
+func statusLines(arch, current string) string {
+	var b strings.Builder
+	states := append([]string{}, modelarts.Statuses...)
+	known := false
+	for _, s := range states {
+		known = known || s == current
+	}
+	if !known && current != "" {
+		states = append(states, current)
+	}
+	for _, s := range states {
+		v := 0
+		if s == current {
+			v = 1
+		}
+		fmt.Fprintf(&b, "modelarts_image_status{arch=%q,id=%q,name=\"pytorch1.8-cuda10.2-cudnn7-ubuntu18.04\",project=\"prod\",status=%q,type=\"BUILD_IN\",visibility=\"PUBLIC\"} %d\n", arch, imageID, s, v)
+	}
+	return b.String()
+}
+
+const statusHelp = `# HELP modelarts_image_status Status of the image as a state set: 1 for the current status, 0 for the other documented ones (INIT, CREATING, CREATE_FAILED, ERROR, DELETED, ACTIVE). An undocumented status gets a series of its own.
+# TYPE modelarts_image_status gauge
+`
+
+func TestCollectStatus(t *testing.T) {
+	cases := []struct {
+		name, status, want string
+	}{
+		{"init", "INIT", "INIT"},
+		{"creating", "CREATING", "CREATING"},
+		{"create failed", "CREATE_FAILED", "CREATE_FAILED"},
+		{"error", "ERROR", "ERROR"},
+		{"deleted", "DELETED", "DELETED"},
+		{"active", "ACTIVE", "ACTIVE"},
+		{"lowercase status is normalised", "active", "ACTIVE"},
+		{"undocumented status gets its own series", "frozen", "FROZEN"},
+		{"empty status: every documented state 0", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: exampleImage(tc.status)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := statusHelp + statusLines("x86_64", tc.want)
+			if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestCollectImage(t *testing.T) {
+	img := exampleImage("ACTIVE")
+	c, err := NewImageCollector([]ProjectResult{{
+		Name: "prod", Up: true, Duration: 1500 * time.Millisecond,
+		Images: []ImageResult{{ID: imageID, Image: img}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const labels = `arch="x86_64",id="278e88d1-5b71-4766-8502-b3ba72e824d9",name="pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",project="prod",type="BUILD_IN",visibility="PUBLIC"`
+	want := `# HELP modelarts_image_created_timestamp_seconds Time the image was created, in seconds since the Unix epoch (create_at).
+# TYPE modelarts_image_created_timestamp_seconds gauge
+modelarts_image_created_timestamp_seconds{` + labels + `} 1.638234504492e+09
+# HELP modelarts_image_info Descriptive fields of the image; always 1. List fields are sorted and comma-joined.
+# TYPE modelarts_image_info gauge
+modelarts_image_info{arch="x86_64",dev_services="NOTEBOOK,SSH",id="278e88d1-5b71-4766-8502-b3ba72e824d9",name="pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",namespace="",origin="",project="prod",resource_categories="CPU,GPU",service_type="COMMON",swr_path="swr.xxx.com/atelier/pytorch_1_8:tag",tag="tag",type="BUILD_IN",visibility="PUBLIC",workspace_id="0"} 1
+# HELP modelarts_image_not_found 1 when the API says the configured image does not exist (HTTP 404, or 400 with ModelArts.6404), else 0.
+# TYPE modelarts_image_not_found gauge
+modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
+# HELP modelarts_image_size_bytes Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images).
+# TYPE modelarts_image_size_bytes gauge
+modelarts_image_size_bytes{` + labels + `} 3.457160192e+09
+# HELP modelarts_image_up 1 when this scrape fetched the image from the API, else 0.
+# TYPE modelarts_image_up gauge
+modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
+# HELP modelarts_image_updated_timestamp_seconds Time the image was last updated, in seconds since the Unix epoch (update_at).
+# TYPE modelarts_image_updated_timestamp_seconds gauge
+modelarts_image_updated_timestamp_seconds{` + labels + `} 1.638234504999e+09
+# HELP modelarts_scrape_duration_seconds Time spent fetching the project's images in this scrape.
+# TYPE modelarts_scrape_duration_seconds gauge
+modelarts_scrape_duration_seconds{project="prod"} 1.5
+# HELP modelarts_up 0 when the project's credentials were refused or the API could not be reached in this scrape, else 1.
+# TYPE modelarts_up gauge
+modelarts_up{project="prod"} 1
+`
+	names := []string{
+		"modelarts_image_created_timestamp_seconds", "modelarts_image_info", "modelarts_image_not_found",
+		"modelarts_image_size_bytes", "modelarts_image_up", "modelarts_image_updated_timestamp_seconds",
+		"modelarts_scrape_duration_seconds", "modelarts_up",
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestCollectMissingFields(t *testing.T) {
+	img := exampleImage("ACTIVE")
+	img.Size = nil
+	img.CreateAt, img.UpdateAt = 0, 0
+	img.Arch = "aarch64"
+	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: img}}}})
+	for _, name := range []string{"modelarts_image_size_bytes", "modelarts_image_created_timestamp_seconds", "modelarts_image_updated_timestamp_seconds"} {
+		if n := testutil.CollectAndCount(c, name); n != 0 {
+			t.Errorf("%s: got %d series for an image without the field, want 0", name, n)
+		}
+	}
+	// The lowercase arch is passed on as the API sends it.
+	want := statusHelp + statusLines("aarch64", "ACTIVE")
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCollectFailedImages(t *testing.T) {
+	notFound := &modelarts.APIError{Operation: "ShowImage", StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
+	serverErr := &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer}
+	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{
+		{ID: "00000000-0000-0000-0000-000000000001", Err: fmt.Errorf("show image: %w", notFound)},
+		{ID: "00000000-0000-0000-0000-000000000002", Err: serverErr},
+		{ID: imageID, Image: exampleImage("ACTIVE")},
+	}}})
+	want := `# HELP modelarts_image_not_found 1 when the API says the configured image does not exist (HTTP 404, or 400 with ModelArts.6404), else 0.
+# TYPE modelarts_image_not_found gauge
+modelarts_image_not_found{id="00000000-0000-0000-0000-000000000001",project="prod"} 1
+modelarts_image_not_found{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
+modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
+# HELP modelarts_image_up 1 when this scrape fetched the image from the API, else 0.
+# TYPE modelarts_image_up gauge
+modelarts_image_up{id="00000000-0000-0000-0000-000000000001",project="prod"} 0
+modelarts_image_up{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
+modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_up", "modelarts_image_not_found"); err != nil {
+		t.Error(err)
+	}
+	// Only the image that was fetched has data series.
+	if n := testutil.CollectAndCount(c, "modelarts_image_info"); n != 1 {
+		t.Errorf("modelarts_image_info: got %d series, want 1", n)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestCollectInvalidUTF8(t *testing.T) {
+	img := exampleImage("ACTIVE")
+	img.Name = "bad\xffname"
+	img.Status = "W\xfeIRD"
+	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: img}}}})
+	// The scrape must not fail: every metric of the image is still there.
+	if n := testutil.CollectAndCount(c, "modelarts_image_status"); n != len(modelarts.Statuses)+1 {
+		t.Errorf("got %d status series, want %d", n, len(modelarts.Statuses)+1)
+	}
+}
+
+func TestNewImageCollectorDuplicateProject(t *testing.T) {
+	_, err := NewImageCollector([]ProjectResult{{Name: "a"}, {Name: "a"}})
+	if err == nil {
+		t.Fatal("want an error for a duplicate project")
+	}
+}

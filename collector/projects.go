@@ -1,0 +1,50 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"fmt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/config"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+)
+
+// NewProjects builds one API client per configured project. cfg must have
+// passed config validation.
+func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string) ([]Project, error) {
+	projects := make([]Project, 0, len(cfg.Projects))
+	for _, pc := range cfg.Projects {
+		httpClient, err := newHTTPClient(pc)
+		if err != nil {
+			return nil, fmt.Errorf("project %q: tls_config or proxy_url: %w", pc.Name, err)
+		}
+		client, err := modelarts.NewClient(modelarts.Config{
+			Endpoint:    pc.ModelArtsEndpoint,
+			IAMEndpoint: pc.IAMEndpoint,
+			Region:      pc.Region,
+			ProjectID:   pc.ProjectID,
+			Credentials: modelarts.Credentials{
+				AccessKey:     pc.Auth.AccessKey,
+				SecretKey:     string(pc.Auth.SecretKey),
+				SecurityToken: string(pc.Auth.SecurityToken),
+				DomainName:    pc.Auth.DomainName,
+				Username:      pc.Auth.Username,
+				Password:      string(pc.Auth.Password),
+			},
+			HTTPClient: httpClient,
+			Observer:   metrics.ForProject(pc.Name),
+			UserAgent:  userAgent,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("project %q: %w", pc.Name, err)
+		}
+		projects = append(projects, Project{
+			Name:        pc.Name,
+			Client:      client,
+			ImageIDs:    pc.Images,
+			Concurrency: cfg.Global.Concurrency,
+		})
+	}
+	return projects, nil
+}

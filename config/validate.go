@@ -1,0 +1,333 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"unicode"
+
+	commonconfig "github.com/prometheus/common/config"
+)
+
+// maxSecretFileSize bounds what is read from a *_file: a secret is a line, not a log.
+const maxSecretFileSize = 64 << 10
+
+var (
+	// projectNameRE: the name becomes a label value and appears in logs and URLs.
+	projectNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	// regionRE: a region is part of the default endpoints' host names.
+	regionRE    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	projectIDRE = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+	uuidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+	discoveryTypes = []string{"BUILD_IN", "DEDICATED"}
+	serviceTypes   = []string{"COMMON", "INFERENCE", "TRAIN", "DEV", "UNKNOWN"}
+)
+
+// projectPath names a project in messages: `projects[1] "prod"`, or `projects[1]`
+// while it has no name.
+func projectPath(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("projects[%d]", i)
+	}
+	return fmt.Sprintf("projects[%d] %q", i, name)
+}
+
+// errorList collects the problems of one file.
+type errorList []error
+
+func (l *errorList) addf(format string, args ...any) {
+	*l = append(*l, fmt.Errorf(format, args...))
+}
+
+// finish validates a decoded configuration and completes it: defaults, normalised
+// names, secret files read, endpoints filled in. All problems are returned joined.
+func (c *Config) finish(baseDir string) error {
+	var errs errorList
+	c.Global.check(&errs)
+	if len(c.Projects) == 0 {
+		errs.addf("projects: no project configured; add at least one entry under projects")
+	}
+	names := map[string]int{}
+	for i := range c.Projects {
+		p := &c.Projects[i]
+		path := projectPath(i, p.Name)
+		switch {
+		case p.Name == "":
+			errs.addf(`%s.name: required; give every project a unique name (it is the value of the "project" label)`, path)
+		case !projectNameRE.MatchString(p.Name):
+			errs.addf("%s.name: %q is not a safe label value; use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", path, p.Name)
+		default:
+			if j, dup := names[p.Name]; dup {
+				errs.addf("%s.name: %q is already the name of projects[%d]; project names must be unique", path, p.Name, j)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		p.finish(path, baseDir, &errs)
+	}
+	return errors.Join(errs...)
+}
+
+func (g *GlobalConfig) check(errs *errorList) {
+	if g.Concurrency < 1 || g.Concurrency > 256 {
+		errs.addf("global.concurrency: %d is out of range; use 1 to 256 (default %d)", g.Concurrency, DefaultGlobalConfig.Concurrency)
+	}
+	if g.ScrapeTimeout <= 0 {
+		errs.addf("global.scrape_timeout: %s must be greater than 0s; use e.g. %s (the default)", g.ScrapeTimeout, DefaultGlobalConfig.ScrapeTimeout)
+	}
+	if g.MinRefreshInterval < 0 {
+		errs.addf("global.min_refresh_interval: must not be negative; use 0s to refresh on every scrape")
+	}
+	if g.ServeStaleFor < 0 {
+		errs.addf("global.serve_stale_for: must not be negative; use 0s to never serve stale values")
+	}
+}
+
+func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
+	if p.Cloud == "" {
+		p.Cloud = CloudOTC
+	}
+	cloud := strings.ToLower(p.Cloud)
+	cloudOK := cloud == CloudOTC || cloud == CloudHuaweiCloud
+	if cloudOK {
+		p.Cloud = cloud
+	} else {
+		errs.addf(`%s.cloud: unknown cloud %q; use "otc" (Open Telekom Cloud, the default) or "huaweicloud"`, path, p.Cloud)
+	}
+
+	regionOK := false
+	switch {
+	case p.Region == "":
+		errs.addf(`%s.region: required; set the region of the project, e.g. "eu-de"`, path)
+	case !regionRE.MatchString(p.Region):
+		errs.addf(`%s.region: %q is not a region name; use lowercase letters, digits and '-', e.g. "eu-de"`, path, p.Region)
+	default:
+		regionOK = true
+	}
+
+	if p.ProjectID != "" {
+		if projectIDRE.MatchString(p.ProjectID) {
+			p.ProjectID = strings.ToLower(p.ProjectID)
+		} else {
+			errs.addf("%s.project_id: %q is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects", path, p.ProjectID)
+		}
+	}
+
+	if p.Auth.finish(path+".auth", baseDir, errs) && p.ProjectID == "" {
+		errs.addf("%s.project_id: required with access_key authentication; copy the ID of the project from the console: My Credentials → Projects", path)
+	}
+
+	p.ModelArtsEndpoint = checkEndpoint(p.ModelArtsEndpoint, path+".modelarts_endpoint", "https://modelarts.eu-de.otc.t-systems.com", errs)
+	p.IAMEndpoint = checkEndpoint(p.IAMEndpoint, path+".iam_endpoint", "https://iam.eu-de.otc.t-systems.com", errs)
+	if cloudOK && regionOK {
+		domain := "otc.t-systems.com"
+		if p.Cloud == CloudHuaweiCloud {
+			domain = "myhuaweicloud.com"
+		}
+		if p.ModelArtsEndpoint == "" {
+			p.ModelArtsEndpoint = "https://modelarts." + p.Region + "." + domain
+		}
+		if p.IAMEndpoint == "" {
+			p.IAMEndpoint = "https://iam." + p.Region + "." + domain
+		}
+	}
+
+	firstAt := map[string]int{}
+	for i, id := range p.Images {
+		if !uuidRE.MatchString(id) {
+			errs.addf("%s.images[%d]: %q is not an image ID; image IDs are UUIDs like 0f3c8a2e-5b7d-4e1a-9c6f-2d8b4a1e7c93", path, i, id)
+			continue
+		}
+		id = strings.ToLower(id)
+		p.Images[i] = id
+		if j, dup := firstAt[id]; dup {
+			errs.addf("%s.images[%d]: %s is already listed as images[%d]; remove one of the two", path, i, id, j)
+			continue
+		}
+		firstAt[id] = i
+	}
+
+	if d := p.Discovery; d != nil {
+		d.Type = checkEnum(d.Type, discoveryTypes, path+".discovery.type", "an image type", "both", errs)
+		d.ServiceType = checkEnum(d.ServiceType, serviceTypes, path+".discovery.service_type", "a service type", "all", errs)
+	} else if len(p.Images) == 0 {
+		errs.addf("%s: nothing to export; list image IDs under images, or add \"discovery: {}\" to export every image of the project", path)
+	}
+
+	if math.IsNaN(p.RateLimit) || math.IsInf(p.RateLimit, 0) || p.RateLimit < 0 {
+		errs.addf("%s.rate_limit: %v is not allowed; use 0 for no limit, or the number of API requests per second", path, p.RateLimit)
+	}
+	if p.RateBurst < 0 {
+		errs.addf("%s.rate_burst: %d is negative; use 0 (meaning 1) or more", path, p.RateBurst)
+	} else if p.RateBurst == 0 && p.RateLimit > 0 {
+		p.RateBurst = 1
+	}
+
+	p.TLSConfig.SetDirectory(baseDir)
+	if u := p.ProxyURL.URL; u != nil {
+		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
+			errs.addf(`%s.proxy_url: %q is not a proxy URL; write it like "http://proxy.example.com:3128" (http, https or socks5)`, path, p.ProxyURL.Redacted())
+		}
+	}
+}
+
+// finish checks the credentials and reads the secret files. It reports whether
+// they are meant for access key (AK/SK) authentication.
+func (a *AuthConfig) finish(path, baseDir string, errs *errorList) bool {
+	type secret struct {
+		name, fileName string
+		value          *commonconfig.Secret
+		file           string
+	}
+	secrets := []secret{
+		{"secret_key", "secret_key_file", &a.SecretKey, a.SecretKeyFile},
+		{"security_token", "security_token_file", &a.SecurityToken, a.SecurityTokenFile},
+		{"password", "password_file", &a.Password, a.PasswordFile},
+	}
+	for _, s := range secrets {
+		if *s.value != "" && s.file != "" {
+			errs.addf("%s: %s and %s are both set; keep only one of them", path, s.name, s.fileName)
+		}
+	}
+
+	var akFields, pwFields, missing []string
+	set := func(list *[]string, name string, ok bool) {
+		if ok {
+			*list = append(*list, name)
+		}
+	}
+	set(&akFields, "access_key", a.AccessKey != "")
+	set(&akFields, "secret_key", a.SecretKey != "")
+	set(&akFields, "secret_key_file", a.SecretKeyFile != "")
+	set(&pwFields, "domain_name", a.DomainName != "")
+	set(&pwFields, "username", a.Username != "")
+	set(&pwFields, "password", a.Password != "")
+	set(&pwFields, "password_file", a.PasswordFile != "")
+	token := "security_token"
+	if a.SecurityTokenFile != "" {
+		token = "security_token_file"
+	}
+	hasToken := a.SecurityToken != "" || a.SecurityTokenFile != ""
+
+	accessKey := false
+	switch {
+	case len(akFields) > 0 && len(pwFields) > 0:
+		errs.addf("%s: set either the access key fields (%s) or the password fields (%s), not both",
+			path, strings.Join(akFields, ", "), strings.Join(pwFields, ", "))
+		return false
+	case len(akFields) == 0 && len(pwFields) == 0 && !hasToken:
+		errs.addf("%s: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file)", path)
+		return false
+	case len(pwFields) > 0:
+		if hasToken {
+			errs.addf("%s.%s: only used with access key authentication (temporary AK/SK); remove it", path, token)
+		}
+		set(&missing, "domain_name", a.DomainName == "")
+		set(&missing, "username", a.Username == "")
+		set(&missing, "password", a.Password == "" && a.PasswordFile == "")
+		if len(missing) > 0 {
+			errs.addf("%s: password authentication needs domain_name, username and password (or password_file); missing: %s", path, strings.Join(missing, ", "))
+		}
+	default:
+		set(&missing, "access_key", a.AccessKey == "")
+		set(&missing, "secret_key", a.SecretKey == "" && a.SecretKeyFile == "")
+		if len(missing) > 0 {
+			errs.addf("%s: access key authentication needs access_key and secret_key (or secret_key_file); missing: %s", path, strings.Join(missing, ", "))
+		}
+		accessKey = true
+	}
+
+	for _, s := range secrets {
+		if s.file == "" || *s.value != "" {
+			continue
+		}
+		v, err := readSecretFile(commonconfig.JoinDir(baseDir, s.file), !filepath.IsAbs(s.file))
+		if err != nil {
+			errs.addf("%s.%s: %w", path, s.fileName, err)
+			continue
+		}
+		*s.value = commonconfig.Secret(v)
+	}
+	return accessKey
+}
+
+// readSecretFile reads one secret, without its trailing white space.
+func readSecretFile(path string, relative bool) (string, error) {
+	hint := ""
+	if relative {
+		hint = " (a relative path starts from the configuration file's directory)"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %q: %w%s", path, osError(err), hint)
+	}
+	defer func() { _ = f.Close() }() // read only: nothing to lose
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read %q: %w%s", path, osError(err), hint)
+	}
+	if len(b) > maxSecretFileSize {
+		return "", fmt.Errorf("%q is larger than %d bytes; it must hold the secret only", path, maxSecretFileSize)
+	}
+	s := strings.TrimRightFunc(string(b), unicode.IsSpace)
+	if s == "" {
+		return "", fmt.Errorf("%q is empty; write the secret into it", path)
+	}
+	return s, nil
+}
+
+// osError strips the operation and path of a *fs.PathError, which the message already names.
+func osError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// checkEndpoint checks an endpoint override and returns it without trailing slashes.
+func checkEndpoint(s, path, example string, errs *errorList) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && u.User != nil:
+		errs.addf("%s: must not contain a user name or password; credentials belong under auth", path)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		errs.addf("%s: %q is not an absolute http:// or https:// URL; write it like %q, or leave it out to use the default", path, s, example)
+	case u.RawQuery != "" || u.ForceQuery:
+		errs.addf("%s: %q must not have a query (\"?...\"); remove it", path, s)
+	case u.Fragment != "":
+		errs.addf("%s: %q must not have a fragment (\"#...\"); remove it", path, s)
+	default:
+		return strings.TrimRight(s, "/")
+	}
+	return s
+}
+
+// checkEnum normalises an optional enumerated value to upper case and checks it.
+func checkEnum(v string, valid []string, path, what, emptyMeans string, errs *errorList) string {
+	if v == "" {
+		return ""
+	}
+	up := strings.ToUpper(v)
+	for _, ok := range valid {
+		if up == ok {
+			return up
+		}
+	}
+	errs.addf("%s: %q is not %s; use one of %s, or leave it out for %s", path, v, what, strings.Join(valid, ", "), emptyMeans)
+	return v
+}

@@ -1,0 +1,287 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Command modelarts_exporter exports the size, status and timestamps of
+// ModelArts development images to Prometheus.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	sloggokit "github.com/tjhop/slog-gokit"
+
+	"github.com/modelarts-exporter/modelarts_exporter/collector"
+	"github.com/modelarts-exporter/modelarts_exporter/config"
+)
+
+const exporterName = "modelarts_exporter"
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	app := kingpin.New(exporterName, "Prometheus exporter for ModelArts development images on Open Telekom Cloud and Huawei Cloud.")
+	var (
+		configFile    = app.Flag("config.file", "Path to the configuration file.").Default("modelarts_exporter.yml").String()
+		configCheck   = app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").Bool()
+		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds, to leave room for rendering the answer.").Default("0.5s").Duration()
+		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
+		toolkitFlags  = kingpinflag.AddFlags(app, ":9713")
+	)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", exporterName, err)
+		return 2
+	}
+
+	logger, slogLevel := newLogger(os.Stderr, *logLevel, *logFormat)
+	level.Info(logger).Log("msg", "Starting "+exporterName, "version", version.Info())
+	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		level.Error(logger).Log("msg", "Error loading configuration", "file", *configFile, "err", err)
+		return 1
+	}
+	if *configCheck {
+		fmt.Print(cfg.Summary())
+		fmt.Printf("Configuration file %s is valid.\n", *configFile)
+		return 0
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(exporterName),
+	)
+	exp := newExporter(logger, reg, *configFile)
+	if err := exp.apply(cfg); err != nil {
+		level.Error(logger).Log("msg", "Error setting up the configured projects", "err", err)
+		return 1
+	}
+	level.Info(logger).Log("msg", "Loaded configuration", "file", *configFile, "projects", len(cfg.Projects))
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, exp.metricsHandler(*timeoutOffset))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/reload", exp.reloadHandler)
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "ModelArts Exporter",
+			Description: "Prometheus exporter for ModelArts development images",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			level.Error(logger).Log("msg", "Error creating the landing page", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = exp.reload()
+		}
+	}()
+
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	slogger := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel))
+	if err := web.ListenAndServe(server, toolkitFlags, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the one go-kit logger of the process and the slog level
+// that exporter-toolkit's bridged logger must use.
+func newLogger(w *os.File, lvl, format string) (log.Logger, slog.Leveler) {
+	var logger log.Logger
+	if format == "json" {
+		logger = log.NewJSONLogger(log.NewSyncWriter(w))
+	} else {
+		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
+	}
+	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	var (
+		option    level.Option
+		slogLevel slog.Level
+	)
+	switch lvl {
+	case "debug":
+		option, slogLevel = level.AllowDebug(), slog.LevelDebug
+	case "warn":
+		option, slogLevel = level.AllowWarn(), slog.LevelWarn
+	case "error":
+		option, slogLevel = level.AllowError(), slog.LevelError
+	default:
+		option, slogLevel = level.AllowInfo(), slog.LevelInfo
+	}
+	return level.NewFilter(logger, option), slogLevel
+}
+
+// exporter holds what a configuration reload swaps: the scraper and the
+// settings taken from the configuration.
+type exporter struct {
+	logger     log.Logger
+	configFile string
+	registry   *prometheus.Registry
+	apiMetrics *collector.APIMetrics
+
+	reloadMu      sync.Mutex
+	state         atomic.Pointer[state]
+	reloadSuccess prometheus.Gauge
+	reloadTime    prometheus.Gauge
+}
+
+// state is one applied configuration.
+type state struct {
+	scraper       *collector.Scraper
+	scrapeTimeout time.Duration
+}
+
+func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string) *exporter {
+	e := &exporter{
+		logger:     logger,
+		configFile: configFile,
+		registry:   reg,
+		apiMetrics: collector.NewAPIMetrics(reg),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modelarts_exporter_config_last_reload_successful",
+			Help: "1 when the last configuration load or reload succeeded, else 0.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modelarts_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful configuration load or reload, in seconds since the Unix epoch.",
+		}),
+	}
+	reg.MustRegister(e.reloadSuccess, e.reloadTime)
+	return e
+}
+
+// apply builds the scraper for cfg and swaps it in.
+func (e *exporter) apply(cfg *config.Config) error {
+	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version)
+	if err != nil {
+		e.reloadSuccess.Set(0)
+		return err
+	}
+	e.state.Store(&state{
+		scraper:       collector.NewScraper(e.logger, projects),
+		scrapeTimeout: time.Duration(cfg.Global.ScrapeTimeout),
+	})
+	e.reloadSuccess.Set(1)
+	e.reloadTime.SetToCurrentTime()
+	return nil
+}
+
+// reload loads the configuration file again. A bad file is refused and the
+// running configuration keeps serving. SIGHUP and POST /-/reload both end here.
+func (e *exporter) reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	cfg, err := config.Load(e.configFile)
+	if err == nil {
+		err = e.apply(cfg)
+	}
+	if err != nil {
+		e.reloadSuccess.Set(0)
+		level.Error(e.logger).Log("msg", "Error reloading configuration; the previous configuration keeps serving", "file", e.configFile, "err", err)
+		return err
+	}
+	level.Info(e.logger).Log("msg", "Reloaded configuration", "file", e.configFile, "projects", len(cfg.Projects))
+	return nil
+}
+
+func (e *exporter) reloadHandler(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := e.reload(); err != nil {
+		http.Error(w, fmt.Sprintf("Failed to reload the configuration: %v", err), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, "Configuration reloaded.")
+}
+
+// metricsHandler scrapes the API within the scrape's deadline and serves the
+// exporter's own metrics together with the image metrics of this scrape.
+func (e *exporter) metricsHandler(offset time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := e.state.Load()
+		timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, st.scrapeTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+
+		images, err := collector.NewImageCollector(st.scraper.Scrape(ctx))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		scrapeReg := prometheus.NewRegistry()
+		if err := scrapeReg.Register(images); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		promhttp.HandlerFor(prometheus.Gatherers{e.registry, scrapeReg}, promhttp.HandlerOpts{
+			ErrorLog:      promLogger{e.logger},
+			ErrorHandling: promhttp.ContinueOnError,
+		}).ServeHTTP(w, r)
+	})
+}
+
+// scrapeTimeout is Prometheus' scrape timeout minus offset, or fallback when
+// Prometheus sent no usable timeout header.
+func scrapeTimeout(header string, offset, fallback time.Duration) time.Duration {
+	seconds, err := strconv.ParseFloat(header, 64)
+	if err != nil || seconds <= 0 {
+		return fallback
+	}
+	timeout := time.Duration(seconds * float64(time.Second))
+	if timeout-offset > 0 {
+		return timeout - offset
+	}
+	return timeout
+}
+
+// promLogger adapts the go-kit logger to promhttp's error log.
+type promLogger struct{ logger log.Logger }
+
+func (l promLogger) Println(v ...any) {
+	level.Error(l.logger).Log("msg", fmt.Sprint(v...))
+}

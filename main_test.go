@@ -1,0 +1,404 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+func TestScrapeTimeout(t *testing.T) {
+	cases := []struct {
+		header   string
+		offset   time.Duration
+		fallback time.Duration
+		want     time.Duration
+	}{
+		{"10", 500 * time.Millisecond, 30 * time.Second, 9500 * time.Millisecond},
+		{"2.5", 0, 30 * time.Second, 2500 * time.Millisecond},
+		{"", 500 * time.Millisecond, 30 * time.Second, 30 * time.Second},
+		{"garbage", 500 * time.Millisecond, 7 * time.Second, 7 * time.Second},
+		{"-3", 500 * time.Millisecond, 7 * time.Second, 7 * time.Second},
+		{"0.2", 500 * time.Millisecond, 30 * time.Second, 200 * time.Millisecond}, // offset larger than the timeout
+	}
+	for _, tc := range cases {
+		if got := scrapeTimeout(tc.header, tc.offset, tc.fallback); got != tc.want {
+			t.Errorf("scrapeTimeout(%q, %v, %v) = %v, want %v", tc.header, tc.offset, tc.fallback, got, tc.want)
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// exporterBinary builds the exporter once for all tests of this file.
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "modelarts_exporter_test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "modelarts_exporter")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// testConfig writes a configuration for sim with both auth schemes.
+func testConfig(t *testing.T, dir string, sim *modelartstest.Server, ids []string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "sk"), []byte("DemoSecretKeyExampleNotARealSecret000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var list strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&list, "      - %s\n", id)
+	}
+	cfg := fmt.Sprintf(`global:
+  scrape_timeout: 10s
+projects:
+  - name: aksk
+    region: eu-de
+    project_id: %[1]s
+    modelarts_endpoint: %[2]s
+    iam_endpoint: %[2]s
+    auth:
+      access_key: DEMOACCESSKEYEXAMPLE
+      secret_key_file: sk
+    images:
+%[3]s  - name: token
+    region: eu-de
+    modelarts_endpoint: %[2]s
+    iam_endpoint: %[2]s
+    auth:
+      domain_name: demo-domain
+      username: demo-user
+      password: demo-password
+    images:
+%[3]s`, sim.ProjectID(), sim.URL, list.String())
+	path := filepath.Join(dir, "modelarts_exporter.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type runningExporter struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startExporter(t *testing.T, args ...string) *runningExporter {
+	t.Helper()
+	addr := freeAddress(t)
+	logs := &syncBuffer{}
+	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/-/healthy")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return &runningExporter{cmd: cmd, addr: addr, logs: logs}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter not healthy after 15s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *runningExporter) scrape(t *testing.T) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/metrics", nil)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return string(body), families
+}
+
+// value returns the value of the series of family name with all of labels.
+func value(t *testing.T, families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	mf := families[name]
+	if mf == nil {
+		t.Fatalf("no metric family %s", name)
+	}
+	for _, m := range mf.GetMetric() {
+		match := true
+		for k, v := range labels {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+func TestBinaryAgainstSimulator(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	const missing = "00000000-0000-4000-8000-000000000404"
+	ids := append(modelartstest.SampleIDs(), missing)
+	dir := t.TempDir()
+	cfgPath := testConfig(t, dir, sim, ids)
+	exp := startExporter(t, "--config.file="+cfgPath)
+
+	body, families := exp.scrape(t)
+	for _, project := range []string{"aksk", "token"} {
+		if v := value(t, families, "modelarts_up", map[string]string{"project": project}); v != 1 {
+			t.Errorf("modelarts_up{project=%q} = %v, want 1", project, v)
+		}
+		for _, img := range sim.Images() {
+			labels := map[string]string{"project": project, "id": img.ID}
+			if v := value(t, families, "modelarts_image_up", labels); v != 1 {
+				t.Errorf("modelarts_image_up%v = %v, want 1", labels, v)
+			}
+			labels["status"] = strings.ToUpper(img.Status)
+			if v := value(t, families, "modelarts_image_status", labels); v != 1 {
+				t.Errorf("modelarts_image_status%v = %v, want 1", labels, v)
+			}
+			labels = map[string]string{"project": project, "id": img.ID, "name": img.Name, "arch": img.Arch}
+			if img.Size != nil {
+				if v := value(t, families, "modelarts_image_size_bytes", labels); v != float64(*img.Size)*1024 {
+					t.Errorf("modelarts_image_size_bytes%v = %v, want %v", labels, v, *img.Size*1024)
+				}
+			}
+			if v := value(t, families, "modelarts_image_created_timestamp_seconds", labels); v != float64(img.CreateAt)/1000 {
+				t.Errorf("created%v = %v, want %v", labels, v, float64(img.CreateAt)/1000)
+			}
+		}
+		notFound := map[string]string{"project": project, "id": missing}
+		if v := value(t, families, "modelarts_image_not_found", notFound); v != 1 {
+			t.Errorf("modelarts_image_not_found%v = %v, want 1", notFound, v)
+		}
+		if v := value(t, families, "modelarts_image_up", notFound); v != 0 {
+			t.Errorf("modelarts_image_up%v = %v, want 0", notFound, v)
+		}
+	}
+	for _, name := range []string{"modelarts_exporter_build_info", "modelarts_api_requests_total", "modelarts_api_request_duration_seconds", "modelarts_exporter_config_last_reload_successful", "go_goroutines", "process_cpu_seconds_total"} {
+		if families[name] == nil {
+			t.Errorf("metric family %s missing", name)
+		}
+	}
+	if v := value(t, families, "modelarts_api_requests_total", map[string]string{"project": "token", "operation": "CreateToken", "code": "201"}); v != 1 {
+		t.Errorf("token requests = %v, want 1", v)
+	}
+	if strings.Contains(body, "DemoSecretKeyExampleNotARealSecret") || strings.Contains(exp.logs.String(), "DemoSecretKeyExampleNotARealSecret") || strings.Contains(exp.logs.String(), "demo-password") {
+		t.Error("a secret appears in the metrics or the log")
+	}
+	promtoolCheck(t, body)
+
+	// A flip in the simulator shows on the next scrape.
+	sim.SetStatus(modelartstest.SampleIDPyTorchBuiltin, "ERROR")
+	_, families = exp.scrape(t)
+	if v := value(t, families, "modelarts_image_status", map[string]string{"project": "aksk", "id": modelartstest.SampleIDPyTorchBuiltin, "status": "ERROR"}); v != 1 {
+		t.Errorf("after the flip: ERROR = %v, want 1", v)
+	}
+}
+
+// promtoolCheck runs `promtool check metrics` on real output when promtool is
+// installed; CI sets MODELARTS_REQUIRE_PROMTOOL=1 so it cannot be skipped there.
+func promtoolCheck(t *testing.T, body string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("MODELARTS_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("MODELARTS_REQUIRE_PROMTOOL is set but promtool is not on PATH (apt-get install prometheus)")
+		}
+		t.Log("promtool not installed: skipping promtool check metrics")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestBinaryReload(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	dir := t.TempDir()
+	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:1])
+	good, _ := os.ReadFile(cfgPath)
+	exp := startExporter(t, "--config.file="+cfgPath)
+	base := "http://" + exp.addr
+
+	resp, err := http.Get(base + "/-/reload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %s, want 405", resp.Status)
+	}
+
+	// A broken file is refused with its error; the old configuration keeps serving.
+	if err := os.WriteFile(cfgPath, append(good, []byte("  - bogus: true\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(msg), "line") {
+		t.Errorf("POST /-/reload with a broken file: %s %q, want 500 naming the line", resp.Status, msg)
+	}
+	_, families := exp.scrape(t)
+	if v := value(t, families, "modelarts_exporter_config_last_reload_successful", nil); v != 0 {
+		t.Errorf("reload_successful = %v, want 0", v)
+	}
+	if v := value(t, families, "modelarts_image_up", map[string]string{"project": "aksk"}); v != 1 {
+		t.Errorf("old configuration stopped serving: image_up = %v", v)
+	}
+
+	// SIGHUP with a good file: a new image appears.
+	fixed := strings.Replace(string(good), "    images:\n", "    images:\n      - "+modelartstest.SampleIDError+"\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		_, families = exp.scrape(t)
+		if v := value(t, families, "modelarts_exporter_config_last_reload_successful", nil); v == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A scrape that overlapped the reload may have used the old projects: take a fresh one.
+	_, families = exp.scrape(t)
+	if v := value(t, families, "modelarts_image_up", map[string]string{"project": "aksk", "id": modelartstest.SampleIDError}); v != 1 {
+		t.Errorf("after SIGHUP: new image up = %v, want 1", v)
+	}
+}
+
+func TestBinaryConfigCheck(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	dir := t.TempDir()
+	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
+	out, err := exec.Command(exporterBinary(t), "--config.check", "--config.file="+cfgPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("--config.check on a good file: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "DemoSecretKeyExampleNotARealSecret") || strings.Contains(string(out), "demo-password") {
+		t.Errorf("--config.check prints a secret:\n%s", out)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("projects: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exporterBinary(t), "--config.check", "--config.file="+bad)
+	out, err = cmd.CombinedOutput()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Errorf("--config.check on a bad file: exit %v, want 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "project") {
+		t.Errorf("--config.check on a bad file does not say what is wrong:\n%s", out)
+	}
+	out, err = exec.Command(exporterBinary(t), "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "modelarts_exporter, version") {
+		t.Errorf("--version: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,429 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package modelarts
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Observer is told about every HTTP request the client makes, including IAM
+// token and project lookups. statusCode is 0 when no response arrived.
+// Operation names: "ShowImage", "ListImage", "CreateToken", "ListProjects".
+type Observer interface {
+	ObserveRequest(operation string, statusCode int, duration time.Duration)
+}
+
+// Credentials holds exactly one of the two ways to authenticate:
+// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing, or
+// DomainName+Username+Password for an IAM password token.
+type Credentials struct {
+	AccessKey     string
+	SecretKey     string
+	SecurityToken string
+
+	DomainName string
+	Username   string
+	Password   string
+}
+
+// Config configures a Client for one project.
+type Config struct {
+	// Endpoint is the ModelArts base URL, e.g. https://modelarts.eu-de.otc.t-systems.com.
+	Endpoint string
+	// IAMEndpoint is the IAM base URL, e.g. https://iam.eu-de.otc.t-systems.com.
+	IAMEndpoint string
+	// Region scopes the IAM token and names the project for the project id lookup.
+	Region string
+	// ProjectID may be empty: it is then taken from the token (password auth)
+	// or looked up with GET {iam}/v3/projects?name={Region}.
+	ProjectID   string
+	Credentials Credentials
+	// HTTPClient carries TLS and proxy settings; nil means a default client.
+	// The client wraps its Transport with the authentication round tripper.
+	HTTPClient *http.Client
+	// Observer may be nil.
+	Observer Observer
+	// UserAgent is sent with every request.
+	UserAgent string
+	// MaxBodyBytes caps what is read of one response body (default 8 MiB).
+	MaxBodyBytes int64
+	// Now is the clock (for signing and token expiry); nil means time.Now.
+	Now func() time.Time
+}
+
+// API is what the collector needs of a client; *Client implements it.
+type API interface {
+	ShowImage(ctx context.Context, id string) (*Image, error)
+	ListImages(ctx context.Context, opts ListOptions) (*ImageList, error)
+}
+
+var _ API = (*Client)(nil)
+
+// Operation names, as the Observer and APIError.Operation see them.
+const (
+	opShowImage    = "ShowImage"
+	opListImage    = "ListImage"
+	opCreateToken  = "CreateToken"
+	opListProjects = "ListProjects"
+)
+
+const (
+	// DefaultUserAgent is sent when Config.UserAgent is empty.
+	DefaultUserAgent = "modelarts_exporter"
+	// defaultMaxIdleConnsPerHost lets concurrent calls to one endpoint reuse connections.
+	defaultMaxIdleConnsPerHost = 64
+)
+
+// Client calls the ModelArts image API of one project. It is safe for
+// concurrent use and meant to live as long as its configuration: it holds the
+// connection pool, the cached IAM token and the resolved project id.
+//
+// Each call makes one ModelArts request (plus, when needed, one IAM request
+// for a token or the project id); 429 and 5xx answers are not retried. With
+// a token, a 401 answer is retried once with a renewed token; with AK/SK,
+// never (five bad signatures lock the key pair). Redirects are not followed, so credentials never leave the
+// configured hosts. The caller's context bounds every call.
+type Client struct {
+	endpoint   string // base URL without trailing slash
+	projectID  string // as configured; may be empty
+	userAgent  string
+	maxBody    int64
+	httpClient *http.Client // authenticates every request
+
+	tokens   *tokenSource   // password auth only
+	projects *projectLookup // nil when the project id is configured
+}
+
+// NewClient validates cfg and returns a Client. It makes no request.
+//
+// The endpoints must be absolute http or https URLs. Exactly one kind of
+// credentials must be complete: AccessKey and SecretKey (SecurityToken
+// optional), or DomainName, Username and Password. The IAM endpoint is
+// required for password auth and whenever ProjectID is empty, Region
+// whenever ProjectID is empty.
+func NewClient(cfg Config) (*Client, error) {
+	endpoint, err := parseEndpoint("endpoint", cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	usePassword, err := cfg.Credentials.validate()
+	if err != nil {
+		return nil, err
+	}
+	var iamEndpoint string
+	if usePassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
+		if iamEndpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ProjectID == "" && cfg.Region == "" {
+		return nil, errors.New("region: required when the project id is not configured")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("max body bytes: must not be negative, got %d", cfg.MaxBodyBytes)
+	}
+
+	c := &Client{
+		endpoint:  endpoint,
+		projectID: cfg.ProjectID,
+		userAgent: cmp.Or(cfg.UserAgent, DefaultUserAgent),
+		maxBody:   cfg.MaxBodyBytes,
+	}
+	if c.maxBody == 0 {
+		c.maxBody = DefaultMaxBodyBytes
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	observed := &observingRoundTripper{observer: cfg.Observer, next: baseTransport(cfg.HTTPClient)}
+	var auth http.RoundTripper
+	if usePassword {
+		c.tokens, err = newTokenSource(tokenSourceConfig{
+			client:      withTransport(cfg.HTTPClient, observed),
+			iamEndpoint: iamEndpoint,
+			domain:      cfg.Credentials.DomainName,
+			user:        cfg.Credentials.Username,
+			pass:        cfg.Credentials.Password,
+			projectID:   cfg.ProjectID,
+			regionName:  cfg.Region,
+			userAgent:   c.userAgent,
+			maxBody:     c.maxBody,
+			now:         now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		auth = &tokenRoundTripper{source: c.tokens, next: observed}
+	} else {
+		auth = NewSigningRoundTripper(&Signer{
+			AccessKey:     cfg.Credentials.AccessKey,
+			SecretKey:     cfg.Credentials.SecretKey,
+			SecurityToken: cfg.Credentials.SecurityToken,
+			Now:           now,
+		}, observed)
+	}
+	c.httpClient = withTransport(cfg.HTTPClient, auth)
+	if cfg.ProjectID == "" {
+		c.projects = newProjectLookup(c.httpClient, iamEndpoint, cfg.Region, c.userAgent, c.maxBody, now)
+	}
+	return c, nil
+}
+
+// ProjectID returns the project id: the configured one; else, with password
+// auth, the project of the (region-scoped) token; else the id IAM lists for
+// the project named after the region. A resolved id is cached.
+func (c *Client) ProjectID(ctx context.Context) (string, error) {
+	if c.projectID != "" {
+		return c.projectID, nil
+	}
+	if c.tokens != nil {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return "", fmt.Errorf("resolve project id: %w", err)
+		}
+		if tok.projectID != "" {
+			return tok.projectID, nil
+		}
+	}
+	id, err := c.projects.ID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("resolve project id: %w", err)
+	}
+	return id, nil
+}
+
+// ShowImage returns one image: GET /v1/{project_id}/images/{id}.
+// A missing image gives an error that wraps ErrNotFound.
+func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
+	if id == "" {
+		err := &APIError{Operation: opShowImage, Class: ErrNotFound, Cause: errors.New("empty image id")}
+		return nil, fmt.Errorf("show image: %w", err)
+	}
+	var img Image
+	if err := c.do(ctx, opShowImage, "images/"+url.PathEscape(id), nil, &img); err != nil {
+		return nil, fmt.Errorf("show image %s: %w", id, err)
+	}
+	return &img, nil
+}
+
+// ListImages returns one page of GET /v1/{project_id}/images; the non-zero
+// options become query parameters. Paging is the caller's business.
+func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, error) {
+	var list ImageList
+	if err := c.do(ctx, opListImage, "images", opts.query(), &list); err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return &list, nil
+}
+
+// query returns the non-zero options as ListImage query parameters.
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	if o.Limit != 0 {
+		q.Set("limit", fmt.Sprint(o.Limit))
+	}
+	if o.Offset != 0 {
+		q.Set("offset", fmt.Sprint(o.Offset))
+	}
+	for key, value := range map[string]string{
+		"name":         o.Name,
+		"namespace":    o.Namespace,
+		"service_type": o.ServiceType,
+		"type":         o.Type,
+		"workspace_id": o.WorkspaceID,
+	} {
+		if value != "" {
+			q.Set(key, value)
+		}
+	}
+	return q
+}
+
+// do performs one API call and decodes a 200 answer into out. It is the one
+// place where a bounded retry policy (backing off on ErrThrottled within the
+// deadline of ctx) would wrap attempt; today every call is a single attempt.
+func (c *Client) do(ctx context.Context, op, resource string, query url.Values, out any) error {
+	return c.attempt(ctx, op, resource, query, out)
+}
+
+// attempt sends GET {endpoint}/v1/{project_id}/{resource}?{query} once.
+func (c *Client) attempt(ctx context.Context, op, resource string, query url.Values, out any) error {
+	projectID, err := c.ProjectID(ctx)
+	if err != nil {
+		return err
+	}
+	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + resource
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(withOperation(ctx, op), http.MethodGet, u, nil)
+	if err != nil {
+		return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(headerProjectID, projectID)
+	req.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return transportError(op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return statusError(op, resp, c.maxBody)
+	}
+	return decodeResponse(ctx, op, resp, c.maxBody, out)
+}
+
+// transportError classifies an error of http.Client.Do: an *APIError from
+// the authentication layer (e.g. IAM refused the password) is passed on,
+// anything else means no answer arrived.
+func transportError(op string, err error) error {
+	if apiErr := AsAPIError(err); apiErr != nil {
+		return apiErr
+	}
+	return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
+}
+
+// String describes the credentials without their secrets, so that printing
+// them (e.g. with %v) cannot leak them.
+func (cr Credentials) String() string {
+	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, DomainName: %q, Username: %q, Password: %s}",
+		cr.AccessKey, redacted(cr.SecretKey), redacted(cr.SecurityToken), cr.DomainName, cr.Username, redacted(cr.Password))
+}
+
+// GoString is String, for %#v.
+func (cr Credentials) GoString() string { return cr.String() }
+
+// validate checks that exactly one kind of credentials is complete and
+// reports whether it is the password kind. Messages name fields, never values.
+func (cr Credentials) validate() (usePassword bool, err error) {
+	hasKeys := cr.AccessKey != "" || cr.SecretKey != "" || cr.SecurityToken != ""
+	hasPassword := cr.DomainName != "" || cr.Username != "" || cr.Password != ""
+	switch {
+	case hasKeys && hasPassword:
+		return false, errors.New("credentials: both access key and password credentials are set, configure exactly one kind")
+	case hasKeys:
+		if missing := missingFields(map[string]string{"access key": cr.AccessKey, "secret key": cr.SecretKey}); missing != "" {
+			return false, fmt.Errorf("credentials: %s missing for AK/SK signing", missing)
+		}
+		return false, nil
+	case hasPassword:
+		if missing := missingFields(map[string]string{"domain name": cr.DomainName, "username": cr.Username, "password": cr.Password}); missing != "" {
+			return false, fmt.Errorf("credentials: %s missing for password authentication", missing)
+		}
+		return true, nil
+	default:
+		return false, errors.New("credentials: none configured, set access key and secret key, or domain name, username and password")
+	}
+}
+
+// missingFields names the empty fields, sorted, joined by " and ".
+func missingFields(fields map[string]string) string {
+	var missing []string
+	for name, value := range fields {
+		if value == "" {
+			missing = append(missing, name)
+		}
+	}
+	slices.Sort(missing)
+	return strings.Join(missing, " and ")
+}
+
+// parseEndpoint checks that raw is an absolute http or https URL without
+// query or fragment and returns it without trailing slash.
+func parseEndpoint(what, raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("%s: required", what)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // without the raw URL, which may hold userinfo
+		}
+		return "", fmt.Errorf("%s: invalid URL: %w", what, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%s %q: must be an absolute http or https URL", what, u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%s %q: must not have a query or fragment", what, u.Redacted())
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("%s %q: must not carry user information", what, u.Redacted())
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// baseTransport returns the transport of hc, or a clone of
+// http.DefaultTransport that keeps more idle connections per host.
+func baseTransport(hc *http.Client) http.RoundTripper {
+	if hc != nil && hc.Transport != nil {
+		return hc.Transport
+	}
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConnsPerHost = defaultMaxIdleConnsPerHost
+	return t
+}
+
+// withTransport returns a copy of hc (or of a zero client) that sends through
+// rt and does not follow redirects.
+func withTransport(hc *http.Client, rt http.RoundTripper) *http.Client {
+	c := &http.Client{}
+	if hc != nil {
+		*c = *hc
+	}
+	c.Transport = rt
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// observingRoundTripper tells the Observer about every request it sends.
+type observingRoundTripper struct {
+	observer Observer
+	next     http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := rt.next.RoundTrip(req)
+	if rt.observer != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		rt.observer.ObserveRequest(operationFrom(req.Context()), status, time.Since(start))
+	}
+	return resp, err
+}
+
+type operationKey struct{}
+
+// withOperation names the API operation of the requests made with ctx.
+func withOperation(ctx context.Context, op string) context.Context {
+	return context.WithValue(ctx, operationKey{}, op)
+}
+
+func operationFrom(ctx context.Context) string {
+	if op, ok := ctx.Value(operationKey{}).(string); ok {
+		return op
+	}
+	return "Unknown"
+}

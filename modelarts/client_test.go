@@ -1,0 +1,717 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package modelarts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestShowImageRequest checks what goes on the wire, and that the signature
+// verifies against the request as the server received it.
+func TestShowImageRequest(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wantPath := "/prefix/v1/" + testProjectID + "/images/" + testImageID
+		switch {
+		case r.Method != http.MethodGet || r.URL.Path != wantPath || r.URL.RawQuery != "":
+			t.Errorf("request = %s %s, want GET %s", r.Method, r.URL, wantPath)
+		case r.Header.Get("Content-Type") != "application/json":
+			t.Errorf("Content-Type = %q", r.Header.Get("Content-Type"))
+		case r.Header.Get("X-Project-Id") != testProjectID:
+			t.Errorf("X-Project-Id = %q", r.Header.Get("X-Project-Id"))
+		case r.Header.Get("User-Agent") != "modelarts_exporter/test":
+			t.Errorf("User-Agent = %q", r.Header.Get("User-Agent"))
+		case r.Header.Get("X-Sdk-Date") != "20240309T060503Z":
+			t.Errorf("X-Sdk-Date = %q", r.Header.Get("X-Sdk-Date"))
+		}
+		verifySignature(t, r, testAK, testSK, "content-type;host;x-project-id;x-sdk-date")
+		writeJSON(w, http.StatusOK, showImageExample)
+	})
+	clock := newFakeClock(time.Date(2024, 3, 9, 6, 5, 3, 0, time.UTC))
+	c, _ := newAKSKClient(t, handler, func(cfg *Config) {
+		cfg.Endpoint += "/prefix/"
+		cfg.Now = clock.Now
+	})
+	img, err := c.ShowImage(context.Background(), testImageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(3376133259)
+	want := &Image{
+		ID: testImageID, Name: "pytorch1.8-cuda10.2-cudnn7-ubuntu18.04", Arch: "x86_64", Type: "BUILD_IN",
+		Status: "ACTIVE", Description: "CPU and GPU general algorithm development and training, preconfigured with AI engine PyTorch1.8",
+		ServiceType: "COMMON", SWRPath: "swr.xxx.com/atelier/pytorch_1_8:pytorch_1.8.0-cuda_10.2",
+		Tag: "pytorch_1.8.0-cuda_10.2", WorkspaceID: "0", DevServices: []string{"NOTEBOOK", "SSH"},
+		ResourceCategories: []string{"GPU", "CPU"}, Size: &size, CreateAt: 1638234504492, UpdateAt: 1638234504493,
+	}
+	if !reflect.DeepEqual(img, want) {
+		t.Errorf("image = %+v\nwant    %+v", img, want)
+	}
+}
+
+// verifySignature recomputes the SDK-HMAC-SHA256 signature of r on the
+// server side.
+func verifySignature(t *testing.T, r *http.Request, ak, sk, wantSigned string) {
+	t.Helper()
+	auth := r.Header.Get("Authorization")
+	prefix := "SDK-HMAC-SHA256 Access=" + ak + ", SignedHeaders=" + wantSigned + ", Signature="
+	if !strings.HasPrefix(auth, prefix) {
+		t.Errorf("Authorization = %q, want prefix %q", auth, prefix)
+		return
+	}
+	canonical := CanonicalRequest(r, strings.Split(wantSigned, ";"), EmptyBodySHA256)
+	want := Signature(sk, StringToSign(r.Header.Get("X-Sdk-Date"), canonical))
+	if got := strings.TrimPrefix(auth, prefix); got != want {
+		t.Errorf("signature = %s, server computes %s over\n%s", got, want, canonical)
+	}
+}
+
+// TestStatusClasses maps every documented answer to its error class.
+func TestStatusClasses(t *testing.T) {
+	longText := strings.Repeat("busy ", 500)
+	tests := []struct {
+		name          string
+		status        int
+		header        map[string]string
+		body          string
+		wantClass     error
+		wantCode      string
+		wantMessage   string
+		wantRequestID string
+	}{
+		{
+			name: "404", status: 404,
+			body:      `{"error_code":"ModelArts.6404","error_msg":"Image not found."}`,
+			wantClass: ErrNotFound, wantCode: "ModelArts.6404", wantMessage: "Image not found.",
+		},
+		{
+			name: "404 without body", status: 404,
+			wantClass: ErrNotFound,
+		},
+		{
+			name: "400 with ModelArts.6404 is not found", status: 400,
+			body:      `{"error_code":"ModelArts.6404","error_msg":"Image 278e88d1 not found."}`,
+			wantClass: ErrNotFound, wantCode: "ModelArts.6404", wantMessage: "Image 278e88d1 not found.",
+		},
+		{
+			name: "400 with ModelArts.6797 is not found", status: 400,
+			body:      `{"error_code":"ModelArts.6797","error_msg":"Specified image 278e88d1 cannot be found."}`,
+			wantClass: ErrNotFound, wantCode: "ModelArts.6797", wantMessage: "Specified image 278e88d1 cannot be found.",
+		},
+		{
+			name: "400 with another code", status: 400,
+			body:      `{"error_code":"ModelArts.0101","error_msg":"Invalid parameter."}`,
+			wantClass: ErrUnexpectedStatus, wantCode: "ModelArts.0101", wantMessage: "Invalid parameter.",
+		},
+		{
+			name: "401 token expired", status: 401,
+			body:      `{"error_code":"ModelArts.0202","error_msg":"Token expired."}`,
+			wantClass: ErrUnauthorized, wantCode: "ModelArts.0202", wantMessage: "Token expired.",
+		},
+		{
+			name: "401 signature failed from the gateway", status: 401,
+			body:      `{"error_code":"APIG.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail","request_id":"gw-req-1"}`,
+			wantClass: ErrUnauthorized, wantCode: "APIG.0301",
+			wantMessage: "Incorrect IAM authentication information: verify aksk signature fail", wantRequestID: "gw-req-1",
+		},
+		{
+			name: "403 project mismatch", status: 403,
+			body:      `{"error_code":"ModelArts.0210","error_msg":"The project ID in the URL does not match the token."}`,
+			wantClass: ErrForbidden, wantCode: "ModelArts.0210", wantMessage: "The project ID in the URL does not match the token.",
+		},
+		{
+			name: "429 gateway throttling, request id from the body", status: 429,
+			body:      `{"error_code":"APIG.0308","error_msg":"The throttling threshold has been reached","request_id":"body-req"}`,
+			wantClass: ErrThrottled, wantCode: "APIG.0308", wantMessage: "The throttling threshold has been reached",
+			wantRequestID: "body-req",
+		},
+		{
+			name: "429 system busy, header request id wins", status: 429,
+			header:    map[string]string{"X-Request-Id": "hdr-req"},
+			body:      `{"error_code":"ModelArts.2799","error_msg":"System busy.","request_id":"body-req"}`,
+			wantClass: ErrThrottled, wantCode: "ModelArts.2799", wantMessage: "System busy.", wantRequestID: "hdr-req",
+		},
+		{
+			name: "500", status: 500,
+			body:      `{"error_code":"ModelArts.0001","error_msg":"Internal error.\n\tRetry later."}`,
+			wantClass: ErrServer, wantCode: "ModelArts.0001", wantMessage: "Internal error. Retry later.",
+		},
+		{
+			name: "502 HTML page from a gateway", status: 502,
+			header: map[string]string{"Content-Type": "text/html"},
+			body: "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n" +
+				strings.Repeat("<!-- padding -->\r\n", 100) + "</body>\r\n</html>\r\n",
+			wantClass: ErrServer, wantMessage: "502 Bad Gateway",
+		},
+		{
+			name: "503 long plain text is cut", status: 503,
+			header:    map[string]string{"Content-Type": "text/plain"},
+			body:      longText,
+			wantClass: ErrServer, wantMessage: strings.TrimSpace(longText[:197]) + "...",
+		},
+		{
+			name: "302 is not followed", status: 302,
+			header:    map[string]string{"Location": "https://elsewhere.example.com/"},
+			wantClass: ErrUnexpectedStatus,
+		},
+		{
+			name: "204", status: 204,
+			wantClass: ErrUnexpectedStatus,
+		},
+		{
+			name: "418", status: 418,
+			body:      `{"error_code":"X.1","error_msg":"teapot"}`,
+			wantClass: ErrUnexpectedStatus, wantCode: "X.1", wantMessage: "teapot",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			})
+			c, _ := newAKSKClient(t, handler, nil)
+			img, err := c.ShowImage(context.Background(), testImageID)
+			if img != nil {
+				t.Errorf("image = %+v, want nil", img)
+			}
+			if !errors.Is(err, tt.wantClass) {
+				t.Fatalf("err = %v, want class %v", err, tt.wantClass)
+			}
+			apiErr := AsAPIError(err)
+			if apiErr == nil {
+				t.Fatalf("err = %v is no *APIError", err)
+			}
+			want := APIError{
+				Operation: "ShowImage", StatusCode: tt.status, ErrorCode: tt.wantCode,
+				Message: tt.wantMessage, RequestID: tt.wantRequestID, Class: tt.wantClass,
+			}
+			if *apiErr != want {
+				t.Errorf("APIError = %#v\nwant       %#v", *apiErr, want)
+			}
+			if len([]rune(apiErr.Message)) > 200 || strings.ContainsAny(apiErr.Message, "<>\n") {
+				t.Errorf("Message is not short and clean: %q", apiErr.Message)
+			}
+			if !strings.HasPrefix(err.Error(), "show image "+testImageID+": ShowImage: ") {
+				t.Errorf("err text = %q, want the operation context first", err)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Errorf("%d requests, want exactly 1 (no retries)", n)
+			}
+			assertNoSecrets(t, err)
+		})
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "req-42")
+		writeJSON(w, 400, `{"error_code":"ModelArts.6404","error_msg":"Image not found."}`)
+	})
+	c, _ := newAKSKClient(t, handler, nil)
+	_, err := c.ShowImage(context.Background(), testImageID)
+	want := `show image ` + testImageID + `: ShowImage: not found (HTTP 400 ModelArts.6404 "Image not found.") request_id=req-42`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}
+
+// TestDecoding covers the 200 answers: documented, extended, odd and broken.
+func TestDecoding(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        string
+		maxBody     int64
+		wantErrText string // empty: success
+		check       func(*testing.T, *Image)
+	}{
+		{
+			name: "unknown fields are ignored",
+			body: `{"id":"x","status":"ACTIVE","size":12,"brand_new":{"nested":[1,2,3]},"tags":null}`,
+			check: func(t *testing.T, img *Image) {
+				if img.ID != "x" || img.Status != "ACTIVE" || img.Size == nil || *img.Size != 12 {
+					t.Errorf("image = %+v", img)
+				}
+			},
+		},
+		{
+			name: "missing size stays nil",
+			body: `{"id":"x","type":"BUILD_IN"}`,
+			check: func(t *testing.T, img *Image) {
+				if img.Size != nil {
+					t.Errorf("Size = %d, want nil", *img.Size)
+				}
+			},
+		},
+		{
+			name: "size null stays nil",
+			body: `{"id":"x","size":null}`,
+			check: func(t *testing.T, img *Image) {
+				if img.Size != nil {
+					t.Errorf("Size = %d, want nil", *img.Size)
+				}
+			},
+		},
+		{
+			name: "enum values in another case are kept",
+			body: `{"id":"x","status":"active","arch":"aarch64","type":"SOMETHING_NEW"}`,
+			check: func(t *testing.T, img *Image) {
+				if img.Status != "active" || img.Arch != "aarch64" || img.Type != "SOMETHING_NEW" {
+					t.Errorf("image = %+v", img)
+				}
+			},
+		},
+		{name: "size as a string", body: `{"id":"x","size":"3376133259"}`, wantErrText: "Image.size of type int64"},
+		{name: "create_at as a string", body: `{"id":"x","create_at":"1638234504492"}`, wantErrText: "cannot unmarshal"},
+		{name: "truncated JSON", body: `{"id":"x","status":"ACT`, wantErrText: "unexpected end of JSON input"},
+		{name: "garbage", body: `<html>oops</html>`, wantErrText: "invalid character"},
+		{name: "empty body", body: ``, wantErrText: "unexpected end of JSON input"},
+		{name: "array instead of object", body: `[]`, wantErrText: "cannot unmarshal array"},
+		{
+			name: "body over the cap", body: `{"id":"x","description":"` + strings.Repeat("a", 2000) + `"}`,
+			maxBody: 1024, wantErrText: "response body exceeds 1024 bytes",
+		},
+		{
+			name: "body at the cap", body: `{"id":"x","description":"` + strings.Repeat("a", 1024-27) + `"}`,
+			maxBody: 1024,
+			check: func(t *testing.T, img *Image) {
+				if len(img.Description) != 1024-27 {
+					t.Errorf("description has %d bytes", len(img.Description))
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, http.StatusOK, tt.body)
+			})
+			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.MaxBodyBytes = tt.maxBody })
+			img, err := c.ShowImage(context.Background(), "x")
+			if tt.wantErrText == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.check(t, img)
+				return
+			}
+			if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), tt.wantErrText) {
+				t.Fatalf("err = %v, want ErrMalformedResponse with %q", err, tt.wantErrText)
+			}
+			if apiErr := AsAPIError(err); apiErr == nil || apiErr.StatusCode != 200 || apiErr.Operation != "ShowImage" {
+				t.Errorf("APIError = %#v", apiErr)
+			}
+		})
+	}
+}
+
+// TestTruncatedBody: the connection closes before Content-Length bytes arrived.
+func TestTruncatedBody(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"id":"x","status":`))
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	c, _ := newAKSKClient(t, handler, nil)
+	_, err := c.ShowImage(context.Background(), "x")
+	if !errors.Is(err, ErrMalformedResponse) {
+		t.Fatalf("err = %v, want ErrMalformedResponse", err)
+	}
+}
+
+func TestListImages(t *testing.T) {
+	tests := []struct {
+		name      string
+		opts      ListOptions
+		wantQuery url.Values
+	}{
+		{name: "no options", opts: ListOptions{}, wantQuery: url.Values{}},
+		{
+			name: "every option",
+			opts: ListOptions{
+				Limit: 50, Offset: 100, Name: "py torch", Namespace: "atelier",
+				ServiceType: "COMMON", Type: "DEDICATED", WorkspaceID: "0",
+			},
+			wantQuery: url.Values{
+				"limit": {"50"}, "offset": {"100"}, "name": {"py torch"}, "namespace": {"atelier"},
+				"service_type": {"COMMON"}, "type": {"DEDICATED"}, "workspace_id": {"0"},
+			},
+		},
+		{
+			name: "some options", opts: ListOptions{Type: "BUILD_IN", Limit: 200},
+			wantQuery: url.Values{"limit": {"200"}, "type": {"BUILD_IN"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/"+testProjectID+"/images" {
+					t.Errorf("path = %s", r.URL.Path)
+				}
+				if got := r.URL.Query(); !reflect.DeepEqual(got, tt.wantQuery) {
+					t.Errorf("query = %v, want %v", got, tt.wantQuery)
+				}
+				verifySignature(t, r, testAK, testSK, "content-type;host;x-project-id;x-sdk-date")
+				writeJSON(w, http.StatusOK, `{"current":0,"pages":3,"size":1,"total":3,"data":[`+showImageExample+`],"extra":true}`)
+			})
+			c, _ := newAKSKClient(t, handler, nil)
+			list, err := c.ListImages(context.Background(), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if list.Total != 3 || list.Pages != 3 || list.Size != 1 || len(list.Data) != 1 || list.Data[0].ID != testImageID {
+				t.Errorf("list = %+v", list)
+			}
+		})
+	}
+}
+
+func TestListImagesErrorContext(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 429, `{"error_code":"APIG.0308","error_msg":"The throttling threshold has been reached"}`)
+	})
+	c, _ := newAKSKClient(t, handler, nil)
+	_, err := c.ListImages(context.Background(), ListOptions{})
+	if !errors.Is(err, ErrThrottled) || !strings.HasPrefix(err.Error(), "list images: ListImage: throttled (HTTP 429") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestUnreachable: no HTTP answer at all.
+func TestUnreachable(t *testing.T) {
+	t.Run("connection refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		c, err := NewClient(Config{
+			Endpoint: "http://" + addr, ProjectID: testProjectID,
+			Credentials: Credentials{AccessKey: testAK, SecretKey: testSK},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ShowImage(context.Background(), testImageID)
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("err = %v, want ErrUnreachable", err)
+		}
+		var opErr *net.OpError
+		if !errors.As(err, &opErr) {
+			t.Errorf("err = %v does not keep the network error", err)
+		}
+		assertNoSecrets(t, err)
+	})
+
+	t.Run("context deadline", func(t *testing.T) {
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		})
+		c, _ := newAKSKClient(t, handler, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.ShowImage(ctx, testImageID)
+		if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrUnreachable and context.DeadlineExceeded", err)
+		}
+	})
+
+	t.Run("deadline while reading the body", func(t *testing.T) {
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"id":`))
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+		})
+		c, _ := newAKSKClient(t, handler, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.ShowImage(ctx, testImageID)
+		if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrUnreachable and context.DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestAKSKUnauthorizedIsNotRetried: an AK/SK pair is locked after five bad
+// signatures, so a 401 must cost exactly one request.
+func TestAKSKUnauthorizedIsNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("X-Security-Token") != "sts" {
+			t.Errorf("X-Security-Token = %q", r.Header.Get("X-Security-Token"))
+		}
+		verifySignature(t, r, testAK, testSK, "content-type;host;x-project-id;x-sdk-date;x-security-token")
+		writeJSON(w, 401, `{"error_code":"APIG.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail"}`)
+	})
+	c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.Credentials.SecurityToken = "sts" })
+	_, err := c.ShowImage(context.Background(), testImageID)
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("err = %v, want ErrUnauthorized", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d requests, want exactly 1", n)
+	}
+	if strings.Contains(err.Error(), "sts") && strings.Contains(err.Error(), "X-Security") {
+		t.Errorf("err = %v", err)
+	}
+	assertNoSecrets(t, err)
+}
+
+func TestObserverAKSK(t *testing.T) {
+	statuses := []int{200, 404, 500}
+	var i atomic.Int32
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, statuses[i.Add(1)-1], `{}`)
+	})
+	obs := &recordingObserver{}
+	c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.Observer = obs })
+	_, _ = c.ShowImage(context.Background(), "a")
+	_, _ = c.ShowImage(context.Background(), "b")
+	_, _ = c.ListImages(context.Background(), ListOptions{})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _ = c.ShowImage(ctx, "c")
+
+	want := []observation{{"ShowImage", 200}, {"ShowImage", 404}, {"ListImage", 500}, {"ShowImage", 0}}
+	if got := obs.observations(); !reflect.DeepEqual(got, want) {
+		t.Errorf("observations = %v, want %v", got, want)
+	}
+}
+
+// TestProjectLookupAKSK: without a configured project id, AK/SK clients ask
+// IAM once for the project named after the region.
+func TestProjectLookupAKSK(t *testing.T) {
+	var iamCalls, apiCalls atomic.Int32
+	iam := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iamCalls.Add(1)
+		if r.URL.Path != "/v3/projects" || r.URL.Query().Get("name") != "eu-de" {
+			t.Errorf("IAM request = %s", r.URL)
+		}
+		verifySignature(t, r, testAK, testSK, "content-type;host;x-sdk-date")
+		writeJSON(w, 200, `{"projects":[{"id":"other","name":"eu-de_sub"},{"id":"`+testProjectID+`","name":"eu-de","enabled":true}],"links":{}}`)
+	})
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apiCalls.Add(1)
+		if r.URL.Path != "/v1/"+testProjectID+"/images/x" || r.Header.Get("X-Project-Id") != testProjectID {
+			t.Errorf("API request = %s with X-Project-Id %q", r.URL, r.Header.Get("X-Project-Id"))
+		}
+		writeJSON(w, 200, `{"id":"x"}`)
+	})
+	iamSrv, obs := startServer(t, iam), &recordingObserver{}
+	c, _ := newAKSKClient(t, api, func(cfg *Config) {
+		cfg.ProjectID = ""
+		cfg.Region = "eu-de"
+		cfg.IAMEndpoint = iamSrv + "/v3/"
+		cfg.Observer = obs
+	})
+	for range 3 {
+		if _, err := c.ShowImage(context.Background(), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, err := c.ProjectID(context.Background()); err != nil || id != testProjectID {
+		t.Errorf("ProjectID = %q, %v", id, err)
+	}
+	if iamCalls.Load() != 1 || apiCalls.Load() != 3 {
+		t.Errorf("IAM calls = %d (want 1), API calls = %d (want 3)", iamCalls.Load(), apiCalls.Load())
+	}
+	if got := obs.observations()[0]; got != (observation{"ListProjects", 200}) {
+		t.Errorf("first observation = %v", got)
+	}
+}
+
+func TestProjectLookupNotFound(t *testing.T) {
+	var iamCalls atomic.Int32
+	iam := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iamCalls.Add(1)
+		writeJSON(w, 200, `{"projects":[]}`)
+	})
+	iamSrv := startServer(t, iam)
+	clock := newFakeClock(time.Date(2024, 3, 9, 6, 0, 0, 0, time.UTC))
+	c, _ := newAKSKClient(t, http.NotFoundHandler(), func(cfg *Config) {
+		cfg.ProjectID, cfg.Region, cfg.IAMEndpoint, cfg.Now = "", "eu-nl", iamSrv, clock.Now
+	})
+	for range 2 {
+		_, err := c.ShowImage(context.Background(), "x")
+		want := `show image x: resolve project id: ListProjects: not found: IAM lists no project named "eu-nl"`
+		if !errors.Is(err, ErrNotFound) || err.Error() != want {
+			t.Fatalf("err = %v\nwant  %s", err, want)
+		}
+	}
+	if n := iamCalls.Load(); n != 1 {
+		t.Errorf("%d IAM calls within the retry interval, want 1", n)
+	}
+	clock.Advance(projectRetryInterval)
+	_, _ = c.ShowImage(context.Background(), "x")
+	if n := iamCalls.Load(); n != 2 {
+		t.Errorf("%d IAM calls after the retry interval, want 2", n)
+	}
+}
+
+func TestNewClientValidation(t *testing.T) {
+	ak := Credentials{AccessKey: testAK, SecretKey: testSK}
+	pw := Credentials{DomainName: "dom", Username: "user", Password: testPassword}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string // empty: valid
+	}{
+		{name: "AK/SK with project id", cfg: Config{Endpoint: "https://modelarts.eu-de.otc.t-systems.com", ProjectID: "p", Credentials: ak}},
+		{name: "AK/SK with region and IAM", cfg: Config{Endpoint: "http://127.0.0.1:8080/", IAMEndpoint: "http://127.0.0.1:8081", Region: "eu-de", Credentials: ak}},
+		{name: "password with region", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com/v3", Region: "eu-de", Credentials: pw}},
+		{name: "password with project id", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: pw}},
+		{name: "no endpoint", cfg: Config{ProjectID: "p", Credentials: ak}, wantErr: "endpoint: required"},
+		{name: "relative endpoint", cfg: Config{Endpoint: "modelarts.example.com", ProjectID: "p", Credentials: ak}, wantErr: `endpoint "modelarts.example.com": must be an absolute http or https URL`},
+		{name: "ftp endpoint", cfg: Config{Endpoint: "ftp://m.example.com", ProjectID: "p", Credentials: ak}, wantErr: "must be an absolute http or https URL"},
+		{name: "endpoint with query", cfg: Config{Endpoint: "https://m.example.com/?a=b", ProjectID: "p", Credentials: ak}, wantErr: "must not have a query or fragment"},
+		{name: "unparsable endpoint", cfg: Config{Endpoint: "https://m.example.com/%zz", ProjectID: "p", Credentials: ak}, wantErr: `endpoint: invalid URL: invalid URL escape "%zz"`},
+		{name: "endpoint with userinfo", cfg: Config{Endpoint: "https://u:" + testPassword + "@m.example.com", ProjectID: "p", Credentials: ak}, wantErr: "must not carry user information"},
+		{name: "no credentials", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p"}, wantErr: "credentials: none configured"},
+		{name: "both kinds", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: Credentials{AccessKey: testAK, SecretKey: testSK, Password: testPassword}}, wantErr: "credentials: both access key and password credentials are set"},
+		{name: "secret key alone", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: Credentials{SecretKey: testSK}}, wantErr: "credentials: access key missing for AK/SK signing"},
+		{name: "security token alone", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: Credentials{SecurityToken: "t"}}, wantErr: "credentials: access key and secret key missing for AK/SK signing"},
+		{name: "password without user", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: Credentials{DomainName: "d", Password: testPassword}}, wantErr: "credentials: username missing for password authentication"},
+		{name: "password without IAM", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: pw}, wantErr: "iam endpoint: required"},
+		{name: "no project id, no IAM", cfg: Config{Endpoint: "https://m.example.com", Region: "eu-de", Credentials: ak}, wantErr: "iam endpoint: required"},
+		{name: "no project id, no region", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", Credentials: ak}, wantErr: "region: required when the project id is not configured"},
+		{name: "bad IAM endpoint", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "iam", ProjectID: "p", Credentials: ak}, wantErr: `iam endpoint "iam": must be an absolute http or https URL`},
+		{name: "negative body cap", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: ak, MaxBodyBytes: -1}, wantErr: "max body bytes: must not be negative, got -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClient(tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil || c == nil {
+					t.Fatalf("NewClient = %v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			assertNoSecrets(t, err)
+		})
+	}
+}
+
+// TestDefaultHTTPClient: without Config.HTTPClient the client pools enough
+// connections per host and leaves the deadline to the caller's context.
+func TestDefaultHTTPClient(t *testing.T) {
+	c, err := NewClient(Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: Credentials{AccessKey: "a", SecretKey: "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.httpClient.Timeout != 0 {
+		t.Errorf("Timeout = %v, want none", c.httpClient.Timeout)
+	}
+	signing, ok := c.httpClient.Transport.(*signingRoundTripper)
+	if !ok {
+		t.Fatalf("transport = %T", c.httpClient.Transport)
+	}
+	base := signing.next.(*observingRoundTripper).next.(*http.Transport)
+	if base.MaxIdleConnsPerHost != 64 || base == http.DefaultTransport {
+		t.Errorf("base transport: MaxIdleConnsPerHost = %d, shared with DefaultTransport: %v",
+			base.MaxIdleConnsPerHost, base == http.DefaultTransport)
+	}
+}
+
+// TestCustomHTTPClient: the caller's transport is used and its client left alone.
+func TestCustomHTTPClient(t *testing.T) {
+	var used atomic.Bool
+	custom := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		used.Store(true)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{}`) })
+	c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.HTTPClient = custom })
+	if _, err := c.ShowImage(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if !used.Load() {
+		t.Error("the configured transport was not used")
+	}
+	if _, ok := custom.Transport.(roundTripFunc); !ok || custom.CheckRedirect != nil {
+		t.Error("the configured client was modified")
+	}
+}
+
+func TestShowImageEmptyID(t *testing.T) {
+	var calls atomic.Int32
+	c, _ := newAKSKClient(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }), nil)
+	_, err := c.ShowImage(context.Background(), "")
+	if !errors.Is(err, ErrNotFound) || calls.Load() != 0 {
+		t.Errorf("err = %v after %d requests", err, calls.Load())
+	}
+}
+
+func TestShowImageEscapesID(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if want := "/v1/" + testProjectID + "/images/a%2Fb%3Fc"; r.URL.EscapedPath() != want || r.URL.RawQuery != "" {
+			t.Errorf("path = %s ? %s, want %s", r.URL.EscapedPath(), r.URL.RawQuery, want)
+		}
+		verifySignature(t, r, testAK, testSK, "content-type;host;x-project-id;x-sdk-date")
+		writeJSON(w, 404, `{"error_code":"ModelArts.6404","error_msg":"not found"}`)
+	})
+	c, _ := newAKSKClient(t, handler, nil)
+	if _, err := c.ShowImage(context.Background(), "a/b?c"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// startServer starts h (an extra server such as IAM) for the test and returns its URL.
+func startServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestSecretsNotPrinted: printing credentials, a configuration or a signer,
+// in any verb, shows no secret.
+func TestSecretsNotPrinted(t *testing.T) {
+	creds := Credentials{AccessKey: testAK, SecretKey: testSK, SecurityToken: testPassword, DomainName: "d", Username: "u", Password: testPassword}
+	values := []any{
+		creds, &creds,
+		Config{Endpoint: "https://m.example.com", Credentials: creds}, &Config{Credentials: creds},
+		Signer{AccessKey: testAK, SecretKey: testSK, SecurityToken: testPassword}, &Signer{AccessKey: testAK, SecretKey: testSK},
+	}
+	for _, v := range values {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			text := fmt.Sprintf(verb, v)
+			if strings.Contains(text, testSK) || strings.Contains(text, testPassword) {
+				t.Errorf("%s of %T shows a secret: %s", verb, v, text)
+			}
+			if !strings.Contains(text, testAK) && !strings.Contains(text, "m.example.com") && !strings.Contains(text, "<secret>") {
+				t.Errorf("%s of %T shows nothing useful: %s", verb, v, text)
+			}
+		}
+	}
+}

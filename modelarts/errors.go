@@ -1,0 +1,80 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package modelarts
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error classes. Callers test with errors.Is; every error the client returns
+// wraps exactly one of them.
+var (
+	// ErrNotFound: the image does not exist (HTTP 404, or 400 with ModelArts.6404 / ModelArts.6797).
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized: HTTP 401, the credentials were refused.
+	ErrUnauthorized = errors.New("credentials refused")
+	// ErrForbidden: HTTP 403, e.g. ModelArts.0210 (project id does not match the credentials).
+	ErrForbidden = errors.New("forbidden")
+	// ErrThrottled: HTTP 429 (APIG.0308, ModelArts.2799/4206/6101).
+	ErrThrottled = errors.New("throttled")
+	// ErrServer: HTTP 5xx.
+	ErrServer = errors.New("server error")
+	// ErrUnexpectedStatus: any other status code.
+	ErrUnexpectedStatus = errors.New("unexpected status")
+	// ErrMalformedResponse: the body could not be decoded, was truncated or too large.
+	ErrMalformedResponse = errors.New("malformed response")
+	// ErrUnreachable: no HTTP answer at all (DNS, connection refused or reset, TLS, timeout).
+	ErrUnreachable = errors.New("unreachable")
+)
+
+// APIError describes one failed API call. It wraps one of the error classes above
+// and never contains credentials.
+type APIError struct {
+	Operation  string // e.g. "ShowImage"
+	StatusCode int    // 0 when no response was received
+	ErrorCode  string // e.g. "ModelArts.6404", "APIG.0308"
+	Message    string // error_msg from the body, cut to a sane length
+	RequestID  string // X-Request-Id header, or request_id from the body
+	Class      error  // one of the Err* values
+	Cause      error  // underlying transport or decode error, may be nil
+}
+
+func (e *APIError) Error() string {
+	s := e.Operation + ": " + e.Class.Error()
+	if e.StatusCode != 0 {
+		s += fmt.Sprintf(" (HTTP %d", e.StatusCode)
+		if e.ErrorCode != "" {
+			s += " " + e.ErrorCode
+		}
+		if e.Message != "" {
+			s += fmt.Sprintf(" %q", e.Message)
+		}
+		s += ")"
+	}
+	if e.RequestID != "" {
+		s += " request_id=" + e.RequestID
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap lets errors.Is match both the class and the cause (e.g. context.DeadlineExceeded).
+func (e *APIError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Class, e.Cause}
+	}
+	return []error{e.Class}
+}
+
+// AsAPIError returns the *APIError in err's chain, or nil.
+func AsAPIError(err error) *APIError {
+	var e *APIError
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package modelartstest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Error codes the server answers with.
+const (
+	CodeTokenMissing       = "ModelArts.0201"
+	CodeTokenExpired       = "ModelArts.0202"
+	CodeTokenInvalid       = "ModelArts.0203"
+	CodeTokenNotScoped     = "ModelArts.0207"
+	CodeProjectMismatch    = "ModelArts.0210"
+	CodeParameterError     = "ModelArts.0104"
+	CodeImageNotFound      = "ModelArts.6404"
+	CodeSystemBusy         = "ModelArts.4206"
+	CodeInternalError      = "ModelArts.0001"
+	CodeSignatureFailed    = "APIG.0301"
+	CodeThrottled          = "APIG.0308"
+	CodeBackendUnavailable = "APIG.0202"
+	CodeBackendTimeout     = "APIG.0203"
+)
+
+// Messages of the errors tests are likely to look for.
+const (
+	MsgSignatureFailed = "Incorrect IAM authentication information: verify aksk signature fail"
+	MsgKeyLocked       = "Incorrect IAM authentication information: AK access failed to reach the limit,forbidden."
+	MsgThrottled       = "The throttling threshold has been reached"
+	MsgWrongPassword   = "The username or password is wrong."
+)
+
+const contentTypeJSON = "application/json;charset=UTF-8"
+
+// mustJSON encodes values that cannot fail to encode (no channels, funcs or
+// cyclic data).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("modelartstest: encode %T: %v", v, err))
+	}
+	return b
+}
+
+func jsonReply(status int, v any) reply {
+	return reply{status: status, contentType: contentTypeJSON, body: mustJSON(v)}
+}
+
+type modelArtsErrorBody struct {
+	ErrorCode string `json:"error_code"`
+	ErrorMsg  string `json:"error_msg"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// modelArtsError is the body of ModelArts' own errors.
+func modelArtsError(status int, code, msg string) reply {
+	return jsonReply(status, modelArtsErrorBody{ErrorCode: code, ErrorMsg: msg})
+}
+
+// gatewayError is the body of the API gateway's errors, which add request_id.
+func gatewayError(status int, code, msg, requestID string) reply {
+	return jsonReply(status, modelArtsErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: requestID})
+}
+
+type iamErrorBody struct {
+	Error struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Title   string `json:"title"`
+	} `json:"error"`
+}
+
+// iamError is the body of IAM's (Keystone's) errors.
+func iamError(status int, msg string) reply {
+	var b iamErrorBody
+	b.Error.Code = status
+	b.Error.Message = msg
+	b.Error.Title = http.StatusText(status)
+	return jsonReply(status, b)
+}
+
+// errorReply answers status with code and msg in the body format the code
+// belongs to: the gateway's for APIG codes, IAM's for IAM operations without
+// a code, ModelArts' otherwise.
+func errorReply(c *call, status int, code, msg string) reply {
+	switch {
+	case strings.HasPrefix(code, "APIG."):
+		return gatewayError(status, code, msg, c.requestID)
+	case code == "" && isIAMOperation(c.op):
+		return iamError(status, msg)
+	default:
+		return modelArtsError(status, code, msg)
+	}
+}
+
+func isIAMOperation(op string) bool { return op == OpCreateToken || op == OpListProjects }
+
+// documentedError is the usual error code and message for a status.
+func documentedError(op string, status int) (code, msg string) {
+	if isIAMOperation(op) {
+		switch status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+		default:
+			return "", iamMessage(status)
+		}
+	}
+	switch status {
+	case http.StatusBadRequest:
+		return CodeParameterError, "Parameter error."
+	case http.StatusUnauthorized:
+		return CodeTokenInvalid, "Invalid token."
+	case http.StatusForbidden:
+		return CodeProjectMismatch, "The project ID in the URL does not match the credentials."
+	case http.StatusNotFound:
+		return CodeImageNotFound, "Image not found."
+	case http.StatusTooManyRequests:
+		return CodeThrottled, MsgThrottled
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return CodeBackendUnavailable, "Backend unavailable"
+	case http.StatusGatewayTimeout:
+		return CodeBackendTimeout, "Backend timeout"
+	default:
+		return CodeInternalError, http.StatusText(status)
+	}
+}
+
+func iamMessage(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "The request you have made requires authentication."
+	case http.StatusForbidden:
+		return "You are not authorized to perform the requested action."
+	case http.StatusNotFound:
+		return "Could not find the requested resource."
+	case http.StatusBadRequest:
+		return "The request body is invalid."
+	default:
+		return http.StatusText(status)
+	}
+}
