@@ -16,7 +16,7 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
              -X $(VPKG).BuildUser=$(BUILDUSER) -X $(VPKG).BuildDate=$(BUILDDATE)
 
-.PHONY: all build test vet lint demo e2e bench fuzz tarball clean
+.PHONY: all build test vet lint demo e2e bench fuzz load tarball clean
 
 all: lint test build
 
@@ -44,6 +44,22 @@ lint: vet
 ## demo: the simulator with sample images and the exporter on loopback; no cloud account needed.
 demo: build
 	./scripts/demo.sh
+
+## e2e: the real stack on loopback: simulator, exporter, Debian's prometheus and prometheus-alertmanager.
+e2e: build
+	./scripts/e2e.sh
+
+## bench: scrape time, API calls, allocations and render cost at 10, 1,000 and 10,000 images.
+bench:
+	./scripts/bench.sh
+
+## fuzz: every fuzz target for a bounded time (FUZZTIME each, default 30s).
+fuzz:
+	./scripts/fuzz.sh
+
+## load: many concurrent scrapers against the simulator with faults switched on and off.
+load: build
+	./scripts/load.sh
 
 tarball:
 	$(PROMU) tarball --prefix .
