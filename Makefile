@@ -66,4 +66,4 @@ tarball:
 
 clean:
 	rm -f $(BINARIES)
-	rm -rf .build .tarballs .e2e
+	rm -rf .build .tarballs .e2e .bench

@@ -46,6 +46,8 @@ func run(args []string) int {
 		configCheck   = app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").Bool()
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds, to leave room for rendering the answer.").Default("0.5s").Duration()
+		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
+		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path served at once; more are answered 503 at once, without API calls. 0 means no limit.").Default("40").Int()
 		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
 		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
 		toolkitFlags  = kingpinflag.AddFlags(app, ":9713")
@@ -54,6 +56,10 @@ func run(args []string) int {
 	app.HelpFlag.Short('h')
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", exporterName, err)
+		return 2
+	}
+	if *maxRequests < 0 || *maxTimeout < 0 {
+		fmt.Fprintf(os.Stderr, "%s: --web.max-requests and --scrape.max-timeout must not be negative\n", exporterName)
 		return 2
 	}
 
@@ -86,7 +92,7 @@ func run(args []string) int {
 	level.Info(logger).Log("msg", "Loaded configuration", "file", *configFile, "projects", len(cfg.Projects))
 
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, exp.metricsHandler(*timeoutOffset))
+	mux.Handle(*metricsPath, exp.metricsHandler(*timeoutOffset, *maxTimeout, *maxRequests))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "Healthy")
@@ -165,6 +171,7 @@ type exporter struct {
 	state         atomic.Pointer[state]
 	reloadSuccess prometheus.Gauge
 	reloadTime    prometheus.Gauge
+	rejected      prometheus.Counter
 }
 
 // state is one applied configuration.
@@ -187,8 +194,12 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 			Name: "modelarts_exporter_config_last_reload_success_timestamp_seconds",
 			Help: "Time of the last successful configuration load or reload, in seconds since the Unix epoch.",
 		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "modelarts_exporter_scrapes_rejected_total",
+			Help: "Requests to the metrics path answered 503 because --web.max-requests scrapes were already being served.",
+		}),
 	}
-	reg.MustRegister(e.reloadSuccess, e.reloadTime)
+	reg.MustRegister(e.reloadSuccess, e.reloadTime, e.rejected)
 	return e
 }
 
@@ -241,10 +252,33 @@ func (e *exporter) reloadHandler(w http.ResponseWriter, r *http.Request) {
 
 // metricsHandler scrapes the API within the scrape's deadline and serves the
 // exporter's own metrics together with the image metrics of this scrape.
-func (e *exporter) metricsHandler(offset time.Duration) http.Handler {
+//
+// At most maxRequests scrapes (0: no limit) run at once: a flood of requests
+// cannot pile up API work, the excess is answered 503 at once. The API work
+// of one scrape ends at its deadline (X-Prometheus-Scrape-Timeout-Seconds
+// minus offset, else global.scrape_timeout, never more than maxTimeout) or
+// when the client goes away, whichever comes first.
+func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) http.Handler {
+	var inFlight chan struct{}
+	if maxRequests > 0 {
+		inFlight = make(chan struct{}, maxRequests)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				e.rejected.Inc()
+				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		st := e.state.Load()
 		timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, st.scrapeTimeout)
+		if maxTimeout > 0 {
+			timeout = min(timeout, maxTimeout)
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 

@@ -148,10 +148,35 @@ func (s *syncBuffer) String() string {
 
 func startExporter(t *testing.T, args ...string) *runningExporter {
 	t.Helper()
+	return startExporterWith(t, exporterOptions{}, args...)
+}
+
+// exporterOptions change how startExporterWith runs the binary and checks that
+// it is up.
+type exporterOptions struct {
+	// scheme of the health check, default "http".
+	scheme string
+	// client for the health check, default http.DefaultClient.
+	client *http.Client
+	// user and password for the health check, when set.
+	user, password string
+	// env is added to the environment of the process.
+	env []string
+}
+
+func startExporterWith(t *testing.T, opts exporterOptions, args ...string) *runningExporter {
+	t.Helper()
+	if opts.scheme == "" {
+		opts.scheme = "http"
+	}
+	if opts.client == nil {
+		opts.client = http.DefaultClient
+	}
 	addr := freeAddress(t)
 	logs := &syncBuffer{}
 	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Env = append(os.Environ(), opts.env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +189,11 @@ func startExporter(t *testing.T, args ...string) *runningExporter {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/-/healthy")
+		req, _ := http.NewRequest(http.MethodGet, opts.scheme+"://"+addr+"/-/healthy", nil)
+		if opts.user != "" {
+			req.SetBasicAuth(opts.user, opts.password)
+		}
+		resp, err := opts.client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -43,7 +43,11 @@ var (
 		append(slices.Clone(imageLabels), "service_type", "origin", "namespace", "tag", "swr_path", "workspace_id", "dev_services", "resource_categories"), nil)
 	imageUpDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "image", "up"),
-		"1 when this scrape fetched the image from the API, else 0.",
+		"1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.",
+		[]string{"project", "id"}, nil)
+	lastSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "image", "last_success_timestamp_seconds"),
+		"Time the image was last fetched successfully, in seconds since the Unix epoch: the age of the values exported. No series before the first success.",
 		[]string{"project", "id"}, nil)
 	notFoundDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "image", "not_found"),
@@ -55,7 +59,7 @@ var (
 		[]string{"project"}, nil)
 	durationDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "scrape", "duration_seconds"),
-		"Time spent fetching the project's images in this scrape.",
+		"Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval).",
 		[]string{"project"}, nil)
 )
 
@@ -80,7 +84,7 @@ func NewImageCollector(results []ProjectResult) (*ImageCollector, error) {
 
 // Describe sends every descriptor Collect can emit.
 func (c *ImageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{sizeDesc, statusDesc, createdDesc, updatedDesc, infoDesc, imageUpDesc, notFoundDesc, upDesc, durationDesc} {
+	for _, d := range []*prometheus.Desc{sizeDesc, statusDesc, createdDesc, updatedDesc, infoDesc, imageUpDesc, lastSuccessDesc, notFoundDesc, upDesc, durationDesc} {
 		ch <- d
 	}
 }
@@ -97,8 +101,11 @@ func (c *ImageCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func collectImage(ch chan<- prometheus.Metric, project string, r ImageResult) {
-	ch <- prometheus.MustNewConstMetric(imageUpDesc, prometheus.GaugeValue, boolValue(r.Image != nil), project, r.ID)
+	ch <- prometheus.MustNewConstMetric(imageUpDesc, prometheus.GaugeValue, boolValue(r.Err == nil && r.Image != nil), project, r.ID)
 	ch <- prometheus.MustNewConstMetric(notFoundDesc, prometheus.GaugeValue, boolValue(errors.Is(r.Err, modelarts.ErrNotFound)), project, r.ID)
+	if !r.LastSuccess.IsZero() {
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(r.LastSuccess.UnixMilli())/1000, project, r.ID)
+	}
 	img := r.Image
 	if img == nil {
 		return

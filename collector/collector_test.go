@@ -114,13 +114,13 @@ modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="pro
 # HELP modelarts_image_size_bytes Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images).
 # TYPE modelarts_image_size_bytes gauge
 modelarts_image_size_bytes{` + labels + `} 3.457160192e+09
-# HELP modelarts_image_up 1 when this scrape fetched the image from the API, else 0.
+# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.
 # TYPE modelarts_image_up gauge
 modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 # HELP modelarts_image_updated_timestamp_seconds Time the image was last updated, in seconds since the Unix epoch (update_at).
 # TYPE modelarts_image_updated_timestamp_seconds gauge
 modelarts_image_updated_timestamp_seconds{` + labels + `} 1.638234504999e+09
-# HELP modelarts_scrape_duration_seconds Time spent fetching the project's images in this scrape.
+# HELP modelarts_scrape_duration_seconds Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval).
 # TYPE modelarts_scrape_duration_seconds gauge
 modelarts_scrape_duration_seconds{project="prod"} 1.5
 # HELP modelarts_up 0 when the project's credentials were refused or the API could not be reached in this scrape, else 1.
@@ -171,7 +171,7 @@ func TestCollectFailedImages(t *testing.T) {
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000001",project="prod"} 1
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
 modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
-# HELP modelarts_image_up 1 when this scrape fetched the image from the API, else 0.
+# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.
 # TYPE modelarts_image_up gauge
 modelarts_image_up{id="00000000-0000-0000-0000-000000000001",project="prod"} 0
 modelarts_image_up{id="00000000-0000-0000-0000-000000000002",project="prod"} 0

@@ -5,6 +5,7 @@ package collector
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/modelarts-exporter/modelarts_exporter/config"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
@@ -35,16 +36,36 @@ func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string) ([]P
 			HTTPClient: httpClient,
 			Observer:   metrics.ForProject(pc.Name),
 			UserAgent:  userAgent,
+			RateLimit:  pc.RateLimit,
+			RateBurst:  pc.RateBurst,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("project %q: %w", pc.Name, err)
 		}
 		projects = append(projects, Project{
-			Name:        pc.Name,
-			Client:      client,
-			ImageIDs:    pc.Images,
-			Concurrency: cfg.Global.Concurrency,
+			Name:               pc.Name,
+			Client:             client,
+			ImageIDs:           pc.Images,
+			Discovery:          discoveryFilters(pc.Discovery),
+			Concurrency:        cfg.Global.Concurrency,
+			MinRefreshInterval: time.Duration(cfg.Global.MinRefreshInterval),
+			ServeStaleFor:      time.Duration(cfg.Global.ServeStaleFor),
 		})
 	}
 	return projects, nil
+}
+
+// discoveryFilters turns the discovery section into ListImage filters; nil
+// when discovery is off.
+func discoveryFilters(d *config.DiscoveryConfig) *modelarts.ListOptions {
+	if d == nil {
+		return nil
+	}
+	return &modelarts.ListOptions{
+		Type:        d.Type,
+		Namespace:   d.Namespace,
+		Name:        d.Name,
+		ServiceType: d.ServiceType,
+		WorkspaceID: d.WorkspaceID,
+	}
 }

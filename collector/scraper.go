@@ -5,12 +5,10 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
@@ -23,17 +21,30 @@ type Project struct {
 	Client modelarts.API
 	// ImageIDs are the configured image IDs, lowercase UUIDs.
 	ImageIDs []string
+	// Discovery, when not nil, also exports every image ListImage returns
+	// with these filters (Limit and Offset are ignored).
+	Discovery *modelarts.ListOptions
 	// Concurrency bounds the API calls in flight for this project.
 	Concurrency int
+	// MinRefreshInterval: scrapes less than this after the start of the last
+	// fetch are answered from it, without API calls. 0 fetches every scrape.
+	MinRefreshInterval time.Duration
+	// ServeStaleFor is how long the last good values of an image are exported
+	// after fetching it failed, with modelarts_image_up 0. 0 serves none.
+	ServeStaleFor time.Duration
 }
 
 // ImageResult is the outcome of fetching one image in one scrape.
 type ImageResult struct {
 	ID string
-	// Image is nil when the fetch failed.
+	// Image holds the values to export: the ones fetched, or, when Err is
+	// set, the last good ones (stale) if ServeStaleFor allows; else nil.
 	Image *modelarts.Image
 	// Err is why the fetch failed; nil on success.
 	Err error
+	// LastSuccess is when the image was last fetched successfully (the start
+	// of that fetch); zero when it never was, or since it was found missing.
+	LastSuccess time.Time
 }
 
 // ProjectResult is the outcome of scraping one project.
@@ -41,113 +52,41 @@ type ProjectResult struct {
 	Name   string
 	Images []ImageResult
 	// Up is false when the credentials were refused or no call reached the API.
-	Up       bool
+	Up bool
+	// Duration is how long the fetch behind this result took.
 	Duration time.Duration
 }
 
-// Scraper fetches the configured images of every project.
+// Scraper fetches the images of every project. It keeps, per project, the
+// last good values of the images and the fetch in flight, so that
+// concurrent scrapes share one set of API calls; see Project for the knobs.
 type Scraper struct {
-	logger   log.Logger
-	projects []Project
+	states []*projectState
 }
 
 // NewScraper returns a Scraper for the given projects.
 func NewScraper(logger log.Logger, projects []Project) *Scraper {
-	return &Scraper{logger: logger, projects: projects}
+	return newScraper(logger, projects, time.Now)
 }
 
-// Scrape fetches every project concurrently. ctx bounds every API call; when
-// it ends, the calls still running fail and their images report down.
+// newScraper is NewScraper with a clock for the refresh interval and the age
+// of stale values.
+func newScraper(logger log.Logger, projects []Project, now func() time.Time) *Scraper {
+	s := &Scraper{states: make([]*projectState, len(projects))}
+	for i, p := range projects {
+		s.states[i] = newProjectState(&p, logger, now)
+	}
+	return s
+}
+
+// Scrape fetches every project concurrently. ctx bounds the wait: when it
+// ends, the images not fetched yet report down (or stale).
 func (s *Scraper) Scrape(ctx context.Context) []ProjectResult {
-	results := make([]ProjectResult, len(s.projects))
+	results := make([]ProjectResult, len(s.states))
 	var wg sync.WaitGroup
-	for i := range s.projects {
-		wg.Go(func() {
-			results[i] = s.scrapeProject(ctx, &s.projects[i])
-		})
+	for i, ps := range s.states {
+		wg.Go(func() { results[i] = ps.scrape(ctx) })
 	}
 	wg.Wait()
 	return results
-}
-
-// errSkipped marks images not fetched because the credentials were refused
-// earlier in the same scrape.
-var errSkipped = errors.New("not fetched: the credentials of this project were refused in this scrape")
-
-func (s *Scraper) scrapeProject(ctx context.Context, p *Project) ProjectResult {
-	start := time.Now()
-	res := ProjectResult{Name: p.Name, Images: make([]ImageResult, len(p.ImageIDs))}
-	if len(p.ImageIDs) == 0 {
-		res.Up = true
-		res.Duration = time.Since(start)
-		return res
-	}
-
-	// The first image is fetched alone: if the credentials are wrong, a scrape
-	// costs one refused call, not one per image (the cloud locks an AK/SK pair
-	// after five bad signatures).
-	res.Images[0] = s.fetch(ctx, p, p.ImageIDs[0])
-	if authRefused(res.Images[0].Err) {
-		for i, id := range p.ImageIDs[1:] {
-			res.Images[i+1] = ImageResult{ID: id, Err: errSkipped}
-		}
-	} else {
-		s.fetchConcurrently(ctx, p, res.Images[1:], p.ImageIDs[1:])
-	}
-
-	res.Up = projectUp(res.Images)
-	res.Duration = time.Since(start)
-	return res
-}
-
-func (s *Scraper) fetchConcurrently(ctx context.Context, p *Project, out []ImageResult, ids []string) {
-	limit := max(p.Concurrency, 1)
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i] = s.fetch(ctx, p, id)
-		})
-	}
-	wg.Wait()
-}
-
-func (s *Scraper) fetch(ctx context.Context, p *Project, id string) ImageResult {
-	img, err := p.Client.ShowImage(ctx, id)
-	if err != nil {
-		s.logFailure(p.Name, id, err)
-		return ImageResult{ID: id, Err: err}
-	}
-	return ImageResult{ID: id, Image: img}
-}
-
-// logFailure logs one failed fetch, once, with what support needs to trace it.
-func (s *Scraper) logFailure(project, id string, err error) {
-	kv := []any{"msg", "Failed to fetch image", "project", project, "image", id}
-	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
-		kv = append(kv, "code", apiErr.StatusCode, "error_code", apiErr.ErrorCode, "request_id", apiErr.RequestID)
-	}
-	kv = append(kv, "err", err)
-	level.Warn(s.logger).Log(kv...)
-}
-
-func authRefused(err error) bool {
-	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrForbidden)
-}
-
-// projectUp is false when the credentials were refused, or when not one call
-// got an answer from the API.
-func projectUp(images []ImageResult) bool {
-	answered := false
-	for _, r := range images {
-		if authRefused(r.Err) {
-			return false
-		}
-		if r.Err == nil || !errors.Is(r.Err, modelarts.ErrUnreachable) {
-			answered = true
-		}
-	}
-	return answered
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"reflect"
 	"regexp"
 	"sort"
@@ -258,6 +259,11 @@ func (w *walker) tryDecode(n *yaml.Node, t reflect.Type, path string, typeErrs b
 			w.add(line, "%s: %s", fieldName(path), rest)
 		}
 		return
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		// url.Error quotes the whole URL, which may carry a password.
+		err = fmt.Errorf("not a valid URL: %w", urlErr.Err)
 	}
 	w.add(n.Line, "%s: %s", fieldName(path), strings.TrimPrefix(err.Error(), "yaml: "))
 }

@@ -305,6 +305,9 @@ func checkEndpoint(s, path, example string, errs *errorList) string {
 	switch {
 	case err == nil && u.User != nil:
 		errs.addf("%s: must not contain a user name or password; credentials belong under auth", path)
+	case err != nil && strings.Contains(s, "@"):
+		// The value may hold a password: do not repeat it.
+		errs.addf("%s: not a valid URL (value not shown, it may contain credentials); write it like %q, or leave it out to use the default", path, example)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
 		errs.addf("%s: %q is not an absolute http:// or https:// URL; write it like %q, or leave it out to use the default", path, s, example)
 	case u.RawQuery != "" || u.ForceQuery:

@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Observer is told about every HTTP request the client makes, including IAM
@@ -58,6 +61,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock (for signing and token expiry); nil means time.Now.
 	Now func() time.Time
+	// RateLimit caps the ModelArts requests per second, retries included; 0
+	// means no limit. IAM requests (a token a day) are not limited.
+	RateLimit float64
+	// RateBurst is how many requests may go at once above RateLimit; at least 1.
+	RateBurst int
+	// Retry is the policy for throttled calls; nil means DefaultRetryPolicy.
+	Retry *RetryPolicy
 }
 
 // API is what the collector needs of a client; *Client implements it.
@@ -88,10 +98,13 @@ const (
 // connection pool, the cached IAM token and the resolved project id.
 //
 // Each call makes one ModelArts request (plus, when needed, one IAM request
-// for a token or the project id); 429 and 5xx answers are not retried. With
-// a token, a 401 answer is retried once with a renewed token; with AK/SK,
-// never (five bad signatures lock the key pair). Redirects are not followed, so credentials never leave the
-// configured hosts. The caller's context bounds every call.
+// for a token or the project id), after waiting for the client-side rate
+// limit. A 429 answer is retried with a jittered backoff as the RetryPolicy
+// allows, within the deadline of the caller's context; 5xx answers are not
+// retried. With a token, a 401 answer is retried once with a renewed token;
+// with AK/SK, never (five bad signatures lock the key pair). Redirects are not
+// followed, so credentials never leave the configured hosts. The caller's
+// context bounds every call.
 type Client struct {
 	endpoint   string // base URL without trailing slash
 	projectID  string // as configured; may be empty
@@ -101,6 +114,9 @@ type Client struct {
 
 	tokens   *tokenSource   // password auth only
 	projects *projectLookup // nil when the project id is configured
+
+	limiter *rate.Limiter // nil: no client-side rate limit
+	retry   RetryPolicy
 }
 
 // NewClient validates cfg and returns a Client. It makes no request.
@@ -131,12 +147,20 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("max body bytes: must not be negative, got %d", cfg.MaxBodyBytes)
 	}
+	if math.IsNaN(cfg.RateLimit) || cfg.RateLimit < 0 || cfg.RateBurst < 0 {
+		return nil, fmt.Errorf("rate limit: must not be negative or NaN, got %v requests/s, burst %d", cfg.RateLimit, cfg.RateBurst)
+	}
 
 	c := &Client{
 		endpoint:  endpoint,
 		projectID: cfg.ProjectID,
 		userAgent: cmp.Or(cfg.UserAgent, DefaultUserAgent),
 		maxBody:   cfg.MaxBodyBytes,
+		limiter:   newLimiter(cfg.RateLimit, cfg.RateBurst),
+		retry:     DefaultRetryPolicy,
+	}
+	if cfg.Retry != nil {
+		c.retry = *cfg.Retry
 	}
 	if c.maxBody == 0 {
 		c.maxBody = DefaultMaxBodyBytes
@@ -250,17 +274,14 @@ func (o ListOptions) query() url.Values {
 	return q
 }
 
-// do performs one API call and decodes a 200 answer into out. It is the one
-// place where a bounded retry policy (backing off on ErrThrottled within the
-// deadline of ctx) would wrap attempt; today every call is a single attempt.
-func (c *Client) do(ctx context.Context, op, resource string, query url.Values, out any) error {
-	return c.attempt(ctx, op, resource, query, out)
-}
-
-// attempt sends GET {endpoint}/v1/{project_id}/{resource}?{query} once.
+// attempt sends GET {endpoint}/v1/{project_id}/{resource}?{query} once, when
+// the rate limit allows.
 func (c *Client) attempt(ctx context.Context, op, resource string, query url.Values, out any) error {
 	projectID, err := c.ProjectID(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.waitForTurn(ctx, op); err != nil {
 		return err
 	}
 	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + resource

@@ -169,7 +169,25 @@ func summarizeNonJSON(body []byte) string {
 	if end < 0 {
 		return ""
 	}
-	return cleanText(string(trimmed[start:start+end]), maxMessageLen)
+	return cleanText(stripTags(string(trimmed[start:start+end])), maxMessageLen)
+}
+
+// stripTags drops everything between "<" and ">", and stray angle brackets:
+// a title such as "<b>502</b> Bad Gateway" must not bring markup into a log line.
+func stripTags(s string) string {
+	var b strings.Builder
+	inTag := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			inTag = true
+		case r == '>':
+			inTag = false
+		case !inTag:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // cleanText collapses whitespace and control characters into single spaces,

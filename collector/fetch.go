@@ -1,0 +1,302 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+)
+
+// showImageBudget is the number of images below which one ShowImage call per
+// image is the better deal: at most 50 calls a scrape, each failure confined
+// to its image and logged with its own request id. It is also the most
+// images fetched one by one after a listing failed or was cut short, so that
+// one failed call cannot turn into a storm of calls to a struggling API.
+const showImageBudget = 50
+
+// errSkipped marks images not fetched because the credentials were refused
+// earlier in the same scrape.
+var errSkipped = errors.New("not fetched: the credentials of this project were refused in this scrape")
+
+// fetchOutcome is what one fetch of a project learned.
+type fetchOutcome struct {
+	images map[string]*modelarts.Image // fetched successfully
+	errs   map[string]error            // failed
+	// discovered are the IDs the discovery listing returned, in its order.
+	discovered []string
+	// discoveryErr is set when the discovery listing did not complete.
+	discoveryErr error
+	// listPages is the number of calls a whole unfiltered listing takes, as
+	// learnt in this fetch; 0 when no unfiltered listing was read.
+	listPages int
+	// refused is the error of the call that refused the credentials.
+	refused error
+	// answered is true when at least one call got an HTTP answer.
+	answered bool
+}
+
+// up tells modelarts_up: the credentials were accepted and the API answered.
+func (o *fetchOutcome) up() bool { return o.refused == nil && o.answered }
+
+// fetcher runs one fetch of a project: discovery, then the configured IDs
+// through a listing or one by one, whichever costs fewer calls.
+type fetcher struct {
+	p      *Project
+	logger log.Logger
+	// expectedPages is what a whole unfiltered listing took last time; 0 unknown.
+	expectedPages int
+
+	// mu guards the writes to out, which a scrape that gives up reads while
+	// the fetch goes on (see progress).
+	mu  sync.Mutex
+	out *fetchOutcome
+	// unfilteredListed is true once a complete unfiltered listing was read:
+	// the configured IDs it lacks are in another workspace, or gone.
+	unfilteredListed bool
+	// proven is true once a call succeeded: the credentials work.
+	proven bool
+}
+
+func newFetcher(p *Project, logger log.Logger, expectedPages int) *fetcher {
+	return &fetcher{
+		p: p, logger: logger, expectedPages: expectedPages,
+		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}},
+	}
+}
+
+// run fetches everything the project exports.
+func (f *fetcher) run(ctx context.Context) *fetchOutcome {
+	if f.p.Discovery == nil && len(f.p.ImageIDs) == 0 {
+		f.out.answered = true // nothing to ask: nothing failed
+		return f.out
+	}
+	if f.p.Discovery != nil {
+		f.discover(ctx, *f.p.Discovery)
+	}
+	missing := f.notFetched(f.p.ImageIDs)
+	if f.out.refused == nil && !f.unfilteredListed && f.worthListing(len(missing)) {
+		missing = f.listConfigured(ctx, missing)
+	}
+	f.showEach(ctx, missing)
+	return f.out
+}
+
+// worthListing is the strategy rule: list when the IDs outnumber both
+// showImageBudget and the calls a whole listing takes (one per page, as the
+// last listing of the project showed; one page before the first listing). The
+// first page re-decides with exact numbers (see listConfigured).
+func (f *fetcher) worthListing(ids int) bool {
+	return ids > showImageBudget && ids > max(f.expectedPages, 1)
+}
+
+// discover lists the images matching the discovery filters.
+func (f *fetcher) discover(ctx context.Context, filters modelarts.ListOptions) {
+	l := f.lister(filters).list(ctx, func(*listing, int) bool { return true })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note(l, "discovery")
+	for i := range l.images {
+		img := &l.images[i]
+		f.out.images[img.ID] = img
+		f.out.discovered = append(f.out.discovered, img.ID)
+	}
+	if !l.complete() {
+		f.out.discoveryErr = listingError(l)
+	}
+	if listsEverything(filters) && l.pageSize > 0 {
+		f.out.listPages = l.pages()
+		f.unfilteredListed = l.complete()
+	}
+}
+
+// listConfigured looks for the ids in an unfiltered listing and returns those
+// still to be fetched one by one. Having read the first page, it reads on
+// only while the ids still missing outnumber the calls the rest takes.
+func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
+	wanted := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		wanted[id] = true
+	}
+	l := f.lister(modelarts.ListOptions{}).list(ctx, func(sofar *listing, callsLeft int) bool {
+		return len(ids)-countWanted(sofar.images, wanted) > callsLeft
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note(l, "configured images")
+	if l.pageSize > 0 {
+		f.out.listPages = l.pages()
+	}
+	for _, img := range l.images {
+		if wanted[img.ID] {
+			f.out.images[img.ID] = &img // a copy: the rest of the listing is not kept
+		}
+	}
+	missing := f.notFetched(ids)
+	if l.complete() || l.stopped == stopNotNeeded || f.out.refused != nil || len(missing) <= showImageBudget {
+		return missing
+	}
+	err := listingError(l)
+	for _, id := range missing {
+		f.out.errs[id] = err
+	}
+	level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", err)
+	return nil
+}
+
+// showEach fetches ids with one ShowImage call each. Until a call has been
+// answered, the first one goes alone: refused credentials then cost one
+// call, not one per image (the cloud locks an AK/SK pair after five bad
+// signatures).
+func (f *fetcher) showEach(ctx context.Context, ids []string) {
+	if len(ids) > 0 && f.out.refused == nil && !f.proven {
+		f.showConcurrently(ctx, ids[:1])
+		ids = ids[1:]
+	}
+	if f.out.refused != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, id := range ids {
+			f.out.errs[id] = errSkipped
+		}
+		return
+	}
+	f.showConcurrently(ctx, ids)
+}
+
+// showConcurrently calls ShowImage for every id, at most Concurrency at
+// once, and records each answer as it comes.
+func (f *fetcher) showConcurrently(ctx context.Context, ids []string) {
+	sem := make(chan struct{}, max(f.p.Concurrency, 1))
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			img, err := f.p.Client.ShowImage(ctx, id)
+			f.takeShown(id, img, err)
+		})
+	}
+	wg.Wait()
+}
+
+// takeShown records the answer to one ShowImage call.
+func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.out.errs[id] = err
+		f.out.answered = f.out.answered || !unanswered(err)
+		f.proven = f.proven || errors.Is(err, modelarts.ErrNotFound)
+		f.observe(err)
+		logFailure(f.logger, f.p.Name, id, err)
+		return
+	}
+	f.out.images[id] = img
+	f.out.answered, f.proven = true, true
+}
+
+// progress returns copies of the images fetched and the errors met so far.
+func (f *fetcher) progress() (map[string]*modelarts.Image, map[string]error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.out.images), maps.Clone(f.out.errs)
+}
+
+// note takes what a listing says about the credentials and the API, and logs
+// why it failed or ended early. f.mu must be held.
+func (f *fetcher) note(l *listing, what string) {
+	f.out.answered = f.out.answered || l.answered
+	f.proven = f.proven || l.pageSize > 0 || (l.answered && l.err == nil)
+	switch {
+	case l.err != nil:
+		f.observe(l.err)
+		kv := append([]any{"msg", "Failed to list images", "project", f.p.Name, "listing", what}, apiErrorKV(l.err)...)
+		level.Warn(f.logger).Log(kv...)
+	case !l.complete() && l.stopped != stopNotNeeded:
+		level.Warn(f.logger).Log("msg", "Stopped paging ListImage early", "project", f.p.Name, "listing", what, "reason", l.stopped, "total", l.total, "listed", len(l.images))
+	}
+}
+
+// observe notes a refusal of the credentials. f.mu must be held.
+func (f *fetcher) observe(err error) {
+	if authRefused(err) && f.out.refused == nil {
+		f.out.refused = err
+	}
+}
+
+func (f *fetcher) lister(filters modelarts.ListOptions) *lister {
+	return &lister{api: f.p.Client, filters: filters, concurrency: f.p.Concurrency}
+}
+
+// notFetched returns the ids with neither an image nor an error yet.
+func (f *fetcher) notFetched(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if _, ok := f.out.images[id]; ok {
+			continue
+		}
+		if _, ok := f.out.errs[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func countWanted(images []modelarts.Image, wanted map[string]bool) int {
+	n := 0
+	for _, img := range images {
+		if wanted[img.ID] {
+			n++
+		}
+	}
+	return n
+}
+
+// listsEverything reports whether filters list what an unfiltered ListImage
+// lists: every image of workspace "0".
+func listsEverything(filters modelarts.ListOptions) bool {
+	return filters.Name == "" && filters.Namespace == "" && filters.ServiceType == "" && filters.Type == "" &&
+		(filters.WorkspaceID == "" || filters.WorkspaceID == "0")
+}
+
+// listingError is why the images an incomplete listing lacks were not fetched.
+func listingError(l *listing) error {
+	if l.err != nil {
+		return fmt.Errorf("not listed: %w", l.err)
+	}
+	return fmt.Errorf("not listed: ListImage paging stopped early: %s", l.stopped)
+}
+
+// logFailure logs one failed fetch, once, with what support needs to trace it.
+func logFailure(logger log.Logger, project, id string, err error) {
+	kv := append([]any{"msg", "Failed to fetch image", "project", project, "image", id}, apiErrorKV(err)...)
+	level.Warn(logger).Log(kv...)
+}
+
+// apiErrorKV returns the log fields of an API error: HTTP code, error_code,
+// request id and the error itself.
+func apiErrorKV(err error) []any {
+	var kv []any
+	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
+		kv = append(kv, "code", apiErr.StatusCode, "error_code", apiErr.ErrorCode, "request_id", apiErr.RequestID)
+	}
+	return append(kv, "err", err)
+}
+
+func authRefused(err error) bool {
+	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrForbidden)
+}
+
+// unanswered reports whether err means that no HTTP answer arrived.
+func unanswered(err error) bool {
+	return errors.Is(err, modelarts.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}

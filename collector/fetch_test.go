@@ -1,0 +1,299 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+// simProject is a project on sim with the demo key, as NewProjects builds it.
+func simProject(t testing.TB, sim *modelartstest.Server, imageIDs []string, secretKey string) Project {
+	t.Helper()
+	return simProjectAt(t, sim.URL, sim.ProjectID(), imageIDs, secretKey)
+}
+
+// simProjectAt is a project on the simulator at url with the demo key.
+func simProjectAt(t testing.TB, url, projectID string, imageIDs []string, secretKey string) Project {
+	t.Helper()
+	client, err := modelarts.NewClient(modelarts.Config{
+		Endpoint:    url,
+		ProjectID:   projectID,
+		Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secretKey},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Project{Name: "p", Client: client, ImageIDs: imageIDs, Concurrency: 10}
+}
+
+// scrapeOnce scrapes p once with a fresh Scraper.
+func scrapeOnce(p Project) ProjectResult {
+	return NewScraper(log.NewNopLogger(), []Project{p}).Scrape(context.Background())[0]
+}
+
+// assertAllUp fails unless every image of res was fetched.
+func assertAllUp(t *testing.T, res ProjectResult, want int) {
+	t.Helper()
+	if !res.Up || len(res.Images) != want {
+		t.Fatalf("up = %v, %d images; want true, %d", res.Up, len(res.Images), want)
+	}
+	for _, r := range res.Images {
+		if r.Err != nil || r.Image == nil || r.Image.ID != r.ID {
+			t.Fatalf("image %s: %v", r.ID, r.Err)
+		}
+	}
+}
+
+// TestTenThousandImagesCostAtMost60Calls is the budget, against the
+// simulator: one ListImage call per page whatever the server's page size.
+func TestTenThousandImagesCostAtMost60Calls(t *testing.T) {
+	images := modelartstest.GenerateImages(10_000, 1)
+	for _, tt := range []struct {
+		maxPage int
+		want    int
+	}{{1000, 10}, {200, 50}} {
+		sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage})
+		t.Cleanup(sim.Close)
+		res := scrapeOnce(simProject(t, sim, idsOf(images), modelartstest.DemoSecretKey))
+		assertAllUp(t, res, 10_000)
+		if got := sim.Requests(""); got != tt.want || got > 60 {
+			t.Errorf("page size %d: %d API calls, want %d (at most 60)", tt.maxPage, got, tt.want)
+		}
+		if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
+			t.Errorf("page size %d: %d ShowImage calls, want 0", tt.maxPage, got)
+		}
+	}
+}
+
+func TestStrategy(t *testing.T) {
+	many, big := fakeImages(3000), fakeImages(20_000)
+	tests := []struct {
+		name             string
+		fake             *pagingFake
+		ids              []string
+		wantList         int64
+		wantShow         int64
+		wantNotFound     int
+		wantUnlistedSeen int
+	}{
+		{
+			name: "few IDs: one ShowImage each", fake: &pagingFake{images: many},
+			ids: idsOf(many[:showImageBudget]), wantShow: showImageBudget,
+		},
+		{
+			name: "many IDs: pages only", fake: &pagingFake{images: many},
+			ids: idsOf(many[:2000]), wantList: 3,
+		},
+		{
+			name: "IDs the listing lacks fall back to ShowImage", fake: &pagingFake{
+				images:   many,
+				unlisted: map[string]*modelarts.Image{"other-ws-1": {ID: "other-ws-1"}, "other-ws-2": {ID: "other-ws-2"}},
+			},
+			ids:      append(idsOf(many[:100]), "other-ws-1", "other-ws-2", "deleted-1"),
+			wantList: 3, wantShow: 3, wantNotFound: 1,
+		},
+		{
+			name: "after the first page, ShowImage is cheaper for the rest", fake: &pagingFake{images: big},
+			// 60 IDs, 50 of them on the first page: 10 missing, 19 pages left.
+			ids:      append(idsOf(big[:50]), idsOf(big[19_990:])...),
+			wantList: 1, wantShow: 10,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := scrapeOnce(Project{Name: "p", Client: tt.fake, ImageIDs: tt.ids, Concurrency: 4})
+			if tt.fake.listCalls.Load() != tt.wantList || tt.fake.showCalls.Load() != tt.wantShow {
+				t.Errorf("ListImage %d, ShowImage %d calls; want %d, %d",
+					tt.fake.listCalls.Load(), tt.fake.showCalls.Load(), tt.wantList, tt.wantShow)
+			}
+			notFound := 0
+			for _, r := range res.Images {
+				switch {
+				case r.Err == nil && r.Image != nil:
+				case strings.HasPrefix(r.ID, "deleted"):
+					notFound++
+				default:
+					t.Errorf("image %s: %v", r.ID, r.Err)
+				}
+			}
+			if notFound != tt.wantNotFound {
+				t.Errorf("%d not found, want %d", notFound, tt.wantNotFound)
+			}
+		})
+	}
+}
+
+// TestStrategyLearnsTheListingCost: once a listing showed that the project
+// holds many pages, a moderate number of IDs is fetched one by one, until
+// the knowledge is listPagesTTL old.
+func TestStrategyLearnsTheListingCost(t *testing.T) {
+	f := &pagingFake{images: fakeImages(100_000)}
+	wanted := idsOf(f.images[99_910:]) // 90 IDs, none on the first page: fewer than the 99 pages left
+	clock := newTestClock()
+	s := newScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: wanted, Concurrency: 10}}, clock.Now)
+	for _, step := range []struct {
+		name     string
+		advance  time.Duration
+		wantList int64
+	}{
+		{"first scrape: the first page, then ShowImage", 0, 1},
+		{"next scrape: ShowImage only", time.Minute, 0},
+		{"an hour later: the first page again", listPagesTTL, 1},
+	} {
+		clock.Advance(step.advance)
+		f.listCalls.Store(0)
+		f.showCalls.Store(0)
+		assertAllUp(t, s.Scrape(context.Background())[0], 90)
+		if f.listCalls.Load() != step.wantList || f.showCalls.Load() != 90 {
+			t.Errorf("%s: ListImage %d, ShowImage %d; want %d, 90", step.name, f.listCalls.Load(), f.showCalls.Load(), step.wantList)
+		}
+	}
+}
+
+// TestBadCredentialsCostOneCall holds for both strategies: the first call
+// goes alone.
+func TestBadCredentialsCostOneCall(t *testing.T) {
+	images := modelartstest.GenerateImages(2000, 2)
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	t.Cleanup(sim.Close)
+	for _, n := range []int{10, 2000} {
+		sim.ResetCounters()
+		res := scrapeOnce(simProject(t, sim, idsOf(images[:n]), "wrong-secret-key"))
+		if got := sim.Requests(""); got != 1 {
+			t.Errorf("%d IDs: %d calls with a wrong key, want 1", n, got)
+		}
+		if res.Up {
+			t.Errorf("%d IDs: up with a wrong key", n)
+		}
+		for _, r := range res.Images {
+			if r.Err == nil {
+				t.Fatalf("%d IDs: image %s has no error", n, r.ID)
+			}
+		}
+	}
+}
+
+// TestFailedListingCausesNoStorm: when the listing fails, more IDs than
+// showImageBudget are not fetched one by one (TestFailedPageFallsBackForFewImages
+// shows the other side).
+func TestFailedListingCausesNoStorm(t *testing.T) {
+	f := &pagingFake{images: fakeImages(5000), listErr: serverErr()}
+	res := scrapeOnce(Project{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 10})
+	if f.listCalls.Load() != 1 || f.showCalls.Load() != 0 {
+		t.Errorf("ListImage %d, ShowImage %d; want 1, 0", f.listCalls.Load(), f.showCalls.Load())
+	}
+	if !res.Up {
+		t.Error("project down although the API answered")
+	}
+	for _, r := range res.Images {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "not listed") {
+			t.Fatalf("image %s: err = %v, want the listing's error", r.ID, r.Err)
+		}
+	}
+}
+
+// TestFailedPageFallsBackForFewImages: a page fails, and the few IDs it held
+// are fetched one by one.
+func TestFailedPageFallsBackForFewImages(t *testing.T) {
+	f := &pagingFake{images: fakeImages(1040)}
+	wanted := idsOf(f.images[960:]) // 40 on the first page, 40 on the second
+	failing := &failSecondPage{pagingFake: f}
+	p := Project{Name: "p", Client: failing, ImageIDs: append(idsOf(f.images[:20]), wanted...), Concurrency: 10}
+	res := scrapeOnce(p)
+	assertAllUp(t, res, 100)
+	if f.listCalls.Load() != 2 || f.showCalls.Load() != 40 {
+		t.Errorf("ListImage %d, ShowImage %d; want 2, 40", f.listCalls.Load(), f.showCalls.Load())
+	}
+}
+
+// failSecondPage fails every ListImage call after the first page.
+type failSecondPage struct{ *pagingFake }
+
+func (f *failSecondPage) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+	if opts.Offset > 0 {
+		f.listCalls.Add(1)
+		return nil, serverErr()
+	}
+	return f.pagingFake.ListImages(ctx, opts)
+}
+
+// TestDiscovery: configured and discovered images are exported once each;
+// configured IDs the discovery listing returned cost no further call.
+func TestDiscovery(t *testing.T) {
+	images := modelartstest.GenerateImages(300, 3)
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	t.Cleanup(sim.Close)
+	var builtIn, dedicated []string
+	for _, img := range images {
+		if img.Type == "BUILD_IN" {
+			builtIn = append(builtIn, img.ID)
+		} else {
+			dedicated = append(dedicated, img.ID)
+		}
+	}
+	const missing = "00000000-0000-4000-8000-000000000404"
+	configured := []string{builtIn[0], dedicated[0], missing} // the first is also discovered
+	p := simProject(t, sim, configured, modelartstest.DemoSecretKey)
+	p.Discovery = &modelarts.ListOptions{Type: "BUILD_IN"}
+
+	res := scrapeOnce(p)
+	wantIDs := len(builtIn) + 2
+	if len(res.Images) != wantIDs {
+		t.Fatalf("%d images, want %d (%d discovered, 2 more configured)", len(res.Images), wantIDs, len(builtIn))
+	}
+	if sim.Requests(modelartstest.OpListImage) != 1 || sim.Requests(modelartstest.OpShowImage) != 2 {
+		t.Errorf("ListImage %d, ShowImage %d calls; want 1, 2", sim.Requests(modelartstest.OpListImage), sim.Requests(modelartstest.OpShowImage))
+	}
+	c, err := NewImageCollector([]ProjectResult{res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No duplicate series: the registry would refuse them.
+	if n := testutil.CollectAndCount(c, "modelarts_image_up"); n != wantIDs {
+		t.Errorf("%d modelarts_image_up series, want %d", n, wantIDs)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// TestDiscoveryOfEverythingCoversTheConfiguredIDs: with "discovery: {}", the
+// one listing serves the configured IDs too.
+func TestDiscoveryOfEverythingCoversTheConfiguredIDs(t *testing.T) {
+	f := &pagingFake{images: fakeImages(2500)}
+	p := Project{Name: "p", Client: f, ImageIDs: append(idsOf(f.images[:500]), "deleted-1"), Concurrency: 10, Discovery: &modelarts.ListOptions{}}
+	res := scrapeOnce(p)
+	if len(res.Images) != 2501 {
+		t.Errorf("%d images, want 2501", len(res.Images))
+	}
+	if f.listCalls.Load() != 3 || f.showCalls.Load() != 1 {
+		t.Errorf("ListImage %d, ShowImage %d calls; want 3, 1 (the ID no listing has)", f.listCalls.Load(), f.showCalls.Load())
+	}
+}
+
+// TestDiscoveredImageGoneIsForgotten: an image a complete discovery listing
+// no longer returns has no series, and its last good value is dropped.
+func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
+	f := &pagingFake{images: fakeImages(10)}
+	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, Concurrency: 2, Discovery: &modelarts.ListOptions{}}})
+	if n := len(s.Scrape(context.Background())[0].Images); n != 10 {
+		t.Fatalf("%d images, want 10", n)
+	}
+	f.images = f.images[1:]
+	if n := len(s.Scrape(context.Background())[0].Images); n != 9 {
+		t.Errorf("%d images after one vanished, want 9", n)
+	}
+	if n := len(s.states[0].known); n != 9 {
+		t.Errorf("%d last good values kept, want 9", n)
+	}
+}

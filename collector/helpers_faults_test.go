@@ -1,0 +1,239 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/config"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+// testCA is a private certificate authority made for one test, with one
+// server certificate for 127.0.0.1, localhost and the given names.
+type testCA struct {
+	caFile     string // PEM of the CA certificate
+	serverCert tls.Certificate
+	pool       *x509.CertPool
+}
+
+func newTestCA(t *testing.T, dir string, dnsNames ...string) *testCA {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "modelarts_exporter test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "modelarts simulator"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     append([]string{"localhost"}, dnsNames...),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return &testCA{
+		caFile:     caFile,
+		serverCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pool:       pool,
+	}
+}
+
+// victim describes the project a fault is aimed at.
+type victim struct {
+	auth      string // "aksk" or "token"
+	endpoint  string // ModelArts and IAM endpoint
+	images    []string
+	extraYAML string // more lines of the project, indented by 4 spaces
+}
+
+// faultConfig is a configuration with the victim project and a bystander
+// project (AK/SK, on the simulator) that no fault is aimed at.
+func faultConfig(t *testing.T, dir string, sim *modelartstest.Server, v victim, bystanderImages []string) *config.Config {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "sk"), []byte(modelartstest.DemoSecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_timeout: 10s\n  concurrency: 4\nprojects:\n")
+	fmt.Fprintf(&b, "  - name: victim\n    region: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n", sim.Region(), v.endpoint, v.endpoint)
+	switch v.auth {
+	case "aksk":
+		fmt.Fprintf(&b, "    project_id: %s\n    auth:\n      access_key: %s\n      secret_key_file: sk\n", sim.ProjectID(), modelartstest.DemoAccessKey)
+	case "token":
+		// No project id: it comes from the token, so IAM is on the path.
+		fmt.Fprintf(&b, "    auth:\n      domain_name: %s\n      username: %s\n      password: %s\n",
+			modelartstest.DemoDomain, modelartstest.DemoUser, modelartstest.DemoPassword)
+	default:
+		t.Fatalf("unknown auth %q", v.auth)
+	}
+	b.WriteString(v.extraYAML)
+	b.WriteString("    images:\n")
+	for _, id := range v.images {
+		fmt.Fprintf(&b, "      - %s\n", id)
+	}
+	fmt.Fprintf(&b, "  - name: bystander\n    region: %s\n    project_id: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n",
+		sim.Region(), sim.ProjectID(), sim.URL, sim.URL)
+	fmt.Fprintf(&b, "    auth:\n      access_key: %s\n      secret_key_file: sk\n    images:\n", modelartstest.DemoAccessKey)
+	for _, id := range bystanderImages {
+		fmt.Fprintf(&b, "      - %s\n", id)
+	}
+	cfg, err := config.LoadReader(strings.NewReader(b.String()), dir)
+	if err != nil {
+		t.Fatalf("test configuration: %v\n%s", err, b.String())
+	}
+	return cfg
+}
+
+// lockedBuffer is a log destination that tests read while scrapes write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// take returns what was logged since the last take.
+func (l *lockedBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.b.String()
+	l.b.Reset()
+	return s
+}
+
+// newFaultScraper builds the projects of cfg the way the exporter does and a
+// scraper that logs to logs.
+func newFaultScraper(t *testing.T, cfg *config.Config, logs *lockedBuffer) *Scraper {
+	t.Helper()
+	projects, err := NewProjects(cfg, NewAPIMetrics(prometheus.NewRegistry()), "modelarts_exporter/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewScraper(log.NewLogfmtLogger(log.NewSyncWriter(logs)), projects)
+}
+
+// scrapeText runs one scrape within timeout and returns its exposition,
+// without the scrape durations (they differ from scrape to scrape).
+func scrapeText(t *testing.T, s *Scraper, timeout time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := NewImageCollector(s.Scrape(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if mf.GetName() == "modelarts_scrape_duration_seconds" {
+			continue
+		}
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.String()
+}
+
+// seriesLines returns the sample lines of an exposition, without comments.
+func seriesLines(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// sampleValue returns the value of the one series of name whose labels
+// contain every one of labels (given as `k="v"`), and whether there is one.
+func sampleValue(t *testing.T, text, name string, labels ...string) (string, bool) {
+	t.Helper()
+	found, value := 0, ""
+	for _, line := range seriesLines(text) {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(line, l)
+		}
+		if match {
+			found++
+			value = line[strings.LastIndexByte(line, ' ')+1:]
+		}
+	}
+	if found > 1 {
+		t.Fatalf("%d series %s%v, want at most 1", found, name, labels)
+	}
+	return value, found == 1
+}

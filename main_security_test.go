@@ -1,0 +1,495 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+// writeServerCert writes a private CA and a server certificate for
+// 127.0.0.1 signed by it; it returns the CA pool and the cert and key paths.
+func writeServerCert(t *testing.T, dir string) (pool *x509.CertPool, certFile, keyFile string) {
+	t.Helper()
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "modelarts_exporter"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(caCert)
+	return pool, certFile, keyFile
+}
+
+// TestBinaryWebConfigTLSAndBasicAuth serves the metrics over TLS with basic
+// auth through --web.config.file, with a generated certificate and a bcrypt
+// hash, and checks who gets in.
+func TestBinaryWebConfigTLSAndBasicAuth(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	dir := t.TempDir()
+	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:1])
+	pool, certFile, keyFile := writeServerCert(t, dir)
+	const user, password = "prometheus", "Scrape-Pa55-word-for-tests"
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(dir, "web-config.yml")
+	if err := os.WriteFile(webConfig, fmt.Appendf(nil, "tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n",
+		certFile, keyFile, user, hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer trusting.CloseIdleConnections()
+	exp := startExporterWith(t, exporterOptions{scheme: "https", client: trusting, user: user, password: password},
+		"--config.file="+cfgPath, "--web.config.file="+webConfig)
+
+	get := func(client *http.Client, url, u, p string) (int, string, error) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if u != "" {
+			req.SetBasicAuth(u, p)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), nil
+	}
+	base := "https://" + exp.addr
+	code, body, err := get(trusting, base+"/metrics", user, password)
+	if err != nil || code != http.StatusOK || !strings.Contains(body, `modelarts_image_up{id="`+modelartstest.SampleIDs()[0]+`",project="aksk"} 1`) {
+		t.Errorf("TLS + right password: %d %v\n%.500s", code, err, body)
+	}
+	for _, tc := range []struct{ name, user, password string }{
+		{"no credentials", "", ""},
+		{"wrong password", user, "wrong"},
+		{"unknown user", "admin", password},
+	} {
+		if code, _, err := get(trusting, base+"/metrics", tc.user, tc.password); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %v, want 401", tc.name, code, err)
+		}
+	}
+	if code, _, err := get(trusting, base+"/-/reload", "", ""); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("reload without credentials: %d %v, want 401", code, err)
+	}
+	// Plain HTTP is not served, and a client that does not trust the CA refuses the server.
+	if code, _, err := get(http.DefaultClient, "http://"+exp.addr+"/metrics", user, password); err == nil && code == http.StatusOK {
+		t.Error("plain HTTP served the metrics")
+	}
+	untrusting := &http.Client{Transport: &http.Transport{}}
+	defer untrusting.CloseIdleConnections()
+	if _, _, err := get(untrusting, base+"/metrics", user, password); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client without the CA: %v, want a certificate error", err)
+	}
+	if logs := exp.logs.String(); strings.Contains(logs, password) || strings.Contains(logs, string(hash)) {
+		t.Error("the web password or its hash is logged")
+	}
+}
+
+// TestBinarySecretFilesRereadOnReload: *_file secrets are read when the
+// configuration is loaded, so rotating a secret takes a reload (SIGHUP or
+// POST /-/reload), and a reload picks it up.
+func TestBinarySecretFilesRereadOnReload(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	dir := t.TempDir()
+	id := modelartstest.SampleIDs()[0]
+	cfg := fmt.Sprintf(`projects:
+  - name: aksk
+    region: eu-de
+    project_id: %[1]s
+    modelarts_endpoint: %[2]s
+    iam_endpoint: %[2]s
+    auth: {access_key: %[3]s, secret_key_file: sk}
+    images: [%[4]s]
+  - name: token
+    region: eu-de
+    modelarts_endpoint: %[2]s
+    iam_endpoint: %[2]s
+    auth: {domain_name: %[5]s, username: %[6]s, password_file: pw}
+    images: [%[4]s]
+`, sim.ProjectID(), sim.URL, modelartstest.DemoAccessKey, id, modelartstest.DemoDomain, modelartstest.DemoUser)
+	cfgPath := filepath.Join(dir, "modelarts_exporter.yml")
+	writeFile := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("modelarts_exporter.yml", cfg)
+	writeFile("sk", "not-the-secret-key\n")
+	writeFile("pw", "not-the-password\n")
+	exp := startExporter(t, "--config.file="+cfgPath)
+
+	up := func(f map[string]*dto.MetricFamily, project string) float64 {
+		return gaugeValue(f, "modelarts_image_up", map[string]string{"project": project, "id": id})
+	}
+	_, families := exp.scrape(t)
+	if up(families, "aksk") != 0 || up(families, "token") != 0 {
+		t.Fatalf("wrong secrets but images up: aksk %v, token %v", up(families, "aksk"), up(families, "token"))
+	}
+
+	// The right secrets, and POST /-/reload.
+	writeFile("sk", modelartstest.DemoSecretKey+"\n")
+	writeFile("pw", modelartstest.DemoPassword+"\n")
+	if code, body := exp.do(t, http.MethodPost, "/-/reload", nil); code != http.StatusOK {
+		t.Fatalf("POST /-/reload: %d %s", code, body)
+	}
+	_, families = exp.scrape(t)
+	if up(families, "aksk") != 1 || up(families, "token") != 1 {
+		t.Errorf("after the reload: aksk %v, token %v, want both up", up(families, "aksk"), up(families, "token"))
+	}
+
+	// A rotated secret is not picked up behind the operator's back...
+	writeFile("sk", "rotated-secret-key\n")
+	writeFile("pw", "rotated-password\n")
+	_, families = exp.scrape(t)
+	if up(families, "aksk") != 1 || up(families, "token") != 1 {
+		t.Errorf("secrets changed without a reload: aksk %v, token %v, want both still up", up(families, "aksk"), up(families, "token"))
+	}
+	// ...but on SIGHUP (the simulator does not know the rotated ones: down).
+	if err := exp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	exp.waitFor(t, "the rotated secrets in use", func(f map[string]*dto.MetricFamily) bool {
+		return up(f, "aksk") == 0 && up(f, "token") == 0
+	})
+}
+
+// TestBinaryNeverLeaksSecrets runs the exporter through good scrapes, every
+// fault of the simulator, an IAM answer that echoes the password, broken
+// configuration files and every endpoint, and greps every log line (at debug
+// level) and every answer for the secret values.
+func TestBinaryNeverLeaksSecrets(t *testing.T) {
+	const (
+		secretKey     = "SkCanaryQ7f3a9c2e41d0b6e8f1a2b3c4d5e6f7"
+		fileSecretKey = "SkCanaryFileZ0x9y8w7v6u5t4s3r2q1p0o9n8"
+		securityToken = "StCanaryTokenM4n5b6v7c8x9z0l1k2j3h4g5"
+		password      = "PwCanary-h8g7f6e5d4c3b2a1"
+		proxyPassword = "ProxyPwCanary-1q2w3e4r5t"
+	)
+	secrets := []string{secretKey, fileSecretKey, securityToken, password, proxyPassword}
+
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	sim.AddKey("TEMPACCESSKEYCANARY0", secretKey, securityToken)
+	sim.AddKey("FILEACCESSKEYCANARY0", fileSecretKey, "")
+	sim.AddUser(modelartstest.User{Domain: modelartstest.DemoDomain, Name: "canary-user", Password: password})
+
+	dir := t.TempDir()
+	for name, content := range map[string]string{"sk": fileSecretKey, "st": securityToken, "pw": password} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := modelartstest.SampleIDs()[:3]
+	project := func(name, auth string) string {
+		return fmt.Sprintf("  - name: %s\n    region: eu-de\n    project_id: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n    auth:\n%s    images: [%s]\n",
+			name, sim.ProjectID(), sim.URL, sim.URL, auth, strings.Join(ids, ", "))
+	}
+	tempAuth := "      access_key: TEMPACCESSKEYCANARY0\n      secret_key: " + secretKey + "\n      security_token_file: st\n"
+	fileAuth := "      access_key: FILEACCESSKEYCANARY0\n      secret_key_file: sk\n"
+	tokenAuth := "      domain_name: " + modelartstest.DemoDomain + "\n      username: canary-user\n      password_file: pw\n"
+	inlineTokenAuth := "      domain_name: " + modelartstest.DemoDomain + "\n      username: canary-user\n      password: " + password + "\n"
+	var proxied atomic.Int64
+	proxy := forwardProxy(t, strings.TrimPrefix(sim.URL, "http://"), &proxied)
+	proxyURL := strings.Replace(proxy.URL, "http://", "http://proxyuser:"+proxyPassword+"@", 1)
+	good := "global:\n  scrape_timeout: 5s\nprojects:\n" + project("temp", tempAuth) + project("file", fileAuth) + project("token", tokenAuth) +
+		project("proxied", fileAuth) + "    proxy_url: " + proxyURL + "\n"
+	cfgPath := filepath.Join(dir, "modelarts_exporter.yml")
+	if err := os.WriteFile(cfgPath, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	exp := startExporter(t, "--config.file="+cfgPath, "--log.level=debug")
+	var seen strings.Builder // every answer the exporter gave
+	record := func(what string, code int, body string) {
+		fmt.Fprintf(&seen, "=== %s: %d\n%s\n", what, code, body)
+	}
+	scrape := func(what string) string {
+		code, body := exp.do(t, http.MethodGet, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
+		record(what, code, body)
+		if code != http.StatusOK {
+			t.Errorf("%s: /metrics answered %d, want 200: the exporter must keep serving", what, code)
+		}
+		return body
+	}
+
+	// Good run: every project up, so every secret was read and used.
+	body := scrape("good scrape")
+	for _, p := range []string{"temp", "file", "token", "proxied"} {
+		if !strings.Contains(body, `modelarts_up{project="`+p+`"} 1`) {
+			t.Fatalf("project %s not up in the good run: the test would prove nothing\n%s", p, exp.logs.String())
+		}
+	}
+	if proxied.Load() == 0 {
+		t.Fatal("nothing went through the proxy: its password was never used")
+	}
+	for _, path := range []string{"/", "/-/healthy", "/-/reload", "/nonexistent"} {
+		code, body := exp.do(t, http.MethodGet, path, nil)
+		record("GET "+path, code, body)
+	}
+
+	// Every fault of the simulator.
+	faults := []modelartstest.Fault{
+		{Kind: modelartstest.FaultStatus, Status: 401},
+		{Kind: modelartstest.FaultStatus, Status: 403},
+		{Kind: modelartstest.FaultStatus, Status: 429},
+		{Kind: modelartstest.FaultStatus, Status: 429, ErrorCode: "ModelArts.4206"},
+		{Kind: modelartstest.FaultStatus, Status: 500},
+		{Kind: modelartstest.FaultRaw, Status: 502},
+		{Kind: modelartstest.FaultRaw, Status: 503, Body: "<html><title>maintenance</title></html>"},
+		{Kind: modelartstest.FaultDelay, Delay: 10 * time.Second},
+		{Kind: modelartstest.FaultMalformedJSON},
+		{Kind: modelartstest.FaultTruncatedJSON},
+		{Kind: modelartstest.FaultReset},
+		{Kind: modelartstest.FaultOversized, Size: 9 << 20},
+		{Kind: modelartstest.FaultWrongTypes},
+		{Kind: modelartstest.FaultUnknownFields},
+		{Kind: modelartstest.FaultUnknownStatus},
+		// IAM refuses the login and quotes the password back: it is scrubbed.
+		{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpCreateToken, Status: 401, ErrorMsg: "The password " + password + " is wrong"},
+		{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpCreateToken, Status: 400, ErrorMsg: "bad request for " + password},
+		{Kind: modelartstest.FaultRaw, Operation: modelartstest.OpCreateToken, Status: 502, Body: "<html><title>" + password + "</title></html>"},
+	}
+	for i, f := range faults {
+		if f.Operation == modelartstest.OpCreateToken {
+			// A fresh configuration, so that the token must be asked for.
+			if code, body := exp.do(t, http.MethodPost, "/-/reload", nil); code != http.StatusOK {
+				t.Fatalf("reload: %d %s", code, body)
+			}
+		}
+		remove := sim.AddFault(f)
+		scrape(fmt.Sprintf("fault %d: %s %s %d", i, f.Kind, f.Operation, f.Status))
+		remove()
+	}
+	sim.ExpireTokens()
+	scrape("tokens expired")
+
+	// Broken configuration files, reloaded both ways; every one is refused.
+	broken := map[string]string{
+		"password as a list":     strings.Replace(good, tokenAuth, "      domain_name: d\n      username: u\n      password: ["+password+"]\n", 1),
+		"password as a map":      strings.Replace(good, tokenAuth, "      domain_name: d\n      username: u\n      password: {"+password+": 1}\n", 1),
+		"password with a colon":  strings.Replace(good, tokenAuth, "      domain_name: d\n      username: u\n      password: "+password+": x\n", 1),
+		"unterminated quote":     strings.Replace(good, "secret_key: "+secretKey, `secret_key: "`+secretKey, 1),
+		"colon missing":          strings.Replace(good, "secret_key: "+secretKey, "secret_key "+secretKey, 1),
+		"secret on its own line": strings.Replace(good, "      secret_key: "+secretKey+"\n", "      secret_key:\n      "+secretKey+"\n", 1),
+		"secret key twice":       strings.Replace(good, "      secret_key: "+secretKey+"\n", "      secret_key: "+secretKey+"\n      secret_key_file: sk\n", 1),
+		"password and its file":  strings.Replace(good, tokenAuth, inlineTokenAuth+"      password_file: pw\n", 1),
+		"proxy url, bad scheme":  strings.Replace(good, "proxy_url: "+proxyURL, "proxy_url: "+strings.Replace(proxyURL, "http://", "ftp://", 1), 1),
+		"secret in a good url":   strings.Replace(good, "    modelarts_endpoint: "+sim.URL+"\n", "    modelarts_endpoint: http://user:"+password+"@127.0.0.1:1\n", 1),
+	}
+	for name, content := range broken {
+		if content == good {
+			t.Fatalf("broken file %q is not broken: fix the test", name)
+		}
+		if err := os.WriteFile(cfgPath, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, body := exp.do(t, http.MethodPost, "/-/reload", nil)
+		record("POST /-/reload, "+name, code, body)
+		if code != http.StatusInternalServerError {
+			t.Errorf("broken file %q: reload answered %d, want 500", name, code)
+		}
+		out, _ := exec.Command(exporterBinary(t), "--config.check", "--config.file="+cfgPath).CombinedOutput()
+		record("--config.check, "+name, 0, string(out))
+		if err := exp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, reloadBody := exp.do(t, http.MethodPost, "/-/reload", nil)
+	record("POST /-/reload, good", code, reloadBody)
+	out, _ := exec.Command(exporterBinary(t), "--config.check", "--config.file="+cfgPath).CombinedOutput()
+	record("--config.check, good", 0, string(out))
+	scrape("final scrape")
+	time.Sleep(200 * time.Millisecond) // let the last SIGHUP reload log
+
+	logs := exp.logs.String()
+	if n := strings.Count(logs, "\n"); n < 50 {
+		t.Errorf("only %d log lines: the faults were not exercised", n)
+	}
+	for _, s := range secrets {
+		for _, place := range []struct{ name, text string }{{"the log", logs}, {"an answer", seen.String()}} {
+			if i := strings.Index(place.text, s); i >= 0 {
+				start, end := max(i-300, 0), min(i+len(s)+100, len(place.text))
+				t.Errorf("secret %q found in %s:\n...%s...", s, place.name, place.text[start:end])
+			}
+		}
+	}
+}
+
+// TestConfigErrorsRedactURLUserinfo: an endpoint or proxy_url that does not
+// parse must not be quoted with the password in its user information.
+func TestConfigErrorsRedactURLUserinfo(t *testing.T) {
+	const password = "PwCanary-in-a-url-0b1c2d"
+	dir := t.TempDir()
+	for name, line := range map[string]string{
+		"endpoint":  "modelarts_endpoint: http://user:" + password + "@[::1",
+		"proxy_url": "proxy_url: http://user:" + password + "@[::1",
+	} {
+		cfg := "projects:\n  - name: p\n    region: eu-de\n    " + line + "\n    auth: {access_key: AK, secret_key: SK}\n    images: [" + modelartstest.SampleIDs()[0] + "]\n"
+		path := filepath.Join(dir, name+".yml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.Command(exporterBinary(t), "--config.check", "--config.file="+path).CombinedOutput()
+		if strings.Contains(string(out), password) {
+			t.Errorf("%s: the password of the URL is printed:\n%s", name, out)
+		}
+	}
+}
+
+// TestBinaryHonoursProxyEnvironment runs the binary with HTTP_PROXY, and
+// with HTTP_PROXY plus NO_PROXY. The endpoint is a name that does not
+// resolve (Go never proxies loopback hosts taken from the environment), so
+// the images can only be fetched through the proxy, which connects to the
+// simulator whatever the name.
+func TestBinaryHonoursProxyEnvironment(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	var proxied atomic.Int64
+	proxy := forwardProxy(t, strings.TrimPrefix(sim.URL, "http://"), &proxied)
+
+	dir := t.TempDir()
+	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := strings.Replace(sim.URL, "127.0.0.1", "modelarts.sim.invalid", 1)
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(string(cfg), sim.URL, fake)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clean := []string{"HTTPS_PROXY=", "https_proxy=", "http_proxy=", "no_proxy=", "REQUEST_METHOD="}
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		wantUp float64
+	}{
+		{"HTTP_PROXY", []string{"HTTP_PROXY=" + proxy.URL, "NO_PROXY="}, 1},
+		{"NO_PROXY names the endpoint", []string{"HTTP_PROXY=" + proxy.URL, "NO_PROXY=.sim.invalid"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxied.Store(0)
+			exp := startExporterWith(t, exporterOptions{env: append(slices.Clone(clean), tc.env...)}, "--config.file="+cfgPath)
+			_, families := exp.scrape(t)
+			for _, project := range []string{"aksk", "token"} {
+				for _, id := range modelartstest.SampleIDs()[:2] {
+					if v := value(t, families, "modelarts_image_up", map[string]string{"project": project, "id": id}); v != tc.wantUp {
+						t.Errorf("image_up{%s,%s} = %v, want %v", project, id, v, tc.wantUp)
+					}
+				}
+			}
+			if got := proxied.Load() > 0; got != (tc.wantUp == 1) {
+				t.Errorf("requests through the proxy: %d", proxied.Load())
+			}
+			if tc.wantUp == 0 && !strings.Contains(exp.logs.String(), "lookup modelarts.sim.invalid") {
+				t.Error("the log does not say that the name did not resolve")
+			}
+		})
+	}
+}
+
+// forwardProxy is an HTTP forward proxy that sends every request to backend
+// (host:port), whatever host it names, keeping the Host header (and so the
+// AK/SK signature). It counts the requests it forwarded.
+func forwardProxy(t *testing.T, backend string, count *atomic.Int64) *httptest.Server {
+	t.Helper()
+	transport := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", backend)
+	}}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() {
+			http.Error(w, "not a proxy request: "+r.RequestURI, http.StatusBadRequest)
+			return
+		}
+		count.Add(1)
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		out.Header.Del("Proxy-Authorization")
+		resp, err := transport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(func() {
+		proxy.Close()
+		transport.CloseIdleConnections()
+	})
+	return proxy
+}
