@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -626,88 +625,6 @@ func writeSecret(t *testing.T, dir, secret string) {
 	if err := os.WriteFile(filepath.Join(dir, "sk.txt"), []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestSafeConfigReload(t *testing.T) {
-	dir := t.TempDir()
-	writeSecret(t, dir, "FAKE-first-secret")
-	path := writeConfig(t, dir, "eu-de")
-
-	var sc SafeConfig
-	if sc.Get() != nil {
-		t.Fatal("zero SafeConfig holds a configuration")
-	}
-	if err := sc.ReloadConfig(path); err != nil {
-		t.Fatalf("first load: %v", err)
-	}
-	first := sc.Get()
-	if got := string(first.Projects[0].Auth.SecretKey); got != "FAKE-first-secret" {
-		t.Fatalf("secret key = %q", got)
-	}
-
-	// A good reload re-reads the secret file.
-	writeSecret(t, dir, "FAKE-second-secret")
-	if err := sc.ReloadConfig(path); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	second := sc.Get()
-	if got := string(second.Projects[0].Auth.SecretKey); got != "FAKE-second-secret" {
-		t.Errorf("secret key after reload = %q, want the new one", got)
-	}
-	if got := string(first.Projects[0].Auth.SecretKey); got != "FAKE-first-secret" {
-		t.Errorf("the old configuration changed: %q", got)
-	}
-
-	// A bad configuration keeps the current one.
-	writeConfig(t, dir, "")
-	err := sc.ReloadConfig(path)
-	if want := `projects[0] "p".region: required; set the region of the project, e.g. "eu-de"`; err == nil || err.Error() != want {
-		t.Errorf("bad reload: got %v, want %q", err, want)
-	}
-	if sc.Get() != second {
-		t.Error("a failed reload replaced the configuration")
-	}
-
-	// So does a secret file that went missing.
-	writeConfig(t, dir, "eu-nl")
-	if err := os.Remove(filepath.Join(dir, "sk.txt")); err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.ReloadConfig(path); err == nil || !strings.Contains(err.Error(), "secret_key_file: cannot read") {
-		t.Errorf("reload without the secret file: got %v", err)
-	}
-	if sc.Get() != second {
-		t.Error("a failed reload replaced the configuration")
-	}
-}
-
-func TestSafeConfigConcurrent(t *testing.T) {
-	dir := t.TempDir()
-	writeSecret(t, dir, "FAKE-secret")
-	path := writeConfig(t, dir, "eu-de")
-	sc := NewSafeConfig(nil)
-	if err := sc.ReloadConfig(path); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 20 {
-				if c := sc.Get(); c == nil || c.Projects[0].Region != "eu-de" {
-					t.Error("bad configuration seen")
-					return
-				}
-			}
-		})
-		wg.Go(func() {
-			for range 5 {
-				if err := sc.ReloadConfig(path); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // FuzzLoadReader checks that no input makes LoadReader panic or return both a
