@@ -203,17 +203,21 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 	return e
 }
 
-// apply builds the scraper for cfg and swaps it in.
+// apply builds the scraper for cfg, swaps it in and closes the idle
+// connections of the one it replaces.
 func (e *exporter) apply(cfg *config.Config) error {
 	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version)
 	if err != nil {
 		e.reloadSuccess.Set(0)
 		return err
 	}
-	e.state.Store(&state{
+	old := e.state.Swap(&state{
 		scraper:       collector.NewScraper(e.logger, projects),
 		scrapeTimeout: time.Duration(cfg.Global.ScrapeTimeout),
 	})
+	if old != nil {
+		old.scraper.Close()
+	}
 	e.reloadSuccess.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	return nil

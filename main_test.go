@@ -10,15 +10,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -429,5 +433,56 @@ func TestBinaryConfigCheck(t *testing.T) {
 	out, err = exec.Command(exporterBinary(t), "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "modelarts_exporter, version") {
 		t.Errorf("--version: %v\n%s", err, out)
+	}
+}
+
+// TestReloadClosesIdleConnections: a reload closes the idle connections of
+// the API clients it replaces instead of leaving them open until they time out.
+func TestReloadClosesIdleConnections(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	var open atomic.Int64
+	api := httptest.NewUnstartedServer(sim.Handler())
+	api.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	api.Start()
+	defer api.Close()
+	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
+	cfg := fmt.Sprintf(`projects:
+  - name: p
+    region: eu-de
+    project_id: %s
+    modelarts_endpoint: %s
+    auth:
+      access_key: %s
+      secret_key: %s
+    images: [%s]
+`, sim.ProjectID(), api.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, strings.Join(modelartstest.SampleIDs(), ", "))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+	if err := exp.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if res := exp.state.Load().scraper.Scrape(context.Background()); len(res) != 1 || !res[0].Up {
+		t.Fatalf("scrape = %+v", res)
+	}
+	if open.Load() == 0 {
+		t.Fatal("no connection open after the scrape")
+	}
+	if err := exp.reload(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); open.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections of the replaced configuration still open after the reload", open.Load())
+		}
 	}
 }

@@ -113,7 +113,7 @@ func faultCases() []faultCase {
 		{
 			name: "oversized body", target: target,
 			fault:  imageFault(modelartstest.Fault{Kind: modelartstest.FaultOversized, Size: modelarts.DefaultMaxBodyBytes + 1<<20}),
-			logged: []string{"code=200", "malformed response", "exceeds 8388608 bytes"}, requestID: true,
+			logged: []string{"code=200", "malformed response", "exceeds 1048576 bytes"}, requestID: true,
 		},
 		{
 			name: "size as a string", target: target,
@@ -175,10 +175,15 @@ func faultCases() []faultCase {
 			// AK/SK with a configured project id does not need IAM at all.
 			projectDown: map[string]bool{"token": true},
 			logged:      []string{"CreateToken", "code=503", "server error"}, requestID: true,
-			check: func(t *testing.T, auth string, env *faultEnv, _ string) {
+			check: func(t *testing.T, auth string, env *faultEnv, text string) {
 				want := map[string]int{"aksk": 0, "token": 1}[auth] // one login attempt, not one per image or per scrape
 				if got := env.sim.Requests(modelartstest.OpCreateToken); got != want {
 					t.Errorf("CreateToken calls = %d, want %d", got, want)
+				}
+				// IAM answered, but no call reached ModelArts.
+				wantUp := map[string]string{"aksk": "1", "token": "0"}[auth]
+				if got, _ := sampleValue(t, text, "modelarts_up", `project="victim"`); got != wantUp {
+					t.Errorf("modelarts_up = %q, want %s", got, wantUp)
 				}
 			},
 		},

@@ -40,7 +40,7 @@ type fetchOutcome struct {
 	listPages int
 	// refused is the error of the call that refused the credentials.
 	refused error
-	// answered is true when at least one call got an HTTP answer.
+	// answered is true when at least one call got an HTTP answer from ModelArts.
 	answered bool
 }
 
@@ -109,6 +109,10 @@ func (f *fetcher) discover(ctx context.Context, filters modelarts.ListOptions) {
 		f.out.images[img.ID] = img
 		f.out.discovered = append(f.out.discovered, img.ID)
 	}
+	for _, bad := range l.invalid {
+		f.failed(bad.ID, bad.Err)
+		f.out.discovered = append(f.out.discovered, bad.ID)
+	}
 	if !l.complete() {
 		f.out.discoveryErr = listingError(l)
 	}
@@ -127,7 +131,7 @@ func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
 		wanted[id] = true
 	}
 	l := f.lister(modelarts.ListOptions{}).list(ctx, func(sofar *listing, callsLeft int) bool {
-		return len(ids)-countWanted(sofar.images, wanted) > callsLeft
+		return len(ids)-countWanted(sofar, wanted) > callsLeft
 	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -138,6 +142,11 @@ func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
 	for _, img := range l.images {
 		if wanted[img.ID] {
 			f.out.images[img.ID] = &img // a copy: the rest of the listing is not kept
+		}
+	}
+	for _, bad := range l.invalid {
+		if wanted[bad.ID] {
+			f.failed(bad.ID, bad.Err) // fetching it again would cost a call to learn the same
 		}
 	}
 	missing := f.notFetched(ids)
@@ -193,15 +202,20 @@ func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
-		f.out.errs[id] = err
 		f.out.answered = f.out.answered || !unanswered(err)
 		f.proven = f.proven || errors.Is(err, modelarts.ErrNotFound)
 		f.observe(err)
-		logFailure(f.logger, f.p.Name, id, err)
+		f.failed(id, err)
 		return
 	}
 	f.out.images[id] = img
 	f.out.answered, f.proven = true, true
+}
+
+// failed records and logs the failure of one image. f.mu must be held.
+func (f *fetcher) failed(id string, err error) {
+	f.out.errs[id] = err
+	logFailure(f.logger, f.p.Name, id, err)
 }
 
 // progress returns copies of the images fetched and the errors met so far.
@@ -251,10 +265,16 @@ func (f *fetcher) notFetched(ids []string) []string {
 	return out
 }
 
-func countWanted(images []modelarts.Image, wanted map[string]bool) int {
+// countWanted counts the wanted IDs a listing holds, decoded or not.
+func countWanted(l *listing, wanted map[string]bool) int {
 	n := 0
-	for _, img := range images {
+	for _, img := range l.images {
 		if wanted[img.ID] {
+			n++
+		}
+	}
+	for _, bad := range l.invalid {
+		if wanted[bad.ID] {
 			n++
 		}
 	}
@@ -296,7 +316,11 @@ func authRefused(err error) bool {
 	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrForbidden)
 }
 
-// unanswered reports whether err means that no HTTP answer arrived.
+// unanswered reports whether err means that the ModelArts API did not
+// answer: no HTTP answer arrived, or the call failed at IAM, whatever IAM said.
 func unanswered(err error) bool {
+	if apiErr := modelarts.AsAPIError(err); apiErr != nil && apiErr.FromIAM() {
+		return true
+	}
 	return errors.Is(err, modelarts.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }

@@ -5,6 +5,8 @@ package collector
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +297,54 @@ func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
 	}
 	if n := len(s.states[0].known); n != 9 {
 		t.Errorf("%d last good values kept, want 9", n)
+	}
+}
+
+// TestOneBadImageSparesItsPage: when one element of a ListImage page does not
+// decode (its size sent as a string), that image alone reports down, with a
+// malformed-response error naming the field; the other images of the page
+// are up, nothing is fetched again one by one, and the element still counts
+// as a record for the paging: no call for a gap, no call more than without
+// the fault.
+func TestOneBadImageSparesItsPage(t *testing.T) {
+	images := modelartstest.GenerateImages(200, 4)
+	bad := images[120].ID
+	for _, tt := range []struct {
+		name      string
+		maxPage   int
+		discovery bool
+		wantCalls int
+	}{
+		{name: "configured, one page", maxPage: 1000, wantCalls: 1},
+		{name: "configured, pages of 50", maxPage: 50, wantCalls: 4},
+		{name: "discovered, pages of 50", maxPage: 50, discovery: true, wantCalls: 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage})
+			t.Cleanup(sim.Close)
+			sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultWrongTypes, Operation: modelartstest.OpListImage, ImageID: bad})
+			p := simProject(t, sim, idsOf(images), modelartstest.DemoSecretKey)
+			if tt.discovery {
+				p.ImageIDs, p.Discovery = nil, &modelarts.ListOptions{}
+			}
+			res := scrapeOnce(p)
+			if !res.Up || len(res.Images) != len(images) {
+				t.Fatalf("up = %v, %d images; want true, %d", res.Up, len(res.Images), len(images))
+			}
+			for _, r := range res.Images {
+				switch {
+				case r.ID == bad && (r.Image != nil || !errors.Is(r.Err, modelarts.ErrMalformedResponse) || !strings.Contains(fmt.Sprint(r.Err), "Image.size")):
+					t.Errorf("bad image: %v, want down with a malformed response naming Image.size", r.Err)
+				case r.ID != bad && (r.Err != nil || r.Image == nil):
+					t.Errorf("image %s: %v", r.ID, r.Err)
+				}
+			}
+			if got := sim.Requests(modelartstest.OpListImage); got != tt.wantCalls {
+				t.Errorf("%d ListImage calls, want %d", got, tt.wantCalls)
+			}
+			if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
+				t.Errorf("%d ShowImage calls, want 0", got)
+			}
+		})
 	}
 }

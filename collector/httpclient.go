@@ -5,11 +5,17 @@ package collector
 
 import (
 	"net/http"
+	"time"
 
 	commonconfig "github.com/prometheus/common/config"
 
 	"github.com/modelarts-exporter/modelarts_exporter/config"
 )
+
+// idleConnTimeout closes a connection to the API idle this long (net/http's
+// default; prometheus/common's is 5 minutes): after a burst of scrapes,
+// the pools shrink back within a minute and a half.
+const idleConnTimeout = 90 * time.Second
 
 // newHTTPClient builds the outbound HTTP client of one project with
 // prometheus/common, the ecosystem's shape for TLS and proxy settings.
@@ -29,5 +35,5 @@ func newHTTPClient(pc config.ProjectConfig) (*http.Client, error) {
 	if err := hc.Validate(); err != nil {
 		return nil, err
 	}
-	return commonconfig.NewClientFromConfig(hc, "modelarts_"+pc.Name)
+	return commonconfig.NewClientFromConfig(hc, "modelarts_"+pc.Name, commonconfig.WithIdleConnTimeout(idleConnTimeout))
 }

@@ -14,7 +14,8 @@ const (
 	// listPageLimit is the limit asked of ListImage. The API documents no
 	// maximum and servers cap it (the simulator at 1000) without an error; the
 	// size of the first page tells the real one. 1000 listed images are about
-	// 1 MB of JSON, well under the client's 8 MiB body cap.
+	// 0.5 to 1 MiB of JSON, well under the client's 8 MiB cap of a page
+	// (modelarts.DefaultMaxListBodyBytes).
 	listPageLimit = 1000
 	// maxListPages ends a listing on a server that keeps answering with new
 	// records beyond its own total: 200 pages are 200,000 images at 1000 a page.
@@ -35,6 +36,9 @@ const (
 type listing struct {
 	// images are the records listed, each ID once, in page order.
 	images []modelarts.Image
+	// invalid are the records with an ID that did not decode, each ID once
+	// and not among images.
+	invalid []modelarts.InvalidImage
 	// total is the record count the first page announced.
 	total int64
 	// pageSize is the number of records the server put in the first page:
@@ -44,7 +48,7 @@ type listing struct {
 	stopped string
 	// err is the first call that failed, nil if none did.
 	err error
-	// answered is true when at least one call got an HTTP answer.
+	// answered is true when at least one call got an HTTP answer from ModelArts.
 	answered bool
 }
 
@@ -90,7 +94,7 @@ func (l *lister) list(ctx context.Context, more func(sofar *listing, callsLeft i
 	if !res.add(first, seen) {
 		return res
 	}
-	res.total, res.pageSize = first.page.Total, len(first.page.Data)
+	res.total, res.pageSize = first.page.Total, first.page.Records()
 	pending := followUps(res.total, res.pageSize)
 	if len(pending) > 0 && !more(res, len(pending)) {
 		res.stop(stopNotNeeded)
@@ -129,7 +133,7 @@ func followUps(total int64, size int) []pageRequest {
 
 // gap returns the call for the records a short page left out, if any.
 func gap(r pageResult, total int64) []pageRequest {
-	n := len(r.page.Data)
+	n := r.page.Records()
 	if n == 0 || n >= r.req.limit || int64(r.req.offset+n) >= total {
 		return nil
 	}
@@ -137,7 +141,8 @@ func gap(r pageResult, total int64) []pageRequest {
 }
 
 // add takes one answer into the listing and reports whether it brought
-// records. A failed call or a page that trips a guard ends the listing.
+// records, decoded or not. A failed call or a page that trips a guard ends
+// the listing.
 func (res *listing) add(r pageResult, seen map[string]bool) bool {
 	if r.err != nil {
 		if res.err == nil {
@@ -148,7 +153,7 @@ func (res *listing) add(r pageResult, seen map[string]bool) bool {
 		return false
 	}
 	res.answered = true
-	if len(r.page.Data) == 0 {
+	if r.page.Records() == 0 {
 		if r.req.offset > 0 || r.page.Total > 0 {
 			res.stop(stopEmptyPage)
 		}
@@ -161,6 +166,14 @@ func (res *listing) add(r pageResult, seen map[string]bool) bool {
 		}
 		seen[img.ID] = true
 		res.images = append(res.images, img)
+		added++
+	}
+	for _, bad := range r.page.Invalid {
+		if bad.ID == "" || seen[bad.ID] {
+			continue
+		}
+		seen[bad.ID] = true
+		res.invalid = append(res.invalid, bad)
 		added++
 	}
 	if added == 0 {

@@ -127,3 +127,31 @@ func TestListerFailedPage(t *testing.T) {
 		t.Errorf("err = %v, complete = %v, answered = %v", res.err, res.complete(), res.answered)
 	}
 }
+
+// TestListerCountsUndecodedRecords: records that did not decode count for
+// the paging like the others: a page made only of them is neither empty nor
+// repeated, and each is listed once.
+func TestListerCountsUndecodedRecords(t *testing.T) {
+	f := &pagingFake{images: fakeImages(2500)}
+	l := &lister{api: undecoded{f}, concurrency: 4}
+	res := l.list(context.Background(), func(*listing, int) bool { return true })
+	if f.listCalls.Load() != 3 || !res.complete() || len(res.images) != 1000 || len(res.invalid) != 1500 {
+		t.Errorf("calls = %d, complete = %v (%s), images = %d, invalid = %d; want 3, true, 1000, 1500",
+			f.listCalls.Load(), res.complete(), res.stopped, len(res.images), len(res.invalid))
+	}
+}
+
+// undecoded makes every record after the first page one that did not decode.
+type undecoded struct{ *pagingFake }
+
+func (u undecoded) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+	page, err := u.pagingFake.ListImages(ctx, opts)
+	if err != nil || opts.Offset == 0 {
+		return page, err
+	}
+	for _, img := range page.Data {
+		page.Invalid = append(page.Invalid, modelarts.InvalidImage{ID: img.ID, Err: &modelarts.APIError{Operation: "ListImage", Class: modelarts.ErrMalformedResponse}})
+	}
+	page.Data = nil
+	return page, nil
+}

@@ -17,7 +17,9 @@ import (
 type Project struct {
 	// Name is the value of the project label.
 	Name string
-	// Client talks to the project's ModelArts API.
+	// Client talks to the project's ModelArts API. If it has a
+	// CloseIdleConnections method, as *modelarts.Client does, Scraper.Close
+	// calls it.
 	Client modelarts.API
 	// ImageIDs are the configured image IDs, lowercase UUIDs.
 	ImageIDs []string
@@ -89,4 +91,16 @@ func (s *Scraper) Scrape(ctx context.Context) []ProjectResult {
 	}
 	wg.Wait()
 	return results
+}
+
+// Close closes the idle connections of the projects' API clients, for a
+// Scraper that is being replaced by a reload: they would otherwise stay open
+// until their idle timeout. Fetches still running go on; their connections
+// are closed once they have been idle for the timeout.
+func (s *Scraper) Close() {
+	for _, ps := range s.states {
+		if c, ok := ps.project.Client.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
 }

@@ -57,7 +57,9 @@ type Config struct {
 	Observer Observer
 	// UserAgent is sent with every request.
 	UserAgent string
-	// MaxBodyBytes caps what is read of one response body (default 8 MiB).
+	// MaxBodyBytes, when not 0, caps what is read of the answer to every call.
+	// 0 means DefaultMaxListBodyBytes (8 MiB) for a ListImage page and
+	// DefaultMaxBodyBytes (1 MiB) for every other answer.
 	MaxBodyBytes int64
 	// Now is the clock (for signing and token expiry); nil means time.Now.
 	Now func() time.Time
@@ -109,11 +111,15 @@ type Client struct {
 	endpoint   string // base URL without trailing slash
 	projectID  string // as configured; may be empty
 	userAgent  string
-	maxBody    int64
-	httpClient *http.Client // authenticates every request
+	maxBody    int64             // of every answer but a ListImage page
+	maxList    int64             // of a ListImage page
+	httpClient *http.Client      // authenticates every request
+	base       http.RoundTripper // under the authentication: holds the connection pool
 
 	tokens   *tokenSource   // password auth only
 	projects *projectLookup // nil when the project id is configured
+	// credentials are the configured secrets: secret key, security token, password.
+	credentials []string
 
 	limiter *rate.Limiter // nil: no client-side rate limit
 	retry   RetryPolicy
@@ -155,22 +161,23 @@ func NewClient(cfg Config) (*Client, error) {
 		endpoint:  endpoint,
 		projectID: cfg.ProjectID,
 		userAgent: cmp.Or(cfg.UserAgent, DefaultUserAgent),
-		maxBody:   cfg.MaxBodyBytes,
+		maxBody:   cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxList:   cmp.Or(cfg.MaxBodyBytes, DefaultMaxListBodyBytes),
+		base:      baseTransport(cfg.HTTPClient),
 		limiter:   newLimiter(cfg.RateLimit, cfg.RateBurst),
 		retry:     DefaultRetryPolicy,
+
+		credentials: []string{cfg.Credentials.SecretKey, cfg.Credentials.SecurityToken, cfg.Credentials.Password},
 	}
 	if cfg.Retry != nil {
 		c.retry = *cfg.Retry
-	}
-	if c.maxBody == 0 {
-		c.maxBody = DefaultMaxBodyBytes
 	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
 
-	observed := &observingRoundTripper{observer: cfg.Observer, next: baseTransport(cfg.HTTPClient)}
+	observed := &observingRoundTripper{observer: cfg.Observer, next: c.base}
 	var auth http.RoundTripper
 	if usePassword {
 		c.tokens, err = newTokenSource(tokenSourceConfig{
@@ -199,9 +206,18 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.httpClient = withTransport(cfg.HTTPClient, auth)
 	if cfg.ProjectID == "" {
-		c.projects = newProjectLookup(c.httpClient, iamEndpoint, cfg.Region, c.userAgent, c.maxBody, now)
+		c.projects = newProjectLookup(c.httpClient, iamEndpoint, cfg.Region, c.userAgent, c.maxBody, now, c.secrets)
 	}
 	return c, nil
+}
+
+// CloseIdleConnections closes the connections of the client's pool that are
+// not in use, e.g. when the client is being replaced. It does not stop the
+// client from being used: it opens new connections as needed.
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.base.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }
 
 // ProjectID returns the project id: the configured one; else, with password
@@ -301,10 +317,27 @@ func (c *Client) attempt(ctx context.Context, op, resource string, query url.Val
 		return transportError(op, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusError(op, resp, c.maxBody)
+	limit := c.maxBody
+	if op == opListImage {
+		limit = c.maxList
 	}
-	return decodeResponse(ctx, op, resp, c.maxBody, out)
+	if resp.StatusCode != http.StatusOK {
+		return statusError(op, resp, limit, c.secrets())
+	}
+	return decodeResponse(ctx, op, resp, limit, out)
+}
+
+// secrets are what an answer must not get into an error should the server
+// quote it back: the configured secrets and the IAM token in use.
+func (c *Client) secrets() []string {
+	if c.tokens == nil {
+		return c.credentials
+	}
+	tok := c.tokens.current()
+	if tok == nil {
+		return c.credentials
+	}
+	return append(slices.Clip(c.credentials), tok.value)
 }
 
 // transportError classifies an error of http.Client.Do: an *APIError from

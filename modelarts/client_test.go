@@ -321,6 +321,48 @@ func TestDecoding(t *testing.T) {
 	}
 }
 
+// TestBodyCaps: a ShowImage answer (about 1 KB) is capped at 1 MiB, a
+// ListImage page at 8 MiB; a non-zero Config.MaxBodyBytes caps both.
+func TestBodyCaps(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    bool
+		size    int
+		maxBody int64
+		wantErr string // "" for success
+	}{
+		{name: "ShowImage at its cap", size: 1 << 20},
+		{name: "ShowImage over its cap", size: 1<<20 + 1, wantErr: "response body exceeds 1048576 bytes"},
+		{name: "ListImage page over the ShowImage cap", list: true, size: 4 << 20},
+		{name: "ListImage at its cap", list: true, size: 8 << 20},
+		{name: "ListImage over its cap", list: true, size: 8<<20 + 1, wantErr: "response body exceeds 8388608 bytes"},
+		{name: "ShowImage within MaxBodyBytes", size: 2 << 20, maxBody: 2 << 20},
+		{name: "ListImage over MaxBodyBytes", list: true, size: 2<<20 + 1, maxBody: 2 << 20, wantErr: "response body exceeds 2097152 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const head, tail = `{"id":"x","data":[],"x_padding":"`, `"}`
+			body := head + strings.Repeat("a", tt.size-len(head)-len(tail)) + tail
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, http.StatusOK, body)
+			})
+			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.MaxBodyBytes = tt.maxBody })
+			var err error
+			if tt.list {
+				_, err = c.ListImages(context.Background(), ListOptions{})
+			} else {
+				_, err = c.ShowImage(context.Background(), "x")
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (!errors.Is(err, ErrMalformedResponse) || !strings.Contains(fmt.Sprint(err), tt.wantErr)):
+				t.Fatalf("err = %v, want ErrMalformedResponse with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // TestTruncatedBody: the connection closes before Content-Length bytes arrived.
 func TestTruncatedBody(t *testing.T) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -383,6 +425,36 @@ func TestListImages(t *testing.T) {
 				t.Errorf("list = %+v", list)
 			}
 		})
+	}
+}
+
+// TestListImagesKeepsTheGoodElements: an element of data that does not
+// decode goes to Invalid, with its id when that can be read, and an error
+// naming the field; the other elements decode as usual.
+func TestListImagesKeepsTheGoodElements(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "req-1")
+		writeJSON(w, http.StatusOK, `{"total":4,"data":[{"id":"a"},{"id":"b","size":"12"},{"id":7},{"id":"d","size":3}]}`)
+	})
+	c, _ := newAKSKClient(t, handler, nil)
+	list, err := c.ListImages(context.Background(), ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Data) != 2 || list.Data[0].ID != "a" || list.Data[1].ID != "d" || list.Records() != 4 {
+		t.Errorf("data = %+v, %d records", list.Data, list.Records())
+	}
+	want := []struct{ id, err string }{
+		{"b", "ListImage: malformed response (HTTP 200) request_id=req-1: decode data[1]: json: cannot unmarshal string into Go struct field Image.size of type int64"},
+		{"", "ListImage: malformed response (HTTP 200) request_id=req-1: decode data[2]: json: cannot unmarshal number into Go struct field Image.id of type string"},
+	}
+	if len(list.Invalid) != len(want) {
+		t.Fatalf("invalid = %+v", list.Invalid)
+	}
+	for i, w := range want {
+		if got := list.Invalid[i]; got.ID != w.id || !errors.Is(got.Err, ErrMalformedResponse) || got.Err.Error() != w.err {
+			t.Errorf("invalid[%d] = %q, %v\nwant %q, %s", i, got.ID, got.Err, w.id, w.err)
+		}
 	}
 }
 

@@ -62,6 +62,12 @@ func (e *APIError) Error() string {
 	return s
 }
 
+// FromIAM reports whether the call failed at IAM, getting a token
+// ("CreateToken") or the project id ("ListProjects"), rather than at ModelArts.
+func (e *APIError) FromIAM() bool {
+	return e.Operation == opCreateToken || e.Operation == opListProjects
+}
+
 // Unwrap lets errors.Is match both the class and the cause (e.g. context.DeadlineExceeded).
 func (e *APIError) Unwrap() []error {
 	if e.Cause != nil {

@@ -30,7 +30,9 @@ func fuzzResponse(status int, body []byte) *http.Response {
 
 // checkDecode holds for any body decoded into out: an error is a
 // malformed-response *APIError; a success means valid JSON within the cap,
-// and the decoded value survives a JSON round trip unchanged.
+// and the decoded value survives a JSON round trip unchanged. The elements
+// of an ImageList that did not decode (not part of the round trip) are
+// described like a malformed answer.
 func checkDecode[T any](t *testing.T, body []byte) {
 	var out T
 	err := decodeResponse(context.Background(), opShowImage, fuzzResponse(http.StatusOK, body), fuzzMaxBody, &out)
@@ -52,6 +54,14 @@ func checkDecode[T any](t *testing.T, body []byte) {
 	}
 	if !json.Valid(body) {
 		t.Fatalf("invalid JSON %q was accepted", body)
+	}
+	if list, ok := any(&out).(*ImageList); ok {
+		for _, bad := range list.Invalid {
+			if !errors.Is(bad.Err, ErrMalformedResponse) || bad.Err.RequestID == "" || strings.ContainsAny(bad.Err.Error(), "\n\r") {
+				t.Fatalf("element not decoded: %v is not a one-line malformed-response error with the request id", bad.Err)
+			}
+		}
+		list.Invalid = nil
 	}
 	again, err := json.Marshal(out)
 	if err != nil {
@@ -127,7 +137,7 @@ func FuzzStatusError(f *testing.F) {
 		}
 		resp := fuzzResponse(status, body)
 		resp.Header.Del("X-Request-Id")
-		e := statusError(opShowImage, resp, fuzzMaxBody)
+		e := statusError(opShowImage, resp, fuzzMaxBody, nil)
 		if !errors.Is(e, classify(status, e.ErrorCode)) {
 			t.Fatalf("class %v for status %d", e.Class, status)
 		}

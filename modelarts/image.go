@@ -3,6 +3,11 @@
 
 package modelarts
 
+import (
+	"encoding/json"
+	"fmt"
+)
+
 // The documented image states (ShowImage, field "status").
 const (
 	StatusInit         = "INIT"
@@ -46,11 +51,55 @@ type Image struct {
 
 // ImageList is one page of ListImage.
 type ImageList struct {
-	Current int     `json:"current"`
-	Data    []Image `json:"data"`
-	Pages   int     `json:"pages"`
-	Size    int     `json:"size"`
-	Total   int64   `json:"total"`
+	Current int `json:"current"`
+	// Data are the elements of the page's data that decoded as images.
+	Data []Image `json:"data"`
+	// Invalid are the elements that did not (e.g. a size sent as a string),
+	// in page order: one bad image does not spoil the page.
+	Invalid []InvalidImage `json:"-"`
+	Pages   int            `json:"pages"`
+	Size    int            `json:"size"`
+	Total   int64          `json:"total"`
+}
+
+// InvalidImage is an element of a ListImage page that could not be decoded.
+type InvalidImage struct {
+	// ID is the element's id; "" when not even that could be read.
+	ID string
+	// Err wraps ErrMalformedResponse and names the field at fault.
+	Err *APIError
+}
+
+// Records is the number of elements of the page's data, decoded or not.
+func (l *ImageList) Records() int { return len(l.Data) + len(l.Invalid) }
+
+// UnmarshalJSON decodes the page, and its data element by element: an
+// element that does not decode goes to Invalid instead of failing the page.
+func (l *ImageList) UnmarshalJSON(b []byte) error {
+	type page ImageList // without this method
+	var raw struct {
+		page
+		Data []json.RawMessage `json:"data"` // shadows page.Data
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*l = ImageList(raw.page)
+	for i, elem := range raw.Data {
+		var img Image
+		if err := json.Unmarshal(elem, &img); err != nil {
+			var id struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(elem, &id) // "" when unreadable
+			l.Invalid = append(l.Invalid, InvalidImage{ID: id.ID, Err: &APIError{
+				Operation: opListImage, Class: ErrMalformedResponse, Cause: fmt.Errorf("decode data[%d]: %w", i, err),
+			}})
+			continue
+		}
+		l.Data = append(l.Data, img)
+	}
+	return nil
 }
 
 // ListOptions are the ListImage query parameters. Zero values are left out of the query.

@@ -29,6 +29,7 @@ type projectLookup struct {
 	userAgent string
 	maxBody   int64
 	now       func() time.Time
+	secrets   func() []string // to scrub from IAM's messages
 
 	gate gate
 
@@ -45,7 +46,7 @@ type projectsResponse struct {
 	} `json:"projects"`
 }
 
-func newProjectLookup(client *http.Client, iamEndpoint, region, userAgent string, maxBody int64, now func() time.Time) *projectLookup {
+func newProjectLookup(client *http.Client, iamEndpoint, region, userAgent string, maxBody int64, now func() time.Time, secrets func() []string) *projectLookup {
 	return &projectLookup{
 		client:    client,
 		url:       iamURL(iamEndpoint, "projects") + "?" + url.Values{"name": {region}}.Encode(),
@@ -53,6 +54,7 @@ func newProjectLookup(client *http.Client, iamEndpoint, region, userAgent string
 		userAgent: userAgent,
 		maxBody:   maxBody,
 		now:       now,
+		secrets:   secrets,
 		gate:      newGate(),
 	}
 }
@@ -105,7 +107,7 @@ func (p *projectLookup) fetch(ctx context.Context) (string, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", statusError(opListProjects, resp, p.maxBody)
+		return "", statusError(opListProjects, resp, p.maxBody, p.secrets())
 	}
 	var body projectsResponse
 	if err := decodeResponse(ctx, opListProjects, resp, p.maxBody, &body); err != nil {

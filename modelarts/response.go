@@ -17,9 +17,16 @@ import (
 )
 
 const (
-	// DefaultMaxBodyBytes caps what is read of one response body when
-	// Config.MaxBodyBytes is 0.
-	DefaultMaxBodyBytes = 8 << 20
+	// DefaultMaxBodyBytes caps what is read of one answer of ShowImage (about
+	// 1 KB) and of IAM (a token, a project list) when Config.MaxBodyBytes is 0.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxListBodyBytes caps what is read of one ListImage page when
+	// Config.MaxBodyBytes is 0. A page of 1000 images, the most the collector
+	// asks for, is 0.45 MiB as the simulator generates them, about 1 MiB with
+	// descriptions like the API reference's example; 8 MiB still holds 1000
+	// images that fill name and description (512 characters each) with
+	// multibyte text.
+	DefaultMaxListBodyBytes = 8 << 20
 
 	// maxMessageLen bounds APIError.Message, in characters.
 	maxMessageLen = 200
@@ -72,6 +79,11 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 			Class: ErrMalformedResponse, Cause: fmt.Errorf("decode body: %w", err),
 		}
 	}
+	if list, ok := out.(*ImageList); ok {
+		for _, bad := range list.Invalid { // tell which answer they came in
+			bad.Err.StatusCode, bad.Err.RequestID = resp.StatusCode, requestID(resp, body)
+		}
+	}
 	return nil
 }
 
@@ -93,22 +105,37 @@ func bodyReadError(ctx context.Context, op string, resp *http.Response, err erro
 
 // statusError turns a non-success answer into an *APIError. The body is read
 // up to limit bytes and parsed as one of the documented error bodies when possible.
-func statusError(op string, resp *http.Response, limit int64) *APIError {
+//
+// The secrets are replaced by <secret> in every text taken from the answer,
+// before it is cut to length: a server that quotes back the credentials it
+// received must not get them, or a part of them, into errors and logs.
+func statusError(op string, resp *http.Response, limit int64, secrets []string) *APIError {
 	body, _, _ := readBody(resp.Body, limit)
+	text := func(s string) string { return cleanText(redact(s, secrets), maxMessageLen) }
 	e := &APIError{Operation: op, StatusCode: resp.StatusCode}
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
-		e.ErrorCode = cleanText(eb.ErrorCode, maxMessageLen)
-		e.Message = cleanText(eb.ErrorMsg, maxMessageLen)
+		e.ErrorCode = text(eb.ErrorCode)
+		e.Message = text(eb.ErrorMsg)
 		if eb.Error != nil && e.Message == "" {
-			e.Message = cleanText(firstNonEmpty(eb.Error.Message, eb.Error.Title), maxMessageLen)
+			e.Message = text(firstNonEmpty(eb.Error.Message, eb.Error.Title))
 		}
 	} else {
-		e.Message = summarizeNonJSON(body)
+		e.Message = summarizeNonJSON([]byte(redact(string(body), secrets)))
 	}
-	e.RequestID = requestID(resp, body)
+	e.RequestID = requestID(resp, body, secrets...)
 	e.Class = classify(resp.StatusCode, e.ErrorCode)
 	return e
+}
+
+// redact replaces every occurrence of the (non-empty) secrets in s by <secret>.
+func redact(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "<secret>")
+		}
+	}
+	return s
 }
 
 // classify maps an HTTP status and a ModelArts error code to an error class.
@@ -131,10 +158,11 @@ func classify(status int, errorCode string) error {
 	}
 }
 
-// requestID returns the X-Request-Id header, else the request_id of a JSON body.
-func requestID(resp *http.Response, body []byte) string {
+// requestID returns the X-Request-Id header, else the request_id of a JSON
+// body, with the secrets redacted.
+func requestID(resp *http.Response, body []byte, secrets ...string) string {
 	if id := resp.Header.Get("X-Request-Id"); id != "" {
-		return cleanText(id, maxRequestIDLen)
+		return cleanText(redact(id, secrets), maxRequestIDLen)
 	}
 	if len(body) == 0 {
 		return ""
@@ -145,7 +173,7 @@ func requestID(resp *http.Response, body []byte) string {
 	if json.Unmarshal(body, &eb) != nil {
 		return ""
 	}
-	return cleanText(eb.RequestID, maxRequestIDLen)
+	return cleanText(redact(eb.RequestID, secrets), maxRequestIDLen)
 }
 
 // summarizeNonJSON gives a short description of a body that is not JSON:

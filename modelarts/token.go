@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -243,7 +242,7 @@ func (ts *tokenSource) create(ctx context.Context) (*token, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return nil, ts.scrub(statusError(opCreateToken, resp, ts.maxBody))
+		return nil, statusError(opCreateToken, resp, ts.maxBody, []string{ts.password})
 	}
 	var body tokenResponse
 	if err := decodeResponse(ctx, opCreateToken, resp, ts.maxBody, &body); err != nil {
@@ -285,14 +284,6 @@ func newToken(value string, body tokenResponse, start time.Time) (*token, error)
 		expiresAt: expires,
 		renewAt:   expires.Add(-margin),
 	}, nil
-}
-
-// scrub removes the password from text IAM sent back, should it ever echo it.
-func (ts *tokenSource) scrub(e *APIError) *APIError {
-	if ts.password != "" {
-		e.Message = strings.ReplaceAll(e.Message, ts.password, "<secret>")
-	}
-	return e
 }
 
 // tokenRoundTripper sends every request with X-Auth-Token. When the API

@@ -271,10 +271,16 @@ func TestWrongTypesFault(t *testing.T) {
 	if raw := decode[map[string]any](t, r); raw["size"] != "123" {
 		t.Errorf("size = %#v", raw["size"])
 	}
-	r = signedGet(t, s, clock, listPath(s, ""))
-	var page modelarts.ImageList
-	if err := json.Unmarshal(r.body, &page); err == nil {
-		t.Fatalf("wrong types decoded in the list: %s", r.body)
+	page := decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "")))
+	if len(page.Data) != 0 || len(page.Invalid) != len(SampleIDs()) {
+		t.Errorf("list: %d images decoded, %d not; want 0, %d", len(page.Data), len(page.Invalid), len(SampleIDs()))
+	}
+	// Aimed at one image, the fault alters that element of a listing only.
+	s.ClearFaults()
+	s.AddFault(Fault{Kind: FaultWrongTypes, Operation: OpListImage, ImageID: SampleIDError})
+	page = decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "")))
+	if len(page.Data) != len(SampleIDs())-1 || len(page.Invalid) != 1 || page.Invalid[0].ID != SampleIDError {
+		t.Errorf("list with one image aimed at: %d images decoded, not decoded: %+v", len(page.Data), page.Invalid)
 	}
 }
 
