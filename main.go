@@ -45,7 +45,7 @@ func run(args []string) int {
 		configFile    = app.Flag("config.file", "Path to the configuration file.").Default("modelarts_exporter.yml").String()
 		configCheck   = app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").Bool()
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds, to leave room for rendering the answer.").Default("0.5s").Duration()
+		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds (or from global.scrape_timeout when Prometheus sends none), plus the time the last answer took to render, so that the answer reaches Prometheus before it gives up; the API calls keep at least half of the timeout.").Default("0.5s").Duration()
 		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
 		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path served at once; more are answered 503 at once, without API calls. 0 means no limit.").Default("40").Int()
 		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
@@ -58,8 +58,8 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", exporterName, err)
 		return 2
 	}
-	if *maxRequests < 0 || *maxTimeout < 0 {
-		fmt.Fprintf(os.Stderr, "%s: --web.max-requests and --scrape.max-timeout must not be negative\n", exporterName)
+	if *maxRequests < 0 || *maxTimeout < 0 || *timeoutOffset < 0 {
+		fmt.Fprintf(os.Stderr, "%s: --web.max-requests, --scrape.max-timeout and --scrape.timeout-offset must not be negative\n", exporterName)
 		return 2
 	}
 
@@ -172,6 +172,10 @@ type exporter struct {
 	reloadSuccess prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	rejected      prometheus.Counter
+
+	// lastRender is how long the last answer of the metrics path took to
+	// gather, encode and write, in nanoseconds (a time.Duration).
+	lastRender atomic.Int64
 }
 
 // state is one applied configuration.
@@ -203,12 +207,12 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 	return e
 }
 
-// apply builds the scraper for cfg, swaps it in and closes the idle
-// connections of the one it replaces.
+// apply builds the scraper for cfg, swaps it in, closes the idle
+// connections of the one it replaces and records the success. A failure
+// changes nothing: reload records it (at start-up the process exits).
 func (e *exporter) apply(cfg *config.Config) error {
 	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version)
 	if err != nil {
-		e.reloadSuccess.Set(0)
 		return err
 	}
 	old := e.state.Swap(&state{
@@ -224,7 +228,8 @@ func (e *exporter) apply(cfg *config.Config) error {
 }
 
 // reload loads the configuration file again. A bad file is refused and the
-// running configuration keeps serving. SIGHUP and POST /-/reload both end here.
+// running configuration keeps serving. SIGHUP and POST /-/reload both end here;
+// it is the one place that records a failed reload.
 func (e *exporter) reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -259,9 +264,9 @@ func (e *exporter) reloadHandler(w http.ResponseWriter, r *http.Request) {
 //
 // At most maxRequests scrapes (0: no limit) run at once: a flood of requests
 // cannot pile up API work, the excess is answered 503 at once. The API work
-// of one scrape ends at its deadline (X-Prometheus-Scrape-Timeout-Seconds
-// minus offset, else global.scrape_timeout, never more than maxTimeout) or
-// when the client goes away, whichever comes first.
+// of one scrape ends at its deadline (see scrapeTimeout: the time Prometheus
+// waits minus offset and the time the last answer took to render) or when
+// the client goes away, whichever comes first.
 func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) http.Handler {
 	var inFlight chan struct{}
 	if maxRequests > 0 {
@@ -279,13 +284,13 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 			}
 		}
 		st := e.state.Load()
-		timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, st.scrapeTimeout)
-		if maxTimeout > 0 {
-			timeout = min(timeout, maxTimeout)
-		}
+		lastRender := time.Duration(e.lastRender.Load())
+		timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset,
+			lastRender, st.scrapeTimeout, maxTimeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 
+		scrapeStart := time.Now()
 		images, err := collector.NewImageCollector(st.scraper.Scrape(ctx))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -296,23 +301,40 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		renderStart := time.Now()
 		promhttp.HandlerFor(prometheus.Gatherers{e.registry, scrapeReg}, promhttp.HandlerOpts{
 			ErrorLog:      promLogger{e.logger},
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
+		render := time.Since(renderStart)
+		e.lastRender.Store(int64(render))
+		level.Debug(e.logger).Log("msg", "Scrape answered", "api_timeout", timeout, "last_render", lastRender,
+			"api", renderStart.Sub(scrapeStart), "render", render)
 	})
 }
 
-// scrapeTimeout is Prometheus' scrape timeout minus offset, or fallback when
-// Prometheus sent no usable timeout header.
-func scrapeTimeout(header string, offset, fallback time.Duration) time.Duration {
-	seconds, err := strconv.ParseFloat(header, 64)
-	if err != nil || seconds <= 0 {
-		return fallback
+// maxHeaderTimeout: a X-Prometheus-Scrape-Timeout-Seconds above it is absurd
+// (Prometheus' timeout is at most its scrape interval) and taken as absent.
+const maxHeaderTimeout = 24 * time.Hour
+
+// scrapeTimeout returns how long one scrape may spend on API calls.
+//
+// Someone waits for the answer: Prometheus for the seconds of its header;
+// without a usable header (absent, unparsable, not positive, NaN, infinite or
+// above maxHeaderTimeout) whoever scrapes for fallback, global.scrape_timeout.
+// Of that wait, offset and lastRender (what rendering the last answer took:
+// tens of megabytes for ten thousand images take seconds) are kept for
+// rendering this answer, but the API calls always get at least half of it,
+// so that a slow render or an offset as large as the timeout cannot leave
+// them nothing. maxTimeout, when not 0, bounds the result.
+func scrapeTimeout(header string, offset, lastRender, fallback, maxTimeout time.Duration) time.Duration {
+	wait := fallback
+	if seconds, err := strconv.ParseFloat(header, 64); err == nil && seconds > 0 && seconds <= maxHeaderTimeout.Seconds() {
+		wait = time.Duration(seconds * float64(time.Second))
 	}
-	timeout := time.Duration(seconds * float64(time.Second))
-	if timeout-offset > 0 {
-		return timeout - offset
+	timeout := min(wait, max(wait-offset-lastRender, wait/2))
+	if maxTimeout > 0 {
+		timeout = min(timeout, maxTimeout)
 	}
 	return timeout
 }

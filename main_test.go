@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,23 +31,56 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
+// TestScrapeTimeout: the API work of a scrape ends early enough for the
+// answer, rendered in about the time the last one took, to reach whoever
+// waits for it before they give up, whatever the timeout header says.
 func TestScrapeTimeout(t *testing.T) {
+	const (
+		ms = time.Millisecond
+		s  = time.Second
+	)
 	cases := []struct {
-		header   string
-		offset   time.Duration
-		fallback time.Duration
-		want     time.Duration
+		name       string
+		header     string
+		offset     time.Duration
+		lastRender time.Duration
+		fallback   time.Duration
+		maxTimeout time.Duration
+		want       time.Duration
 	}{
-		{"10", 500 * time.Millisecond, 30 * time.Second, 9500 * time.Millisecond},
-		{"2.5", 0, 30 * time.Second, 2500 * time.Millisecond},
-		{"", 500 * time.Millisecond, 30 * time.Second, 30 * time.Second},
-		{"garbage", 500 * time.Millisecond, 7 * time.Second, 7 * time.Second},
-		{"-3", 500 * time.Millisecond, 7 * time.Second, 7 * time.Second},
-		{"0.2", 500 * time.Millisecond, 30 * time.Second, 200 * time.Millisecond}, // offset larger than the timeout
+		{"header minus offset", "10", 500 * ms, 0, 30 * s, 0, 9500 * ms},
+		{"no offset", "2.5", 0, 0, 30 * s, 0, 2500 * ms},
+		{"header minus offset and the last render", "10", 500 * ms, 1300 * ms, 30 * s, 0, 8200 * ms},
+		{"a slow render leaves the API half the header", "5", 500 * ms, 4 * s, 30 * s, 0, 2500 * ms},
+		{"header below the offset: half of it", "0.2", 500 * ms, 0, 30 * s, 0, 100 * ms},
+		{"header at the offset: half of it", "0.5", 500 * ms, 0, 30 * s, 0, 250 * ms},
+
+		{"no header: scrape_timeout minus offset", "", 500 * ms, 0, 30 * s, 0, 29500 * ms},
+		{"no header: scrape_timeout minus offset and the last render", "", 500 * ms, 2 * s, 30 * s, 0, 27500 * ms},
+		{"no header, offset above scrape_timeout: half of it", "", 10 * s, 0, 4 * s, 0, 2 * s},
+		{"garbage", "garbage", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"negative", "-3", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"zero", "0", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"NaN", "NaN", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"Inf", "Inf", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"+Infinity", "+Infinity", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"-Inf", "-Inf", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"1e10 seconds", "1e10", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"1e300 seconds", "1e300", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"out of float range", "1e400", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"just above a day", "86400.5", 500 * ms, 0, 7 * s, 0, 6500 * ms},
+		{"a day", "86400", 500 * ms, 0, 7 * s, 0, 24*time.Hour - 500*ms},
+
+		{"max-timeout bounds the header", "600", 500 * ms, 0, 30 * s, 2 * time.Minute, 2 * time.Minute},
+		{"max-timeout above the header", "60", 500 * ms, 0, 30 * s, 2 * time.Minute, 59500 * ms},
+		{"max-timeout bounds the fallback", "", 500 * ms, 0, 30 * s, 10 * s, 10 * s},
+		{"max-timeout bounds an absurd header's fallback", "1e10", 500 * ms, 0, 30 * s, 10 * s, 10 * s},
 	}
 	for _, tc := range cases {
-		if got := scrapeTimeout(tc.header, tc.offset, tc.fallback); got != tc.want {
-			t.Errorf("scrapeTimeout(%q, %v, %v) = %v, want %v", tc.header, tc.offset, tc.fallback, got, tc.want)
+		got := scrapeTimeout(tc.header, tc.offset, tc.lastRender, tc.fallback, tc.maxTimeout)
+		if got != tc.want {
+			t.Errorf("%s: scrapeTimeout(%q, offset %v, last render %v, fallback %v, max %v) = %v, want %v",
+				tc.name, tc.header, tc.offset, tc.lastRender, tc.fallback, tc.maxTimeout, got, tc.want)
 		}
 	}
 }
@@ -484,5 +518,192 @@ func TestReloadClosesIdleConnections(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections of the replaced configuration still open after the reload", open.Load())
 		}
+	}
+}
+
+// setRecorder is a gauge that remembers the values it was set to.
+type setRecorder struct {
+	prometheus.Gauge
+	mu   sync.Mutex
+	sets []float64
+}
+
+func (g *setRecorder) Set(v float64) {
+	g.mu.Lock()
+	g.sets = append(g.sets, v)
+	g.mu.Unlock()
+	g.Gauge.Set(v)
+}
+
+func (g *setRecorder) values() []float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]float64(nil), g.sets...)
+}
+
+// TestReloadRecordsOutcomeOnce: whether the file cannot be loaded or its
+// projects cannot be set up, a reload records its outcome in
+// ..._config_last_reload_successful once, in one place.
+func TestReloadRecordsOutcomeOnce(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad_ca.pem"), []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	project := func(extra string) string {
+		return fmt.Sprintf(`projects:
+  - name: p
+    region: eu-de
+    project_id: %s
+    modelarts_endpoint: %s
+    auth:
+      access_key: %s
+      secret_key: %s
+    images: [%s]
+%s`, sim.ProjectID(), sim.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, modelartstest.SampleIDs()[0], extra)
+	}
+	tests := []struct {
+		name   string
+		config string
+		want   []float64
+	}{
+		{"good", project(""), []float64{1}},
+		{"file refused by config.Load", "projects: [", []float64{0}},
+		{"projects cannot be set up", project("    tls_config:\n      ca_file: bad_ca.pem\n"), []float64{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "modelarts_exporter.yml")
+			if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+			gauge := &setRecorder{Gauge: exp.reloadSuccess}
+			exp.reloadSuccess = gauge
+			err := exp.reload()
+			if (err == nil) != (tt.want[0] == 1) {
+				t.Fatalf("reload: %v", err)
+			}
+			if got := gauge.values(); !slices.Equal(got, tt.want) {
+				t.Errorf("reload_successful set to %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBinaryLargeScrapeAnswersInTime: rendering the answer for ten thousand
+// images (about 20 MiB) takes seconds, more than --scrape.timeout-offset.
+// When the API hangs and serve_stale_for lets the scrape answer with old
+// values, the answer must still reach Prometheus within the timeout of its
+// header: the API work ends early enough for the last render's time to fit.
+//
+// The exporter's debug log tells what it planned and what happened; the test
+// checks those rather than the time the test's client took to read 20 MiB,
+// which under the load of a parallel, race-detecting test run varies by
+// seconds: the API timeout is the header's minus the offset and the last
+// render (at least half of it), and the API work ends at that deadline
+// although the API hangs. The answer is then in time unless this render
+// takes longer than the last one plus the offset.
+func TestBinaryLargeScrapeAnswersInTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders 20 MiB answers")
+	}
+	images := modelartstest.GenerateImages(10_000, 1)
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	defer sim.Close()
+	var list strings.Builder
+	for _, img := range images {
+		fmt.Fprintf(&list, "      - %s\n", img.ID)
+	}
+	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
+	cfg := fmt.Sprintf(`global:
+  serve_stale_for: 10m
+projects:
+  - name: aksk
+    region: eu-de
+    project_id: %s
+    modelarts_endpoint: %s
+    auth:
+      access_key: %s
+      secret_key: %s
+    images:
+%s`, sim.ProjectID(), sim.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, list.String())
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const offset = time.Second
+	exp := startExporter(t, "--config.file="+path, fmt.Sprintf("--scrape.timeout-offset=%v", offset), "--log.level=debug")
+	scrape := func(timeout time.Duration) (time.Duration, string) {
+		t.Helper()
+		start := time.Now()
+		code, body := exp.do(t, http.MethodGet, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {fmt.Sprint(timeout.Seconds())}})
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d", code)
+		}
+		return time.Since(start), body
+	}
+	took, body := scrape(30 * time.Second)
+	t.Logf("healthy scrape: %v, %d bytes", took, len(body))
+
+	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: time.Minute}) // the API hangs
+	const header = 8 * time.Second
+	took, body = scrape(header)
+	t.Logf("API hanging, %v header: answered after %v, %d bytes", header, took, len(body))
+	if !strings.Contains(body, `modelarts_image_status{`) {
+		t.Error("the answer has no stale image values")
+	}
+
+	answered := scrapesAnswered(t, exp.logs.String())
+	if len(answered) != 2 {
+		t.Fatalf("%d scrapes logged, want 2", len(answered))
+	}
+	hung := answered[1]
+	t.Logf("exporter: %+v", hung)
+	if hung["last_render"] != answered[0]["render"] || hung["last_render"] <= offset {
+		t.Fatalf("last render %v, want the first scrape's %v, longer than the offset %v",
+			hung["last_render"], answered[0]["render"], offset)
+	}
+	if want := max(header-offset-hung["last_render"], header/2); hung["api_timeout"] != want {
+		t.Errorf("API timeout %v, want %v: the header's timeout minus the offset and the last render, at least half of it", hung["api_timeout"], want)
+	}
+	const windDown = 500 * time.Millisecond // for the scrape to give up and collect what it has
+	if hung["api"] > hung["api_timeout"]+windDown {
+		t.Errorf("the API work took %v, past its deadline %v", hung["api"], hung["api_timeout"])
+	}
+	if total := hung["api"] + hung["render"]; total > header {
+		t.Logf("answered after %v, later than the header's %v: this render took %v, the last %v", total, header, hung["render"], hung["last_render"])
+	}
+}
+
+// scrapesAnswered returns the durations of each "Scrape answered" debug line
+// of the exporter's log, by key.
+func scrapesAnswered(t *testing.T, logs string) []map[string]time.Duration {
+	t.Helper()
+	var out []map[string]time.Duration
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, `msg="Scrape answered"`) {
+			continue
+		}
+		fields := map[string]time.Duration{}
+		for _, kv := range strings.Fields(line) {
+			key, value, ok := strings.Cut(kv, "=")
+			if !ok || !slices.Contains([]string{"api_timeout", "last_render", "api", "render"}, key) {
+				continue
+			}
+			d, err := time.ParseDuration(value)
+			if err != nil {
+				t.Fatalf("%s in %q: %v", key, line, err)
+			}
+			fields[key] = d
+		}
+		out = append(out, fields)
+	}
+	return out
+}
+
+func TestNegativeTimeoutOffsetRefused(t *testing.T) {
+	if code := run([]string{"--scrape.timeout-offset=-1s", "--config.file=/nonexistent"}); code != 2 {
+		t.Errorf("--scrape.timeout-offset=-1s: exit %d, want 2", code)
 	}
 }

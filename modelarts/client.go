@@ -18,8 +18,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Observer is told about every HTTP request the client makes, including IAM
-// token and project lookups. statusCode is 0 when no response arrived.
+// Observer is told about every HTTP request the client sends, including IAM
+// token and project lookups; not about calls it answers without sending
+// (context already done, a refused access key remembered). statusCode is 0
+// when no response arrived.
 // Operation names: "ShowImage", "ListImage", "CreateToken", "ListProjects".
 type Observer interface {
 	ObserveRequest(operation string, statusCode int, duration time.Duration)
@@ -104,7 +106,9 @@ const (
 // limit. A 429 answer is retried with a jittered backoff as the RetryPolicy
 // allows, within the deadline of the caller's context; 5xx answers are not
 // retried. With a token, a 401 answer is retried once with a renewed token;
-// with AK/SK, never (five bad signatures lock the key pair). Redirects are not
+// with AK/SK, never (five bad signatures lock the key pair): after a 401 to a
+// signed request, nothing is signed with the key for five minutes, and calls
+// fail at once with the remembered refusal (ErrUnauthorized). Redirects are not
 // followed, so credentials never leave the configured hosts. The caller's
 // context bounds every call.
 type Client struct {
@@ -197,12 +201,16 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 		auth = &tokenRoundTripper{source: c.tokens, next: observed}
 	} else {
-		auth = NewSigningRoundTripper(&Signer{
-			AccessKey:     cfg.Credentials.AccessKey,
-			SecretKey:     cfg.Credentials.SecretKey,
-			SecurityToken: cfg.Credentials.SecurityToken,
-			Now:           now,
-		}, observed)
+		auth = &signingRoundTripper{
+			signer: &Signer{
+				AccessKey:     cfg.Credentials.AccessKey,
+				SecretKey:     cfg.Credentials.SecretKey,
+				SecurityToken: cfg.Credentials.SecurityToken,
+				Now:           now,
+			},
+			next:  observed,
+			guard: newKeyGuard(now, c.maxBody, c.secrets),
+		}
 	}
 	c.httpClient = withTransport(cfg.HTTPClient, auth)
 	if cfg.ProjectID == "" {
@@ -291,7 +299,8 @@ func (o ListOptions) query() url.Values {
 }
 
 // attempt sends GET {endpoint}/v1/{project_id}/{resource}?{query} once, when
-// the rate limit allows.
+// the rate limit allows, unless ctx is done by then: a request never sent
+// fails with ErrUnreachable wrapping the context's error.
 func (c *Client) attempt(ctx context.Context, op, resource string, query url.Values, out any) error {
 	projectID, err := c.ProjectID(ctx)
 	if err != nil {
@@ -311,6 +320,9 @@ func (c *Client) attempt(ctx context.Context, op, resource string, query url.Val
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(headerProjectID, projectID)
 	req.Header.Set("User-Agent", c.userAgent)
+	if err := ctx.Err(); err != nil { // the scrape ended while we waited: send nothing
+		return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
+	}
 
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
@@ -448,7 +460,8 @@ func withTransport(hc *http.Client, rt http.RoundTripper) *http.Client {
 	return c
 }
 
-// observingRoundTripper tells the Observer about every request it sends.
+// observingRoundTripper tells the Observer about every request it sends. A
+// request whose context is already done is not sent, and not observed.
 type observingRoundTripper struct {
 	observer Observer
 	next     http.RoundTripper
@@ -456,6 +469,10 @@ type observingRoundTripper struct {
 
 // RoundTrip implements http.RoundTripper.
 func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := req.Context().Err(); err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
 	start := time.Now()
 	resp, err := rt.next.RoundTrip(req)
 	if rt.observer != nil {

@@ -559,14 +559,19 @@ func TestObserverAKSK(t *testing.T) {
 		writeJSON(w, statuses[i.Add(1)-1], `{}`)
 	})
 	obs := &recordingObserver{}
-	c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.Observer = obs })
+	c, srv := newAKSKClient(t, handler, func(cfg *Config) { cfg.Observer = obs })
 	_, _ = c.ShowImage(context.Background(), "a")
 	_, _ = c.ShowImage(context.Background(), "b")
 	_, _ = c.ListImages(context.Background(), ListOptions{})
 
+	// Never sent: not observed.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _ = c.ShowImage(ctx, "c")
+
+	// Sent, no answer: status 0.
+	srv.Close()
+	_, _ = c.ShowImage(context.Background(), "d")
 
 	want := []observation{{"ShowImage", 200}, {"ShowImage", 404}, {"ListImage", 500}, {"ShowImage", 0}}
 	if got := obs.observations(); !reflect.DeepEqual(got, want) {
@@ -616,6 +621,9 @@ func TestProjectLookupAKSK(t *testing.T) {
 	}
 }
 
+// TestProjectLookupNotFound: IAM lists no project named after the region. That
+// is a configuration problem (ErrNoProject), not a missing image: the error
+// must not read as ErrNotFound, and it names the region and the fix.
 func TestProjectLookupNotFound(t *testing.T) {
 	var iamCalls atomic.Int32
 	iam := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -629,9 +637,12 @@ func TestProjectLookupNotFound(t *testing.T) {
 	})
 	for range 2 {
 		_, err := c.ShowImage(context.Background(), "x")
-		want := `show image x: resolve project id: ListProjects: not found: IAM lists no project named "eu-nl"`
-		if !errors.Is(err, ErrNotFound) || err.Error() != want {
+		want := `show image x: resolve project id: ListProjects: no project for the region: IAM lists no project named "eu-nl" for these credentials; set project_id or check region`
+		if !errors.Is(err, ErrNoProject) || errors.Is(err, ErrNotFound) || err.Error() != want {
 			t.Fatalf("err = %v\nwant  %s", err, want)
+		}
+		if apiErr := AsAPIError(err); apiErr == nil || !apiErr.FromIAM() {
+			t.Errorf("AsAPIError(err) = %v, want an IAM error", apiErr)
 		}
 	}
 	if n := iamCalls.Load(); n != 1 {
@@ -785,5 +796,62 @@ func TestSecretsNotPrinted(t *testing.T) {
 				t.Errorf("%s of %T shows nothing useful: %s", verb, v, text)
 			}
 		}
+	}
+}
+
+// TestDoneContextSendsNothing: a call whose context is already done (the
+// scrape's deadline passed, Prometheus went away) sends no request, to
+// ModelArts or IAM, and the Observer hears of none: a request never sent is
+// not a failed request. The error is ErrUnreachable and keeps the context's.
+func TestDoneContextSendsNothing(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{name: "AK/SK, configured project id"},
+		{name: "AK/SK, project id looked up", mutate: func(cfg *Config) { cfg.ProjectID, cfg.Region = "", "eu-de" }},
+		{name: "password token", mutate: func(cfg *Config) {
+			cfg.Credentials = Credentials{DomainName: "dom", Username: "user", Password: testPassword}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				w.WriteHeader(http.StatusInternalServerError)
+			}))
+			t.Cleanup(srv.Close)
+			obs := &recordingObserver{}
+			cfg := Config{
+				Endpoint: srv.URL, IAMEndpoint: srv.URL, ProjectID: testProjectID,
+				Credentials: Credentials{AccessKey: testAK, SecretKey: testSK},
+				Observer:    obs,
+			}
+			if tt.mutate != nil {
+				tt.mutate(&cfg)
+			}
+			c, err := NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			for _, call := range []func() error{
+				func() error { _, err := c.ShowImage(ctx, "x"); return err },
+				func() error { _, err := c.ListImages(ctx, ListOptions{}); return err },
+			} {
+				err := call()
+				if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want ErrUnreachable wrapping context.Canceled", err)
+				}
+			}
+			if n := requests.Load(); n != 0 {
+				t.Errorf("%d requests reached the server", n)
+			}
+			if seen := obs.observations(); len(seen) != 0 {
+				t.Errorf("observer saw %v for requests never sent", seen)
+			}
+		})
 	}
 }

@@ -17,6 +17,12 @@ var (
 	ErrUnauthorized = errors.New("credentials refused")
 	// ErrForbidden: HTTP 403, e.g. ModelArts.0210 (project id does not match the credentials).
 	ErrForbidden = errors.New("forbidden")
+	// ErrNoProject: the project id is not configured and IAM lists no project
+	// named after the region for these credentials (GET /v3/projects?name=).
+	// A configuration problem, like ErrForbidden one that retrying cannot fix:
+	// set the project id, or check the region and the credentials' rights.
+	// It says nothing about images: it is not ErrNotFound.
+	ErrNoProject = errors.New("no project for the region")
 	// ErrThrottled: HTTP 429 (APIG.0308, ModelArts.2799/4206/6101).
 	ErrThrottled = errors.New("throttled")
 	// ErrServer: HTTP 5xx.

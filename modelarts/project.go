@@ -5,7 +5,7 @@ package modelarts
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -119,8 +119,8 @@ func (p *projectLookup) fetch(ctx context.Context) (string, error) {
 		}
 	}
 	return "", &APIError{
-		Operation: opListProjects, RequestID: requestID(resp, nil), Class: ErrNotFound,
-		Cause: errors.New("IAM lists no project named " + strconv.Quote(p.region)),
+		Operation: opListProjects, RequestID: requestID(resp, nil), Class: ErrNoProject,
+		Cause: fmt.Errorf("IAM lists no project named %s for these credentials; set project_id or check region", strconv.Quote(p.region)),
 	}
 }
 

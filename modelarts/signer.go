@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -295,6 +296,7 @@ func sortedLower(names []string) []string {
 type signingRoundTripper struct {
 	signer *Signer
 	next   http.RoundTripper
+	guard  *keyGuard // nil: every request is sent
 }
 
 // NewSigningRoundTripper returns an http.RoundTripper that signs a clone of
@@ -309,12 +311,95 @@ func NewSigningRoundTripper(signer *Signer, next http.RoundTripper) http.RoundTr
 
 // RoundTrip implements http.RoundTripper.
 func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := rt.guard.check(operationFrom(req.Context())); err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
 	clone := req.Clone(req.Context())
 	if err := rt.signer.Sign(clone); err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
-	return rt.next.RoundTrip(clone)
+	resp, err := rt.next.RoundTrip(clone)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		rt.guard.refused(operationFrom(req.Context()), resp)
+	}
+	return resp, err
+}
+
+const (
+	// keyRefusalPause is how long nothing is signed with an access key after
+	// the cloud refused a request signed with it (401): the cloud locks a key
+	// pair after keyLockoutFailures consecutive signature failures, and every
+	// scrape would otherwise spend one. The same pause as after IAM refuses a
+	// password (tokenRetryIntervalUnauthorized).
+	keyRefusalPause = 5 * time.Minute
+	// keyLockoutFailures is how many consecutive bad signatures lock a key pair.
+	keyLockoutFailures = 5
+)
+
+// keyGuard remembers the last refusal (401) of a request signed with the
+// client's access key, and answers it instead of sending anything signed for
+// keyRefusalPause. A reload builds a new client, and with it a new guard.
+type keyGuard struct {
+	now     func() time.Time
+	maxBody int64           // of the refused answer, read to describe it
+	secrets func() []string // to scrub from the refused answer
+
+	mu        sync.Mutex
+	refusedAt time.Time
+	refusal   *APIError // nil: no refusal yet
+}
+
+func newKeyGuard(now func() time.Time, maxBody int64, secrets func() []string) *keyGuard {
+	return &keyGuard{now: now, maxBody: maxBody, secrets: secrets}
+}
+
+// check returns, for a request of operation op, the remembered refusal while
+// the pause lasts, else nil. A nil guard lets everything through.
+func (g *keyGuard) check(op string) error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refusal == nil {
+		return nil
+	}
+	until := g.refusedAt.Add(keyRefusalPause)
+	if !g.now().Before(until) {
+		return nil
+	}
+	return &APIError{
+		Operation: op,
+		Class:     ErrUnauthorized,
+		Cause: fmt.Errorf("not sent: this access key was refused at %s; the exporter waits %s before signing with it again, until %s "+
+			"(the cloud locks a key after %d bad signatures); fix the key and reload: %w",
+			g.refusedAt.UTC().Format(time.RFC3339), keyRefusalPause, until.UTC().Format(time.RFC3339), keyLockoutFailures, g.refusal),
+	}
+}
+
+// refused remembers the 401 answer resp to a request of operation op. It reads
+// (at most maxBody of) the body to describe the refusal and gives resp a body
+// that reads the same.
+func (g *keyGuard) refused(op string, resp *http.Response) {
+	if g == nil {
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, g.maxBody))
+	rest := resp.Body
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), rest), rest}
+
+	answer := *resp
+	answer.Body = io.NopCloser(bytes.NewReader(body))
+	refusal := statusError(op, &answer, g.maxBody, g.secrets())
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refusedAt, g.refusal = g.now(), refusal
 }
 
 // closeRequestBody honours the http.RoundTripper contract of closing the

@@ -543,7 +543,7 @@ projects:
 	// The first third of the samples is the warm-up (connection pools fill);
 	// the second third is compared with the last. Goroutines and file
 	// descriptors by their maximum; memory by its median, because a sample
-	// taken while the oversized fault is on sees 8 MiB bodies in flight.
+	// taken while the oversized fault is on sees capped (1 MiB) oversized bodies in flight.
 	third := len(samples) / 3
 	early, late := window(samples[third:2*third]), window(samples[2*third:])
 	const mib = 1 << 20
