@@ -6,8 +6,10 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,11 +127,14 @@ func TestFetchEndsWhenEveryScrapeGaveUp(t *testing.T) {
 	<-f.entered
 	cancel()
 	<-first
-	// The held call ends, and so do the two the fetch makes after it.
-	waitFor(t, "the calls of the abandoned fetch to be cancelled", func() bool { return f.cancelled.Load() == 3 })
+	// The held call ends, and the fetch starts no other.
+	waitFor(t, "the call of the abandoned fetch to be cancelled", func() bool { return f.cancelled.Load() == 1 })
 
 	close(f.hold)
 	assertAllUp(t, s.Scrape(context.Background())[0], 3)
+	if got := f.showCalls.Load(); got != 4 {
+		t.Errorf("%d ShowImage calls, want 4: 1 by the abandoned fetch, 3 by the next", got)
+	}
 }
 
 // TestScrapeThatGivesUpKeepsWhatArrived: images fetched before the deadline
@@ -258,4 +263,198 @@ func exposition(t *testing.T, results []ProjectResult) string {
 		t.Fatal(err)
 	}
 	return text
+}
+
+// TestSharedFetchDeadline: a shared fetch runs until the latest deadline of
+// the scrapes waiting for it, and a fetch cut short by its deadline is not
+// kept for min_refresh_interval.
+func TestSharedFetchDeadline(t *testing.T) {
+	tests := []struct {
+		name string
+		// joinLate, when not 0, is the timeout of a second scrape that joins
+		// the fetch of a first one with a timeout of 1s.
+		joinLate time.Duration
+	}{
+		{name: "a later deadline of a joining scrape carries the fetch, and its result is kept", joinLate: time.Minute},
+		{name: "a fetch cut by the deadline of its only scrape is not kept"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := heldFake(3)
+			clock := newTestClock()
+			s := newScraper(log.NewNopLogger(), []Project{{
+				Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3, MinRefreshInterval: 30 * time.Second,
+			}}, clock.Now)
+			short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+			defer cancelShort()
+			first := startScrape(short, s)
+			<-f.entered
+			var second <-chan ProjectResult
+			if tt.joinLate > 0 {
+				long, cancelLong := context.WithTimeout(context.Background(), tt.joinLate)
+				defer cancelLong()
+				second = startScrape(long, s)
+				waitFor(t, "the second scrape to join", func() bool { return s.states[0].waitersNow() == 2 })
+			}
+			if res := <-first; res.Images[0].Err == nil {
+				t.Error("the scrape that reached its deadline has its first image")
+			}
+			close(f.hold)
+			if second != nil {
+				assertAllUp(t, <-second, 3)
+				if got := f.calls(); got != 3 {
+					t.Errorf("%d calls, want 3 (one fetch)", got)
+				}
+			}
+			calls := f.calls()
+			assertAllUp(t, s.Scrape(context.Background())[0], 3)
+			wantMore := int64(3) // the cut fetch was not kept: a new one
+			if second != nil {
+				wantMore = 0 // the whole result was kept
+			}
+			if got := f.calls() - calls; got != wantMore {
+				t.Errorf("the next scrape within min_refresh_interval made %d calls, want %d", got, wantMore)
+			}
+		})
+	}
+}
+
+// TestCachedResultDropsExpiredStaleValues: a result answered from the last
+// fetch within min_refresh_interval carries no stale values older than
+// serve_stale_for at the time of the scrape.
+func TestCachedResultDropsExpiredStaleValues(t *testing.T) {
+	f := &pagingFake{images: fakeImages(1), showErr: map[string]error{}}
+	id := f.images[0].ID
+	clock := newTestClock()
+	t0 := clock.Now()
+	s := newScraper(log.NewNopLogger(), []Project{{
+		Name: "p", Client: f, ImageIDs: []string{id}, Concurrency: 1,
+		MinRefreshInterval: 30 * time.Second, ServeStaleFor: time.Minute,
+	}}, clock.Now)
+	assertAllUp(t, s.Scrape(context.Background())[0], 1)
+	f.showErr[id] = serverErr()
+	for _, step := range []struct {
+		advance   time.Duration
+		wantStale bool
+		wantCalls int64
+	}{
+		{time.Minute, true, 2},       // the fetch fails; the values are 1m old: served
+		{0, true, 2},                 // from that fetch, still 1m old: served
+		{time.Second, false, 2},      // from that fetch, now 1m1s old: not served
+		{29 * time.Second, false, 3}, // a new fetch, which fails
+	} {
+		clock.Advance(step.advance)
+		r := s.Scrape(context.Background())[0].Images[0]
+		age := clock.Now().Sub(t0)
+		if (r.Image != nil) != step.wantStale || r.Err == nil || !r.LastSuccess.Equal(t0) {
+			t.Errorf("values %v old: image = %v, err = %v, last success %v; want stale values %v, an error, %v",
+				age, r.Image, r.Err, r.LastSuccess, step.wantStale, t0)
+		}
+		if got := f.calls(); got != step.wantCalls {
+			t.Errorf("values %v old: %d calls in all, want %d", age, got, step.wantCalls)
+		}
+	}
+}
+
+// blockingAPI answers ShowImage at once for the IDs in answers; the other
+// calls block until their context ends. It reports each blocked call on
+// entered.
+type blockingAPI struct {
+	answers map[string]func() (*modelarts.Image, error)
+	entered chan string
+	calls   atomic.Int64
+}
+
+func (b *blockingAPI) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
+	b.calls.Add(1)
+	if answer := b.answers[id]; answer != nil {
+		return answer()
+	}
+	b.entered <- id
+	<-ctx.Done()
+	return nil, &modelarts.APIError{Operation: "ShowImage", Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
+}
+
+func (b *blockingAPI) ListImages(context.Context, modelarts.ListOptions) (*modelarts.ImageList, error) {
+	return nil, errors.New("not used")
+}
+
+// TestGaveUpScrapeReportsUp: a scrape that ends before the fetch it waits
+// for says modelarts_up as a whole fetch would on what arrived so far: an
+// answered 404 or 5xx means the API is up.
+func TestGaveUpScrapeReportsUp(t *testing.T) {
+	all := ids(3)
+	iamDown := fmt.Errorf("resolve project id: %w", &modelarts.APIError{Operation: "ListProjects", StatusCode: 503, Class: modelarts.ErrServer})
+	tests := []struct {
+		name   string
+		first  func() (*modelarts.Image, error) // nil: the first call is held too
+		wantUp bool
+	}{
+		{name: "nothing answered yet"},
+		{name: "an image arrived", first: func() (*modelarts.Image, error) { return &modelarts.Image{ID: all[0]}, nil }, wantUp: true},
+		{name: "a 404 arrived", first: func() (*modelarts.Image, error) { return nil, notFoundErr() }, wantUp: true},
+		{name: "a 500 arrived", first: func() (*modelarts.Image, error) { return nil, serverErr() }, wantUp: true},
+		{name: "IAM failed", first: func() (*modelarts.Image, error) { return nil, iamDown }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := &blockingAPI{answers: map[string]func() (*modelarts.Image, error){all[0]: tt.first}, entered: make(chan string, 3)}
+			held := 2
+			if tt.first == nil {
+				held = 1 // the first call goes alone
+			}
+			s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}})
+			startCtx, cancelStarter := context.WithCancel(context.Background())
+			starter := startScrape(startCtx, s)
+			for range held {
+				<-api.entered
+			}
+			joinCtx, cancelJoiner := context.WithCancel(context.Background())
+			joiner := startScrape(joinCtx, s)
+			waitFor(t, "the second scrape to join", func() bool { return s.states[0].waitersNow() == 2 })
+			cancelJoiner()
+			if got := (<-joiner).Up; got != tt.wantUp {
+				t.Errorf("the scrape that gave up says up = %v, want %v", got, tt.wantUp)
+			}
+			cancelStarter()
+			<-starter
+		})
+	}
+}
+
+// TestFinishedFetchWinsOverTheDeadline: when the fetch has finished and the
+// scrape's context has ended both, the scrape exports the fetch's result.
+func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
+	p := &Project{Name: "p", ImageIDs: ids(1)}
+	ps := newProjectState(p, log.NewNopLogger(), time.Now)
+	f := &flight{
+		fetcher: newFetcher(p, log.NewNopLogger(), 0, 0),
+		ctx:     newFetchContext(context.Background(), time.Now().Add(time.Minute)),
+		done:    make(chan struct{}),
+		result:  ProjectResult{Name: "p", Up: true},
+	}
+	defer f.ctx.cancel()
+	close(f.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 100 {
+		ps.inFlight = f
+		if res := ps.scrape(ctx); !res.Up {
+			t.Fatalf("try %d: the scrape gave up although the fetch had finished", i)
+		}
+	}
+}
+
+// TestEveryFailedImageHasAnError: an image a fetch has no word on is down,
+// with an error, even when its stale values are served.
+func TestEveryFailedImageHasAnError(t *testing.T) {
+	clock := newTestClock()
+	id := ids(1)[0]
+	ps := newProjectState(&Project{Name: "p", ImageIDs: []string{id}, ServeStaleFor: time.Hour}, log.NewNopLogger(), clock.Now)
+	ps.known[id] = knownImage{image: &modelarts.Image{ID: id}, at: clock.Now()}
+	out := &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, answered: true}
+	r := ps.record(&flight{start: clock.Now()}, out, false, 0).Images[0]
+	if r.Err == nil || r.Image == nil {
+		t.Errorf("image = %v, err = %v; want the stale values and an error", r.Image, r.Err)
+	}
 }

@@ -51,7 +51,7 @@ var (
 		[]string{"project", "id"}, nil)
 	notFoundDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "image", "not_found"),
-		"1 when the API says the configured image does not exist (HTTP 404, or 400 with ModelArts.6404), else 0.",
+		"1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0.",
 		[]string{"project", "id"}, nil)
 	upDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "", "up"),
@@ -102,7 +102,7 @@ func (c *ImageCollector) Collect(ch chan<- prometheus.Metric) {
 
 func collectImage(ch chan<- prometheus.Metric, project string, r ImageResult) {
 	ch <- prometheus.MustNewConstMetric(imageUpDesc, prometheus.GaugeValue, boolValue(r.Err == nil && r.Image != nil), project, r.ID)
-	ch <- prometheus.MustNewConstMetric(notFoundDesc, prometheus.GaugeValue, boolValue(errors.Is(r.Err, modelarts.ErrNotFound)), project, r.ID)
+	ch <- prometheus.MustNewConstMetric(notFoundDesc, prometheus.GaugeValue, boolValue(imageNotFound(r.Err)), project, r.ID)
 	if !r.LastSuccess.IsZero() {
 		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(r.LastSuccess.UnixMilli())/1000, project, r.ID)
 	}
@@ -110,12 +110,16 @@ func collectImage(ch chan<- prometheus.Metric, project string, r ImageResult) {
 	if img == nil {
 		return
 	}
-	labels := []string{project, r.ID, label(img.Name), label(img.Arch), label(img.Type), label(img.Visibility)}
+	// Label values are passed on as they are: Prometheus wants valid UTF-8,
+	// and they are. Project names and configured IDs are validated ASCII;
+	// everything else was decoded by encoding/json, which replaces invalid
+	// UTF-8 with U+FFFD.
+	labels := []string{project, r.ID, img.Name, img.Arch, img.Type, img.Visibility}
 
 	if img.Size != nil {
 		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(*img.Size)*1024, labels...)
 	}
-	status := label(strings.ToUpper(strings.TrimSpace(img.Status)))
+	status := strings.ToUpper(strings.TrimSpace(img.Status))
 	for _, s := range modelarts.Statuses {
 		ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, boolValue(s == status), append(labels, s)...)
 	}
@@ -129,15 +133,8 @@ func collectImage(ch chan<- prometheus.Metric, project string, r ImageResult) {
 		ch <- prometheus.MustNewConstMetric(updatedDesc, prometheus.GaugeValue, float64(img.UpdateAt)/1000, labels...)
 	}
 	ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, append(labels,
-		label(img.ServiceType), label(img.Origin), label(img.Namespace), label(img.Tag), label(img.SWRPath), label(img.WorkspaceID),
-		label(joinSorted(img.DevServices)), label(joinSorted(img.ResourceCategories)))...)
-}
-
-// label passes a value from the API on as it is, except that invalid UTF-8,
-// which Prometheus refuses in label values, is replaced rather than allowed to
-// fail the scrape.
-func label(s string) string {
-	return strings.ToValidUTF8(s, "\uFFFD")
+		img.ServiceType, img.Origin, img.Namespace, img.Tag, img.SWRPath, img.WorkspaceID,
+		joinSorted(img.DevServices), joinSorted(img.ResourceCategories))...)
 }
 
 func joinSorted(values []string) string {

@@ -5,6 +5,9 @@ package collector
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +111,7 @@ modelarts_image_created_timestamp_seconds{` + labels + `} 1.638234504492e+09
 # HELP modelarts_image_info Descriptive fields of the image; always 1. List fields are sorted and comma-joined.
 # TYPE modelarts_image_info gauge
 modelarts_image_info{arch="x86_64",dev_services="NOTEBOOK,SSH",id="278e88d1-5b71-4766-8502-b3ba72e824d9",name="pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",namespace="",origin="",project="prod",resource_categories="CPU,GPU",service_type="COMMON",swr_path="swr.xxx.com/atelier/pytorch_1_8:tag",tag="tag",type="BUILD_IN",visibility="PUBLIC",workspace_id="0"} 1
-# HELP modelarts_image_not_found 1 when the API says the configured image does not exist (HTTP 404, or 400 with ModelArts.6404), else 0.
+# HELP modelarts_image_not_found 1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0.
 # TYPE modelarts_image_not_found gauge
 modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
 # HELP modelarts_image_size_bytes Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images).
@@ -161,20 +164,28 @@ func TestCollectMissingFields(t *testing.T) {
 func TestCollectFailedImages(t *testing.T) {
 	notFound := &modelarts.APIError{Operation: "ShowImage", StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
 	serverErr := &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer}
+	listNotFound := &modelarts.APIError{Operation: "ListImage", StatusCode: 404, Class: modelarts.ErrNotFound}
+	noProject := &modelarts.APIError{Operation: "ListProjects", Class: modelarts.ErrNotFound}
 	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{
 		{ID: "00000000-0000-0000-0000-000000000001", Err: fmt.Errorf("show image: %w", notFound)},
 		{ID: "00000000-0000-0000-0000-000000000002", Err: serverErr},
+		{ID: "00000000-0000-0000-0000-000000000003", Err: fmt.Errorf("not listed: %w", listNotFound)},
+		{ID: "00000000-0000-0000-0000-000000000004", Err: fmt.Errorf("show image: resolve project id: %w", noProject)},
 		{ID: imageID, Image: exampleImage("ACTIVE")},
 	}}})
-	want := `# HELP modelarts_image_not_found 1 when the API says the configured image does not exist (HTTP 404, or 400 with ModelArts.6404), else 0.
+	want := `# HELP modelarts_image_not_found 1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0.
 # TYPE modelarts_image_not_found gauge
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000001",project="prod"} 1
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
+modelarts_image_not_found{id="00000000-0000-0000-0000-000000000003",project="prod"} 0
+modelarts_image_not_found{id="00000000-0000-0000-0000-000000000004",project="prod"} 0
 modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
 # HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.
 # TYPE modelarts_image_up gauge
 modelarts_image_up{id="00000000-0000-0000-0000-000000000001",project="prod"} 0
 modelarts_image_up{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
+modelarts_image_up{id="00000000-0000-0000-0000-000000000003",project="prod"} 0
+modelarts_image_up{id="00000000-0000-0000-0000-000000000004",project="prod"} 0
 modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_up", "modelarts_image_not_found"); err != nil {
@@ -189,14 +200,27 @@ modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 	}
 }
 
-func TestCollectInvalidUTF8(t *testing.T) {
-	img := exampleImage("ACTIVE")
-	img.Name = "bad\xffname"
-	img.Status = "W\xfeIRD"
-	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: img}}}})
-	// The scrape must not fail: every metric of the image is still there.
-	if n := testutil.CollectAndCount(c, "modelarts_image_status"); n != len(modelarts.Statuses)+1 {
-		t.Errorf("got %d status series, want %d", n, len(modelarts.Statuses)+1)
+// TestCollectInvalidUTF8FromTheAPI: label values are passed on unchecked
+// because the JSON decoder already replaced the invalid UTF-8 of an answer,
+// which Prometheus would refuse: the scrape does not fail.
+func TestCollectInvalidUTF8FromTheAPI(t *testing.T) {
+	body := "{\"id\":\"" + imageID + "\",\"name\":\"bad\xffname\",\"status\":\"W\xfeIRD\",\"arch\":\"x86_64\xc3\"}"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	res := scrapeOnce(simProjectAt(t, srv.URL, strings.Repeat("0", 32), []string{imageID}, "secret"))
+	if r := res.Images[0]; r.Err != nil || r.Image == nil {
+		t.Fatalf("image: %v", r.Err)
+	}
+	c, _ := NewImageCollector([]ProjectResult{res})
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+	want := "modelarts_image_status{arch=\"x86_64\uFFFD\",id=\"" + imageID + "\",name=\"bad\uFFFDname\",project=\"p\",status=\"W\uFFFDIRD\",type=\"\",visibility=\"\"} 1"
+	if text := exposition(t, []ProjectResult{res}); !strings.Contains(text, want) {
+		t.Errorf("the exposition lacks %s:\n%s", want, text)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/go-kit/log"
@@ -23,9 +25,26 @@ import (
 // one failed call cannot turn into a storm of calls to a struggling API.
 const showImageBudget = 50
 
-// errSkipped marks images not fetched because the credentials were refused
-// earlier in the same scrape.
-var errSkipped = errors.New("not fetched: the credentials of this project were refused in this scrape")
+// opShowImage is the modelarts.APIError Operation of a ShowImage call.
+const opShowImage = "ShowImage"
+
+var (
+	// errSkipped marks images not fetched because the credentials were
+	// refused earlier in the same scrape.
+	errSkipped = errors.New("not fetched: the credentials of this project were refused in this scrape")
+	// errFallbackBudget marks images a complete listing lacks that were left
+	// for a later scrape: only showImageBudget of them are fetched one by one
+	// per scrape, in turn.
+	errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
+)
+
+// imageNotFound reports whether err is ShowImage's answer that the image
+// does not exist. The same class of answer from any other call (a ListImage
+// 404, IAM knowing no project for the region) says nothing about the image.
+func imageNotFound(err error) bool {
+	apiErr := modelarts.AsAPIError(err)
+	return apiErr != nil && apiErr.Operation == opShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
+}
 
 // fetchOutcome is what one fetch of a project learned.
 type fetchOutcome struct {
@@ -38,6 +57,9 @@ type fetchOutcome struct {
 	// listPages is the number of calls a whole unfiltered listing takes, as
 	// learnt in this fetch; 0 when no unfiltered listing was read.
 	listPages int
+	// fallbackNext is where the next fetch starts its turn through the IDs a
+	// complete listing lacks; 0 when this fetch took no turn (see capFallback).
+	fallbackNext int
 	// refused is the error of the call that refused the credentials.
 	refused error
 	// answered is true when at least one call got an HTTP answer from ModelArts.
@@ -54,21 +76,25 @@ type fetcher struct {
 	logger log.Logger
 	// expectedPages is what a whole unfiltered listing took last time; 0 unknown.
 	expectedPages int
+	// fallbackFrom is where this fetch starts its turn through the IDs a
+	// complete listing lacks (see capFallback).
+	fallbackFrom int
 
 	// mu guards the writes to out, which a scrape that gives up reads while
-	// the fetch goes on (see progress).
+	// the fetch goes on (see snapshot).
 	mu  sync.Mutex
 	out *fetchOutcome
 	// unfilteredListed is true once a complete unfiltered listing was read:
-	// the configured IDs it lacks are in another workspace, or gone.
+	// the configured IDs it lacks are in another workspace, or gone, and
+	// only showImageBudget of them are fetched one by one (capFallback).
 	unfilteredListed bool
 	// proven is true once a call succeeded: the credentials work.
 	proven bool
 }
 
-func newFetcher(p *Project, logger log.Logger, expectedPages int) *fetcher {
+func newFetcher(p *Project, logger log.Logger, expectedPages, fallbackFrom int) *fetcher {
 	return &fetcher{
-		p: p, logger: logger, expectedPages: expectedPages,
+		p: p, logger: logger, expectedPages: expectedPages, fallbackFrom: fallbackFrom,
 		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}},
 	}
 }
@@ -85,6 +111,9 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	missing := f.notFetched(f.p.ImageIDs)
 	if f.out.refused == nil && !f.unfilteredListed && f.worthListing(len(missing)) {
 		missing = f.listConfigured(ctx, missing)
+	}
+	if f.unfilteredListed {
+		missing = f.capFallback(missing)
 	}
 	f.showEach(ctx, missing)
 	return f.out
@@ -116,8 +145,10 @@ func (f *fetcher) discover(ctx context.Context, filters modelarts.ListOptions) {
 	if !l.complete() {
 		f.out.discoveryErr = listingError(l)
 	}
-	if listsEverything(filters) && l.pageSize > 0 {
-		f.out.listPages = l.pages()
+	if listsEverything(filters) {
+		if l.pageSize > 0 {
+			f.out.listPages = l.pages()
+		}
 		f.unfilteredListed = l.complete()
 	}
 }
@@ -139,6 +170,7 @@ func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
 	if l.pageSize > 0 {
 		f.out.listPages = l.pages()
 	}
+	f.unfilteredListed = l.complete()
 	for _, img := range l.images {
 		if wanted[img.ID] {
 			f.out.images[img.ID] = &img // a copy: the rest of the listing is not kept
@@ -161,12 +193,34 @@ func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
 	return nil
 }
 
+// capFallback returns the ids to fetch one by one out of those a complete
+// unfiltered listing lacks: all of them up to showImageBudget, else
+// showImageBudget of them, in turn from scrape to scrape. The others get
+// errFallbackBudget: fetching thousands of images that are in another
+// workspace or gone one by one would cost a call each, every scrape.
+func (f *fetcher) capFallback(ids []string) []string {
+	if len(ids) <= showImageBudget {
+		return ids
+	}
+	start := f.fallbackFrom % len(ids)
+	turn := append(slices.Clone(ids[start:]), ids[:start]...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.out.fallbackNext = start + showImageBudget
+	for _, id := range turn[showImageBudget:] {
+		f.out.errs[id] = errFallbackBudget
+	}
+	level.Warn(f.logger).Log("msg", "Too many configured images are not in the listing: fetching some of them one by one, the others in later scrapes",
+		"project", f.p.Name, "images", len(ids), "fetched", showImageBudget)
+	return turn[:showImageBudget]
+}
+
 // showEach fetches ids with one ShowImage call each. Until a call has been
 // answered, the first one goes alone: refused credentials then cost one
 // call, not one per image (the cloud locks an AK/SK pair after five bad
 // signatures).
 func (f *fetcher) showEach(ctx context.Context, ids []string) {
-	if len(ids) > 0 && f.out.refused == nil && !f.proven {
+	if len(ids) > 0 && f.out.refused == nil && !f.proven && ctx.Err() == nil {
 		f.showConcurrently(ctx, ids[:1])
 		ids = ids[1:]
 	}
@@ -182,12 +236,17 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 }
 
 // showConcurrently calls ShowImage for every id, at most Concurrency at
-// once, and records each answer as it comes.
+// once, and records each answer as it comes. Once ctx has ended, it starts
+// no more calls: the images left get the error of ctx, with one log line
+// for all of them.
 func (f *fetcher) showConcurrently(ctx context.Context, ids []string) {
 	sem := make(chan struct{}, max(f.p.Concurrency, 1))
 	var wg sync.WaitGroup
-	for _, id := range ids {
-		sem <- struct{}{}
+	for i, id := range ids {
+		if !acquire(ctx, sem) {
+			f.notStarted(ids[i:], ctx.Err())
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			img, err := f.p.Client.ShowImage(ctx, id)
@@ -197,16 +256,47 @@ func (f *fetcher) showConcurrently(ctx context.Context, ids []string) {
 	wg.Wait()
 }
 
+// acquire takes a slot of sem, unless ctx ends first.
+func acquire(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		if ctx.Err() != nil {
+			<-sem
+			return false
+		}
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// notStarted records the images whose ShowImage call was not made because
+// the fetch's context ended with err, and logs them in one line.
+func (f *fetcher) notStarted(ids []string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	late := fmt.Errorf("not fetched: the scrape ended first: %w", err)
+	for _, id := range ids {
+		f.out.errs[id] = late
+	}
+	level.Warn(f.logger).Log("msg", "Images not fetched: scrape deadline reached", "project", f.p.Name, "images", len(ids), "err", err)
+}
+
 // takeShown records the answer to one ShowImage call.
 func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
 		f.out.answered = f.out.answered || !unanswered(err)
-		f.proven = f.proven || errors.Is(err, modelarts.ErrNotFound)
+		f.proven = f.proven || imageNotFound(err)
 		f.observe(err)
 		f.failed(id, err)
 		return
+	}
+	if lower := strings.ToLower(img.ID); lower != img.ID {
+		c := *img // the API's image may be shared: change a copy
+		c.ID = lower
+		img = &c
 	}
 	f.out.images[id] = img
 	f.out.answered, f.proven = true, true
@@ -218,11 +308,13 @@ func (f *fetcher) failed(id string, err error) {
 	logFailure(f.logger, f.p.Name, id, err)
 }
 
-// progress returns copies of the images fetched and the errors met so far.
-func (f *fetcher) progress() (map[string]*modelarts.Image, map[string]error) {
+// snapshot returns a copy of what the fetch has learnt so far.
+func (f *fetcher) snapshot() *fetchOutcome {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return maps.Clone(f.out.images), maps.Clone(f.out.errs)
+	out := *f.out
+	out.images, out.errs = maps.Clone(f.out.images), maps.Clone(f.out.errs)
+	return &out
 }
 
 // note takes what a listing says about the credentials and the API, and logs

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,6 +346,252 @@ func TestOneBadImageSparesItsPage(t *testing.T) {
 			}
 			if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
 				t.Errorf("%d ShowImage calls, want 0", got)
+			}
+		})
+	}
+}
+
+// TestNotFoundOnlyFromShowImage: only ShowImage saying an image does not
+// exist makes it modelarts_image_not_found 1 and drops its stale values; a
+// not-found answer of ListImage or of IAM's project lookup says nothing of
+// the image.
+func TestNotFoundOnlyFromShowImage(t *testing.T) {
+	listNotFound := &modelarts.APIError{Operation: "ListImage", StatusCode: 404, Class: modelarts.ErrNotFound}
+	noProject := fmt.Errorf("resolve project id: %w", &modelarts.APIError{Operation: "ListProjects", Class: modelarts.ErrNotFound})
+	tests := []struct {
+		name         string
+		images       int
+		discovery    bool
+		listErr      error // ListImage fails with it in the second scrape
+		showErr      error // ShowImage fails with it in the second scrape
+		wantNotFound bool
+	}{
+		{name: "ShowImage: not found", images: 3, showErr: notFoundErr(), wantNotFound: true},
+		{name: "ShowImage after IAM lists no project", images: 3, showErr: noProject},
+		{name: "ListImage of configured images: 404", images: 100, listErr: listNotFound},
+		{name: "ListImage of discovery: 404", images: 10, discovery: true, listErr: listNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &pagingFake{images: fakeImages(tt.images), showErr: map[string]error{}}
+			p := Project{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 4, ServeStaleFor: time.Hour}
+			if tt.discovery {
+				p.ImageIDs, p.Discovery = nil, &modelarts.ListOptions{}
+			}
+			s := NewScraper(log.NewNopLogger(), []Project{p})
+			assertAllUp(t, s.Scrape(context.Background())[0], tt.images)
+			f.listErr = tt.listErr
+			for _, img := range f.images {
+				f.showErr[img.ID] = tt.showErr
+			}
+			res := s.Scrape(context.Background())
+			text := exposition(t, res)
+			for _, r := range res[0].Images {
+				notFound := fmt.Sprintf(`modelarts_image_not_found{id=%q,project="p"} %v`, r.ID, boolValue(tt.wantNotFound))
+				if !strings.Contains(text, notFound) {
+					t.Fatalf("the exposition lacks %s:\n%s", notFound, text)
+				}
+				if r.Err == nil || (r.Image == nil) != tt.wantNotFound {
+					t.Fatalf("image %s: err = %v, stale values %v; want an error and stale values %v", r.ID, r.Err, r.Image != nil, !tt.wantNotFound)
+				}
+			}
+		})
+	}
+}
+
+// stallAfter answers the first ShowImage call at once when first is set;
+// every other call blocks until its context ends, and is reported on entered.
+type stallAfter struct {
+	first   bool
+	calls   atomic.Int64
+	entered chan struct{}
+}
+
+func (s *stallAfter) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
+	if s.calls.Add(1) == 1 && s.first {
+		return &modelarts.Image{ID: id}, nil
+	}
+	s.entered <- struct{}{}
+	<-ctx.Done()
+	return nil, &modelarts.APIError{Operation: "ShowImage", Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
+}
+
+func (s *stallAfter) ListImages(context.Context, modelarts.ListOptions) (*modelarts.ImageList, error) {
+	return nil, errors.New("not used")
+}
+
+// TestNoCallsAfterTheFetchEnded: once the fetch's context has ended, no more
+// ShowImage calls start; the images left get its error and one log line.
+func TestNoCallsAfterTheFetchEnded(t *testing.T) {
+	const images, concurrency = 40, 4
+	tests := []struct {
+		name string
+		// firstOK: the first call succeeds; held: the calls blocked when the
+		// context ends (0: it has ended before the fetch).
+		firstOK   bool
+		held      int
+		wantCalls int64
+	}{
+		{name: "the deadline had passed", wantCalls: 0},
+		{name: "during the first call", held: 1, wantCalls: 1},
+		{name: "with every slot busy", firstOK: true, held: concurrency, wantCalls: 1 + concurrency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := &stallAfter{first: tt.firstOK, entered: make(chan struct{}, images)}
+			var logs lockedBuffer
+			p := &Project{Name: "p", Client: api, ImageIDs: ids(images), Concurrency: concurrency}
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.held == 0 {
+				var cancelDeadline context.CancelFunc
+				ctx, cancelDeadline = context.WithDeadline(ctx, time.Now().Add(-time.Second))
+				defer cancelDeadline()
+			}
+			go func() {
+				for range tt.held {
+					<-api.entered
+				}
+				cancel()
+			}()
+			out := newFetcher(p, log.NewLogfmtLogger(&logs), 0, 0).run(ctx)
+			if got := api.calls.Load(); got != tt.wantCalls {
+				t.Errorf("%d ShowImage calls, want %d", got, tt.wantCalls)
+			}
+			notStarted := images - int(tt.wantCalls)
+			if got := len(out.images) + len(out.errs); got != images {
+				t.Errorf("%d images with a value or an error, want %d", got, images)
+			}
+			late := 0
+			for _, err := range out.errs {
+				if strings.Contains(err.Error(), "not fetched: the scrape ended first") {
+					late++
+				}
+				if !unanswered(err) {
+					t.Errorf("error %v, want one of a call that got no answer", err)
+				}
+			}
+			if late != notStarted {
+				t.Errorf("%d images marked not fetched, want %d", late, notStarted)
+			}
+			text := logs.take()
+			if n := strings.Count(text, "Failed to fetch image"); n != tt.held {
+				t.Errorf("%d failures logged one by one, want %d:\n%s", n, tt.held, text)
+			}
+			summary := fmt.Sprintf(`msg="Images not fetched: scrape deadline reached" project=p images=%d`, notStarted)
+			if strings.Count(text, "Images not fetched") != 1 || !strings.Contains(text, summary) {
+				t.Errorf("want one line %s:\n%s", summary, text)
+			}
+		})
+	}
+}
+
+// TestFallbackAfterACompleteListingIsCapped: of the configured IDs a
+// complete listing lacks, showImageBudget are fetched one by one per scrape,
+// in turn; the others are down with errFallbackBudget, except that an image
+// ShowImage last said does not exist stays not found.
+func TestFallbackAfterACompleteListingIsCapped(t *testing.T) {
+	listed := fakeImages(100)
+	unlisted := map[string]*modelarts.Image{}
+	var deleted, elsewhere []string
+	for i := range 10 {
+		deleted = append(deleted, fmt.Sprintf("deadbeef-0000-4000-8000-%012d", i))
+	}
+	for i := range 100 {
+		id := fmt.Sprintf("0e1e0e1e-0000-4000-8000-%012d", i)
+		elsewhere = append(elsewhere, id)
+		unlisted[id] = &modelarts.Image{ID: id}
+	}
+	fallback := append(slices.Clone(deleted), elsewhere...) // 110 IDs no listing returns
+	// wantTried are the indexes into fallback fetched by each scrape.
+	wantTried := [][2]int{{0, 50}, {50, 100}, {100, 110}}
+	for _, discovery := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discovery %v", discovery), func(t *testing.T) {
+			f := &pagingFake{images: listed, unlisted: unlisted}
+			p := Project{Name: "p", Client: f, ImageIDs: append(idsOf(listed), fallback...), Concurrency: 10}
+			if discovery {
+				p.Discovery = &modelarts.ListOptions{}
+			}
+			s := NewScraper(log.NewNopLogger(), []Project{p})
+			for scrape, tried := range wantTried {
+				f.listCalls.Store(0)
+				f.showCalls.Store(0)
+				res := s.Scrape(context.Background())[0]
+				if f.listCalls.Load() != 1 || f.showCalls.Load() != showImageBudget {
+					t.Errorf("scrape %d: ListImage %d, ShowImage %d calls; want 1, %d", scrape, f.listCalls.Load(), f.showCalls.Load(), showImageBudget)
+				}
+				inTurn := map[string]bool{}
+				for _, id := range fallback[tried[0]:tried[1]] {
+					inTurn[id] = true
+				}
+				for _, id := range fallback[:showImageBudget-(tried[1]-tried[0])] { // the turn wraps around
+					inTurn[id] = true
+				}
+				for _, r := range res.Images {
+					switch {
+					case slices.Contains(deleted, r.ID):
+						if !imageNotFound(r.Err) {
+							t.Errorf("scrape %d: deleted image %s: err = %v, want not found", scrape, r.ID, r.Err)
+						}
+					case inTurn[r.ID] || !slices.Contains(elsewhere, r.ID):
+						if r.Err != nil || r.Image == nil {
+							t.Errorf("scrape %d: image %s: %v", scrape, r.ID, r.Err)
+						}
+					default:
+						if !errors.Is(r.Err, errFallbackBudget) || r.Image != nil {
+							t.Errorf("scrape %d: image %s out of turn: err = %v, want %v", scrape, r.ID, r.Err, errFallbackBudget)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestUpperCaseIDsFromTheAPI: IDs are lower-cased as they come from the API,
+// as configured ones are, so that an upper-case ID in an answer matches its
+// configured ID and makes no second set of series.
+func TestUpperCaseIDsFromTheAPI(t *testing.T) {
+	upper := make([]modelarts.Image, 100)
+	var lower []string
+	for i := range upper {
+		id := fmt.Sprintf("abcdef00-0000-4000-8000-%012d", i)
+		upper[i] = modelarts.Image{ID: strings.ToUpper(id), Status: "ACTIVE"}
+		lower = append(lower, id)
+	}
+	tests := []struct {
+		name               string
+		ids                []string
+		discovery          bool
+		unlisted           bool
+		wantList, wantShow int64
+		wantImages         int
+	}{
+		{name: "ListImage for configured IDs", ids: lower, wantList: 1, wantImages: 100},
+		{name: "ListImage for discovery", ids: lower[:3], discovery: true, wantList: 1, wantImages: 100},
+		{name: "ShowImage", ids: lower[:3], unlisted: true, wantShow: 3, wantImages: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &pagingFake{images: upper}
+			if tt.unlisted {
+				f.images, f.unlisted = nil, map[string]*modelarts.Image{}
+				for i, id := range tt.ids {
+					f.unlisted[id] = &upper[i]
+				}
+			}
+			p := Project{Name: "p", Client: f, ImageIDs: tt.ids, Concurrency: 4}
+			if tt.discovery {
+				p.Discovery = &modelarts.ListOptions{}
+			}
+			res := scrapeOnce(p)
+			assertAllUp(t, res, tt.wantImages)
+			for _, r := range res.Images {
+				if r.ID != strings.ToLower(r.ID) {
+					t.Errorf("image %s: an ID not in lower case", r.ID)
+				}
+			}
+			if f.listCalls.Load() != tt.wantList || f.showCalls.Load() != tt.wantShow {
+				t.Errorf("ListImage %d, ShowImage %d calls; want %d, %d", f.listCalls.Load(), f.showCalls.Load(), tt.wantList, tt.wantShow)
 			}
 		})
 	}

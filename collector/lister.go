@@ -5,6 +5,7 @@ package collector
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
@@ -34,7 +35,8 @@ const (
 
 // listing is the outcome of paging through ListImage for one set of filters.
 type listing struct {
-	// images are the records listed, each ID once, in page order.
+	// images are the records listed, each ID once and in lower case, in
+	// page order.
 	images []modelarts.Image
 	// invalid are the records with an ID that did not decode, each ID once
 	// and not among images.
@@ -161,6 +163,7 @@ func (res *listing) add(r pageResult, seen map[string]bool) bool {
 	}
 	added := 0
 	for _, img := range r.page.Data {
+		img.ID = strings.ToLower(img.ID) // as configured IDs are
 		if img.ID == "" || seen[img.ID] {
 			continue
 		}
@@ -169,6 +172,7 @@ func (res *listing) add(r pageResult, seen map[string]bool) bool {
 		added++
 	}
 	for _, bad := range r.page.Invalid {
+		bad.ID = strings.ToLower(bad.ID)
 		if bad.ID == "" || seen[bad.ID] {
 			continue
 		}
