@@ -77,6 +77,12 @@ func (l *ImageList) Records() int { return len(l.Data) + len(l.Invalid) }
 // element that does not decode goes to Invalid instead of failing the page.
 func (l *ImageList) UnmarshalJSON(b []byte) error {
 	type page ImageList // without this method
+	// The common case, a page without a bad element, is decoded in one pass.
+	var whole page
+	if err := json.Unmarshal(b, &whole); err == nil {
+		*l = ImageList(whole)
+		return nil
+	}
 	var raw struct {
 		page
 		Data []json.RawMessage `json:"data"` // shadows page.Data
