@@ -187,7 +187,15 @@ func summarizeNonJSON(body []byte) string {
 	if trimmed[0] != '<' {
 		return cleanText(string(trimmed), maxMessageLen)
 	}
-	lower := bytes.ToLower(trimmed)
+	// Lower-case ASCII byte by byte: bytes.ToLower would turn invalid UTF-8
+	// into longer replacement characters, and the indexes would not fit trimmed.
+	lower := make([]byte, len(trimmed))
+	for i, c := range trimmed {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
 	start := bytes.Index(lower, []byte("<title>"))
 	if start < 0 {
 		return ""

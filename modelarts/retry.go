@@ -6,6 +6,7 @@ package modelarts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"time"
@@ -77,7 +78,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // the client-side rate limit first and is seen by the Observer.
 func (c *Client) do(ctx context.Context, op, resource string, query url.Values, out any) error {
 	for retries := 0; ; retries++ {
-		err := c.attempt(ctx, op, resource, query, out)
+		err := c.safeAttempt(ctx, op, resource, query, out)
 		if !errors.Is(err, ErrThrottled) {
 			return err
 		}
@@ -86,4 +87,16 @@ func (c *Client) do(ctx context.Context, op, resource string, query url.Values, 
 			return err
 		}
 	}
+}
+
+// safeAttempt is attempt, with a panic while handling an answer turned into
+// this call's error: bad input from the cloud must cost one call, never the
+// process (the call runs on a scrape's goroutine, where a panic would end it).
+func (c *Client) safeAttempt(ctx context.Context, op, resource string, query url.Values, out any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &APIError{Operation: op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+		}
+	}()
+	return c.attempt(ctx, op, resource, query, out)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,5 +167,22 @@ func TestRateLimitValidation(t *testing.T) {
 	})
 	if err == nil {
 		t.Error("a negative rate limit was accepted")
+	}
+}
+
+// panickyOut panics while it is decoded, as a bug in handling some odd answer would.
+type panickyOut struct{}
+
+func (*panickyOut) UnmarshalJSON([]byte) error { panic("odd answer") }
+
+// TestPanicWhileHandlingAnAnswerFailsTheCall: a panic while an answer is
+// handled becomes that call's error, instead of ending the process.
+func TestPanicWhileHandlingAnAnswerFailsTheCall(t *testing.T) {
+	c, _ := newAKSKClient(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, `{"id":"x"}`)
+	}), nil)
+	err := c.do(context.Background(), opShowImage, "images/x", nil, &panickyOut{})
+	if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), "odd answer") {
+		t.Fatalf("err = %v, want a malformed response naming the panic", err)
 	}
 }
