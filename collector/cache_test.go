@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,27 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+
+	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
 )
 
 // testClock is a settable clock for the refresh interval and stale values.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type testClock = fakeclock.Clock
 
-func newTestClock() *testClock { return &testClock{now: time.Unix(1_800_000_000, 0)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newTestClock() *testClock { return fakeclock.New(time.Unix(1_800_000_000, 0)) }
 
 // waitFor polls cond until it holds; the test fails after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
 )
 
 const (
@@ -45,24 +47,9 @@ const showImageExample = `{
 }`
 
 // fakeClock is a settable clock for signing dates and token expiry.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = fakeclock.Clock
 
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock(t time.Time) *fakeClock { return fakeclock.New(t) }
 
 // observation is one Observer call.
 type observation struct {

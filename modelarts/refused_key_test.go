@@ -13,25 +13,9 @@ import (
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+
+	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
 )
-
-// testClock is a settable clock shared by the client and the simulator.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // countingObserver counts the requests the client says it sent.
 type countingObserver struct {
@@ -69,7 +53,7 @@ func TestRefusedAccessKeyIsNotSignedWithAgain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			refusedAt := time.Date(2026, 11, 26, 12, 0, 1, 0, time.UTC)
-			clock := &testClock{now: refusedAt}
+			clock := fakeclock.New(refusedAt)
 			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), Now: clock.Now})
 			t.Cleanup(sim.Close)
 			newClient := func(secretKey string, obs modelarts.Observer) *modelarts.Client {
