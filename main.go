@@ -69,7 +69,16 @@ func run(args []string) int {
 
 	cfg, err := config.Load(*configFile)
 	if err != nil {
-		level.Error(logger).Log("msg", "Error loading configuration", "file", *configFile, "err", err)
+		if *configCheck {
+			fmt.Fprintf(os.Stderr, "Configuration file %s is invalid:\n", *configFile)
+			for _, e := range joinedErrors(err) {
+				fmt.Fprintf(os.Stderr, "  - %v\n", e)
+			}
+			return 1
+		}
+		for _, e := range joinedErrors(err) {
+			level.Error(logger).Log("msg", "Error loading configuration", "file", *configFile, "err", e)
+		}
 		return 1
 	}
 	if *configCheck {
@@ -130,6 +139,15 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// joinedErrors splits an errors.Join of configuration errors into one error
+// per problem, so that each gets a line of its own.
+func joinedErrors(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	return []error{err}
 }
 
 // newLogger builds the one go-kit logger of the process and the slog level

@@ -461,8 +461,8 @@ func TestBinaryConfigCheck(t *testing.T) {
 	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 {
 		t.Errorf("--config.check on a bad file: exit %v, want 1\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "project") {
-		t.Errorf("--config.check on a bad file does not say what is wrong:\n%s", out)
+	if !strings.Contains(string(out), "is invalid:\n  - ") || !strings.Contains(string(out), "project") {
+		t.Errorf("--config.check on a bad file does not list what is wrong:\n%s", out)
 	}
 	out, err = exec.Command(exporterBinary(t), "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "modelarts_exporter, version") {
