@@ -15,9 +15,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
-
 	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
 // testClock is a settable clock for the refresh interval and stale values.

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
@@ -26,7 +27,7 @@ import (
 type faultEnv struct {
 	sim    *modelartstest.Server
 	tlsURL string // the simulator behind TLS with a private CA
-	ca     *testCA
+	ca     *testca.CA
 }
 
 // faultCase is one way the cloud misbehaves, and what the exporter must make of it.
@@ -201,7 +202,7 @@ func faultCases() []faultCase {
 			name: "TLS with a private CA, ca_file configured",
 			victim: func(env *faultEnv, v victim) victim {
 				v.endpoint = env.tlsURL
-				v.extraYAML = "    tls_config:\n      ca_file: " + env.ca.caFile + "\n"
+				v.extraYAML = "    tls_config:\n      ca_file: " + env.ca.CAFile + "\n"
 				return v
 			},
 			projectDown: map[string]bool{},
@@ -236,9 +237,9 @@ func runFaultCase(t *testing.T, tc faultCase, auth string) {
 	dir := t.TempDir()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	ca := newTestCA(t, dir)
+	ca := testca.New(t, dir)
 	tlsSrv := httptest.NewUnstartedServer(sim.Handler())
-	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert}, MinVersion: tls.VersionTLS12}
+	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.ServerCert}, MinVersion: tls.VersionTLS12}
 	tlsSrv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // refused handshakes are the point of one case
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -152,11 +153,11 @@ func TestOutboundProxy(t *testing.T) {
 				dir := t.TempDir()
 				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 				defer sim.Close()
-				ca := newTestCA(t, dir, fakeHost)
+				ca := testca.New(t, dir, fakeHost)
 				backend := httptest.NewUnstartedServer(sim.Handler())
 				backend.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
 				if tc.tls {
-					backend.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert}, MinVersion: tls.VersionTLS12}
+					backend.TLS = &tls.Config{Certificates: []tls.Certificate{ca.ServerCert}, MinVersion: tls.VersionTLS12}
 					backend.StartTLS()
 				} else {
 					backend.Start()
@@ -173,7 +174,7 @@ func TestOutboundProxy(t *testing.T) {
 					v.extraYAML += "    proxy_url: " + proxy.srv.URL + "\n"
 				}
 				if tc.caFile {
-					v.extraYAML += "    tls_config:\n      ca_file: " + ca.caFile + "\n"
+					v.extraYAML += "    tls_config:\n      ca_file: " + ca.CAFile + "\n"
 				}
 				for k, val := range tc.env {
 					t.Setenv(k, strings.ReplaceAll(val, "PROXY", proxy.srv.URL))

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
-
-	"github.com/modelarts-exporter/modelarts_exporter/internal/fakeclock"
 )
 
 // countingObserver counts the requests the client says it sent.
