@@ -4,19 +4,15 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
+	"github.com/modelarts-exporter/modelarts_exporter/internal/testproxy"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -202,8 +199,8 @@ func TestBinaryNeverLeaksSecrets(t *testing.T) {
 	fileAuth := "      access_key: FILEACCESSKEYCANARY0\n      secret_key_file: sk\n"
 	tokenAuth := "      domain_name: " + modelartstest.DemoDomain + "\n      username: canary-user\n      password_file: pw\n"
 	inlineTokenAuth := "      domain_name: " + modelartstest.DemoDomain + "\n      username: canary-user\n      password: " + password + "\n"
-	var proxied atomic.Int64
-	proxy := forwardProxy(t, strings.TrimPrefix(sim.URL, "http://"), &proxied)
+	proxy := testproxy.New(t, strings.TrimPrefix(sim.URL, "http://"))
+	proxied := &proxy.Forwarded
 	proxyURL := strings.Replace(proxy.URL, "http://", "http://proxyuser:"+proxyPassword+"@", 1)
 	good := "global:\n  scrape_timeout: 5s\nprojects:\n" + project("temp", tempAuth) + project("file", fileAuth) + project("token", tokenAuth) +
 		project("proxied", fileAuth) + "    proxy_url: " + proxyURL + "\n"
@@ -361,8 +358,8 @@ func TestConfigErrorsRedactURLUserinfo(t *testing.T) {
 func TestBinaryHonoursProxyEnvironment(t *testing.T) {
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	var proxied atomic.Int64
-	proxy := forwardProxy(t, strings.TrimPrefix(sim.URL, "http://"), &proxied)
+	proxy := testproxy.New(t, strings.TrimPrefix(sim.URL, "http://"))
+	proxied := &proxy.Forwarded
 
 	dir := t.TempDir()
 	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
@@ -402,40 +399,4 @@ func TestBinaryHonoursProxyEnvironment(t *testing.T) {
 			}
 		})
 	}
-}
-
-// forwardProxy is an HTTP forward proxy that sends every request to backend
-// (host:port), whatever host it names, keeping the Host header (and so the
-// AK/SK signature). It counts the requests it forwarded.
-func forwardProxy(t *testing.T, backend string, count *atomic.Int64) *httptest.Server {
-	t.Helper()
-	transport := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "tcp", backend)
-	}}
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !r.URL.IsAbs() {
-			http.Error(w, "not a proxy request: "+r.RequestURI, http.StatusBadRequest)
-			return
-		}
-		count.Add(1)
-		out := r.Clone(r.Context())
-		out.RequestURI = ""
-		out.Header.Del("Proxy-Authorization")
-		resp, err := transport.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-	}))
-	t.Cleanup(func() {
-		proxy.Close()
-		transport.CloseIdleConnections()
-	})
-	return proxy
 }

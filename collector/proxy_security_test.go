@@ -4,106 +4,20 @@
 package collector
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	stdlog "log"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
+	"github.com/modelarts-exporter/modelarts_exporter/internal/testproxy"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
-
-// countingProxy is a forward HTTP proxy that also tunnels CONNECT. Whatever
-// host a request names, it connects to backend (the simulator), as a proxy in
-// front of a private cloud would: the exporter's host never resolves the
-// ModelArts name itself.
-type countingProxy struct {
-	backend   string // host:port
-	forwarded atomic.Int64
-	tunnels   atomic.Int64
-	hosts     sync.Map // the hosts requests asked for
-	transport *http.Transport
-	srv       *httptest.Server
-}
-
-func newCountingProxy(t *testing.T, backend string) *countingProxy {
-	t.Helper()
-	p := &countingProxy{backend: backend}
-	p.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", p.backend)
-		},
-	}
-	p.srv = httptest.NewServer(p)
-	p.srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *countingProxy) close() {
-	p.srv.Close()
-	p.transport.CloseIdleConnections()
-}
-
-func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.hosts.Store(r.Host, true)
-	if r.Method == http.MethodConnect {
-		p.tunnels.Add(1)
-		p.tunnel(w, r)
-		return
-	}
-	if !r.URL.IsAbs() {
-		http.Error(w, "not a proxy request", http.StatusBadRequest)
-		return
-	}
-	p.forwarded.Add(1)
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	resp, err := p.transport.RoundTrip(out) // the Host header (and so the signature) is kept
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-}
-
-func (p *countingProxy) tunnel(w http.ResponseWriter, r *http.Request) {
-	upstream, err := net.Dial("tcp", p.backend)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		upstream.Close()
-		return
-	}
-	_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
-	var once sync.Once
-	closeBoth := func() { once.Do(func() { conn.Close(); upstream.Close() }) }
-	go func() { _, _ = io.Copy(upstream, conn); closeBoth() }()
-	go func() { _, _ = io.Copy(conn, upstream); closeBoth() }()
-}
-
-func (p *countingProxy) asked(host string) bool {
-	_, ok := p.hosts.Load(host)
-	return ok
-}
 
 // unsetProxyEnv clears every proxy variable for the test, so that the
 // environment of the machine running the tests cannot change the outcome.
@@ -163,21 +77,21 @@ func TestOutboundProxy(t *testing.T) {
 					backend.Start()
 				}
 				defer backend.Close()
-				proxy := newCountingProxy(t, backend.Listener.Addr().String())
-				defer proxy.close()
+				proxy := testproxy.New(t, backend.Listener.Addr().String())
+				defer proxy.Close()
 
 				v := victim{auth: auth, endpoint: backend.URL, images: modelartstest.SampleIDs()[:3]}
 				if tc.fakeHost {
 					v.endpoint = strings.Replace(backend.URL, "127.0.0.1", fakeHost, 1)
 				}
 				if tc.proxyURL {
-					v.extraYAML += "    proxy_url: " + proxy.srv.URL + "\n"
+					v.extraYAML += "    proxy_url: " + proxy.URL + "\n"
 				}
 				if tc.caFile {
 					v.extraYAML += "    tls_config:\n      ca_file: " + ca.CAFile + "\n"
 				}
 				for k, val := range tc.env {
-					t.Setenv(k, strings.ReplaceAll(val, "PROXY", proxy.srv.URL))
+					t.Setenv(k, strings.ReplaceAll(val, "PROXY", proxy.URL))
 				}
 				logs := &lockedBuffer{}
 				// The environment is read when the projects are built, as on a (re)load.
@@ -197,13 +111,13 @@ func TestOutboundProxy(t *testing.T) {
 				if got, _ := sampleValue(t, text, "modelarts_image_up", `project="bystander"`); got != "1" {
 					t.Errorf("bystander up = %q, want 1", got)
 				}
-				if got := proxy.forwarded.Load() > 0; got != tc.wantForwarded {
+				if got := proxy.Forwarded.Load() > 0; got != tc.wantForwarded {
 					t.Errorf("proxy forwarded requests: %v, want %v", got, tc.wantForwarded)
 				}
-				if got := proxy.tunnels.Load() > 0; got != tc.wantTunnels {
+				if got := proxy.Tunnels.Load() > 0; got != tc.wantTunnels {
 					t.Errorf("proxy tunnelled: %v, want %v", got, tc.wantTunnels)
 				}
-				if tc.fakeHost && (tc.wantForwarded || tc.wantTunnels) && !proxy.asked(strings.TrimPrefix(strings.TrimPrefix(v.endpoint, "https://"), "http://")) {
+				if tc.fakeHost && (tc.wantForwarded || tc.wantTunnels) && !proxy.Asked(strings.TrimPrefix(strings.TrimPrefix(v.endpoint, "https://"), "http://")) {
 					t.Errorf("the proxy was not asked for %s", v.endpoint)
 				}
 				if tc.wantLogged != "" && !strings.Contains(logs.take(), tc.wantLogged) {
