@@ -161,6 +161,25 @@ projects:
 	return path
 }
 
+// akskProject is the YAML of one project that signs with the simulator's demo
+// key against endpoint and lists ids; extra (lines indented by 4 spaces) follows.
+func akskProject(sim *modelartstest.Server, name, endpoint string, ids []string, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `  - name: %s
+    region: eu-de
+    project_id: %s
+    modelarts_endpoint: %s
+    auth:
+      access_key: %s
+      secret_key: %s
+    images:
+`, name, sim.ProjectID(), endpoint, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "      - %s\n", id)
+	}
+	return b.String() + extra
+}
+
 type runningExporter struct {
 	cmd  *exec.Cmd
 	addr string
@@ -488,16 +507,7 @@ func TestReloadClosesIdleConnections(t *testing.T) {
 	api.Start()
 	defer api.Close()
 	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
-	cfg := fmt.Sprintf(`projects:
-  - name: p
-    region: eu-de
-    project_id: %s
-    modelarts_endpoint: %s
-    auth:
-      access_key: %s
-      secret_key: %s
-    images: [%s]
-`, sim.ProjectID(), api.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, strings.Join(modelartstest.SampleIDs(), ", "))
+	cfg := "projects:\n" + akskProject(sim, "p", api.URL, modelartstest.SampleIDs(), "")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -552,16 +562,7 @@ func TestReloadRecordsOutcomeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	project := func(extra string) string {
-		return fmt.Sprintf(`projects:
-  - name: p
-    region: eu-de
-    project_id: %s
-    modelarts_endpoint: %s
-    auth:
-      access_key: %s
-      secret_key: %s
-    images: [%s]
-%s`, sim.ProjectID(), sim.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, modelartstest.SampleIDs()[0], extra)
+		return "projects:\n" + akskProject(sim, "p", sim.URL, modelartstest.SampleIDs()[:1], extra)
 	}
 	tests := []struct {
 		name   string
@@ -612,23 +613,12 @@ func TestBinaryLargeScrapeAnswersInTime(t *testing.T) {
 	images := modelartstest.GenerateImages(10_000, 1)
 	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
 	defer sim.Close()
-	var list strings.Builder
-	for _, img := range images {
-		fmt.Fprintf(&list, "      - %s\n", img.ID)
+	ids := make([]string, len(images))
+	for i, img := range images {
+		ids[i] = img.ID
 	}
 	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
-	cfg := fmt.Sprintf(`global:
-  serve_stale_for: 10m
-projects:
-  - name: aksk
-    region: eu-de
-    project_id: %s
-    modelarts_endpoint: %s
-    auth:
-      access_key: %s
-      secret_key: %s
-    images:
-%s`, sim.ProjectID(), sim.URL, modelartstest.DemoAccessKey, modelartstest.DemoSecretKey, list.String())
+	cfg := "global:\n  serve_stale_for: 10m\nprojects:\n" + akskProject(sim, "aksk", sim.URL, ids, "")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
