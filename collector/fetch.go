@@ -25,9 +25,6 @@ import (
 // one failed call cannot turn into a storm of calls to a struggling API.
 const showImageBudget = 50
 
-// opShowImage is the modelarts.APIError Operation of a ShowImage call.
-const opShowImage = "ShowImage"
-
 var (
 	// errSkipped marks images not fetched because the credentials were
 	// refused earlier in the same scrape.
@@ -43,7 +40,7 @@ var (
 // 404, IAM knowing no project for the region) says nothing about the image.
 func imageNotFound(err error) bool {
 	apiErr := modelarts.AsAPIError(err)
-	return apiErr != nil && apiErr.Operation == opShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
+	return apiErr != nil && apiErr.Operation == modelarts.OpShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
 }
 
 // fetchOutcome is what one fetch of a project learned.
@@ -146,11 +143,18 @@ func (f *fetcher) discover(ctx context.Context, filters modelarts.ListOptions) {
 		f.out.discoveryErr = listingError(l)
 	}
 	if listsEverything(filters) {
-		if l.pageSize > 0 {
-			f.out.listPages = l.pages()
-		}
-		f.unfilteredListed = l.complete()
+		f.noteUnfiltered(l)
 	}
+}
+
+// noteUnfiltered keeps what an unfiltered listing tells about the project:
+// how many pages a listing takes, and whether this one saw every image.
+// f.mu must be held.
+func (f *fetcher) noteUnfiltered(l *listing) {
+	if l.pageSize > 0 {
+		f.out.listPages = l.pages()
+	}
+	f.unfilteredListed = l.complete()
 }
 
 // listConfigured looks for the ids in an unfiltered listing and returns those
@@ -167,10 +171,7 @@ func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(l, "configured images")
-	if l.pageSize > 0 {
-		f.out.listPages = l.pages()
-	}
-	f.unfilteredListed = l.complete()
+	f.noteUnfiltered(l)
 	for _, img := range l.images {
 		if wanted[img.ID] {
 			f.out.images[img.ID] = &img // a copy: the rest of the listing is not kept

@@ -22,7 +22,7 @@ import (
 // token and project lookups; not about calls it answers without sending
 // (context already done, a refused access key remembered). statusCode is 0
 // when no response arrived.
-// Operation names: "ShowImage", "ListImage", "CreateToken", "ListProjects".
+// Operation names: OpShowImage, OpListImage, OpCreateToken, OpListProjects.
 type Observer interface {
 	ObserveRequest(operation string, statusCode int, duration time.Duration)
 }
@@ -84,10 +84,10 @@ var _ API = (*Client)(nil)
 
 // Operation names, as the Observer and APIError.Operation see them.
 const (
-	opShowImage    = "ShowImage"
-	opListImage    = "ListImage"
-	opCreateToken  = "CreateToken"
-	opListProjects = "ListProjects"
+	OpShowImage    = "ShowImage"    // GET /v1/{project_id}/images/{id}
+	OpListImage    = "ListImage"    // GET /v1/{project_id}/images
+	OpCreateToken  = "CreateToken"  // POST {iam}/v3/auth/tokens
+	OpListProjects = "ListProjects" // GET {iam}/v3/projects
 )
 
 const (
@@ -255,11 +255,12 @@ func (c *Client) ProjectID(ctx context.Context) (string, error) {
 // A missing image gives an error that wraps ErrNotFound.
 func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 	if id == "" {
-		err := &APIError{Operation: opShowImage, Class: ErrNotFound, Cause: errors.New("empty image id")}
+		err := &APIError{Operation: OpShowImage, Class: ErrNotFound, Cause: errors.New("empty image id")}
 		return nil, fmt.Errorf("show image: %w", err)
 	}
 	var img Image
-	if err := c.do(ctx, opShowImage, "images/"+url.PathEscape(id), nil, &img); err != nil {
+	call := apiCall{op: OpShowImage, resource: "images/" + url.PathEscape(id), maxBody: c.maxBody}
+	if err := c.do(ctx, call, &img); err != nil {
 		return nil, fmt.Errorf("show image %s: %w", id, err)
 	}
 	return &img, nil
@@ -269,7 +270,8 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 // options become query parameters. Paging is the caller's business.
 func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, error) {
 	var list ImageList
-	if err := c.do(ctx, opListImage, "images", opts.query(), &list); err != nil {
+	call := apiCall{op: OpListImage, resource: "images", query: opts.query(), maxBody: c.maxList}
+	if err := c.do(ctx, call, &list); err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	return &list, nil
@@ -298,10 +300,19 @@ func (o ListOptions) query() url.Values {
 	return q
 }
 
-// attempt sends GET {endpoint}/v1/{project_id}/{resource}?{query} once, when
+// apiCall is one ModelArts request: GET {endpoint}/v1/{project_id}/{resource}?{query}.
+type apiCall struct {
+	op       string // one of the Op* names
+	resource string // the path below the project, escaped
+	query    url.Values
+	maxBody  int64 // what is read of the answer at most
+}
+
+// attempt sends call once, when
 // the rate limit allows, unless ctx is done by then: a request never sent
 // fails with ErrUnreachable wrapping the context's error.
-func (c *Client) attempt(ctx context.Context, op, resource string, query url.Values, out any) error {
+func (c *Client) attempt(ctx context.Context, call apiCall, out any) error {
+	op := call.op
 	projectID, err := c.ProjectID(ctx)
 	if err != nil {
 		return err
@@ -309,9 +320,9 @@ func (c *Client) attempt(ctx context.Context, op, resource string, query url.Val
 	if err := c.waitForTurn(ctx, op); err != nil {
 		return err
 	}
-	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + resource
-	if len(query) > 0 {
-		u += "?" + query.Encode()
+	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
+	if len(call.query) > 0 {
+		u += "?" + call.query.Encode()
 	}
 	req, err := http.NewRequestWithContext(withOperation(ctx, op), http.MethodGet, u, nil)
 	if err != nil {
@@ -329,14 +340,10 @@ func (c *Client) attempt(ctx context.Context, op, resource string, query url.Val
 		return transportError(op, err)
 	}
 	defer resp.Body.Close()
-	limit := c.maxBody
-	if op == opListImage {
-		limit = c.maxList
-	}
 	if resp.StatusCode != http.StatusOK {
-		return statusError(op, resp, limit, c.secrets())
+		return statusError(op, resp, call.maxBody, c.secrets())
 	}
-	return decodeResponse(ctx, op, resp, limit, out)
+	return decodeResponse(ctx, op, resp, call.maxBody, out)
 }
 
 // secrets are what an answer must not get into an error should the server

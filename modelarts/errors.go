@@ -71,7 +71,7 @@ func (e *APIError) Error() string {
 // FromIAM reports whether the call failed at IAM, getting a token
 // ("CreateToken") or the project id ("ListProjects"), rather than at ModelArts.
 func (e *APIError) FromIAM() bool {
-	return e.Operation == opCreateToken || e.Operation == opListProjects
+	return e.Operation == OpCreateToken || e.Operation == OpListProjects
 }
 
 // Unwrap lets errors.Is match both the class and the cause (e.g. context.DeadlineExceeded).

@@ -35,7 +35,7 @@ func fuzzResponse(status int, body []byte) *http.Response {
 // described like a malformed answer.
 func checkDecode[T any](t *testing.T, body []byte) {
 	var out T
-	err := decodeResponse(context.Background(), opShowImage, fuzzResponse(http.StatusOK, body), fuzzMaxBody, &out)
+	err := decodeResponse(context.Background(), OpShowImage, fuzzResponse(http.StatusOK, body), fuzzMaxBody, &out)
 	if err != nil {
 		apiErr := AsAPIError(err)
 		if apiErr == nil || !errors.Is(err, ErrMalformedResponse) {
@@ -137,7 +137,7 @@ func FuzzStatusError(f *testing.F) {
 		}
 		resp := fuzzResponse(status, body)
 		resp.Header.Del("X-Request-Id")
-		e := statusError(opShowImage, resp, fuzzMaxBody, nil)
+		e := statusError(OpShowImage, resp, fuzzMaxBody, nil)
 		if !errors.Is(e, classify(status, e.ErrorCode)) {
 			t.Fatalf("class %v for status %d", e.Class, status)
 		}

@@ -99,7 +99,7 @@ func (l *ImageList) UnmarshalJSON(b []byte) error {
 			}
 			_ = json.Unmarshal(elem, &id) // "" when unreadable
 			l.Invalid = append(l.Invalid, InvalidImage{ID: id.ID, Err: &APIError{
-				Operation: opListImage, Class: ErrMalformedResponse, Cause: fmt.Errorf("decode data[%d]: %w", i, err),
+				Operation: OpListImage, Class: ErrMalformedResponse, Cause: fmt.Errorf("decode data[%d]: %w", i, err),
 			}})
 			continue
 		}

@@ -65,7 +65,7 @@ func (p *projectLookup) ID(ctx context.Context) (string, error) {
 		return id, err
 	}
 	if err := p.gate.lock(ctx); err != nil {
-		return "", &APIError{Operation: opListProjects, Class: ErrUnreachable, Cause: err}
+		return "", &APIError{Operation: OpListProjects, Class: ErrUnreachable, Cause: err}
 	}
 	defer p.gate.unlock()
 	if id, ok, err := p.cached(); ok {
@@ -95,22 +95,22 @@ func (p *projectLookup) cached() (string, bool, error) {
 }
 
 func (p *projectLookup) fetch(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(withOperation(ctx, opListProjects), http.MethodGet, p.url, nil)
+	req, err := http.NewRequestWithContext(withOperation(ctx, OpListProjects), http.MethodGet, p.url, nil)
 	if err != nil {
-		return "", &APIError{Operation: opListProjects, Class: ErrUnreachable, Cause: err}
+		return "", &APIError{Operation: OpListProjects, Class: ErrUnreachable, Cause: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", p.userAgent)
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return "", transportError(opListProjects, err)
+		return "", transportError(OpListProjects, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", statusError(opListProjects, resp, p.maxBody, p.secrets())
+		return "", statusError(OpListProjects, resp, p.maxBody, p.secrets())
 	}
 	var body projectsResponse
-	if err := decodeResponse(ctx, opListProjects, resp, p.maxBody, &body); err != nil {
+	if err := decodeResponse(ctx, OpListProjects, resp, p.maxBody, &body); err != nil {
 		return "", err
 	}
 	for _, project := range body.Projects {
@@ -119,7 +119,7 @@ func (p *projectLookup) fetch(ctx context.Context) (string, error) {
 		}
 	}
 	return "", &APIError{
-		Operation: opListProjects, RequestID: requestID(resp, nil), Class: ErrNoProject,
+		Operation: OpListProjects, RequestID: requestID(resp, nil), Class: ErrNoProject,
 		Cause: fmt.Errorf("IAM lists no project named %s for these credentials; set project_id or check region", strconv.Quote(p.region)),
 	}
 }

@@ -79,9 +79,10 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 			Class: ErrMalformedResponse, Cause: fmt.Errorf("decode body: %w", err),
 		}
 	}
-	if list, ok := out.(*ImageList); ok {
-		for _, bad := range list.Invalid { // tell which answer they came in
-			bad.Err.StatusCode, bad.Err.RequestID = resp.StatusCode, requestID(resp, body)
+	if list, ok := out.(*ImageList); ok && len(list.Invalid) > 0 {
+		id := requestID(resp, body) // tell which answer they came in
+		for _, bad := range list.Invalid {
+			bad.Err.StatusCode, bad.Err.RequestID = resp.StatusCode, id
 		}
 	}
 	return nil

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"time"
 )
 
@@ -76,9 +75,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // do performs one API call and decodes a 200 answer into out. A throttled
 // call is retried as the client's RetryPolicy allows; every attempt waits for
 // the client-side rate limit first and is seen by the Observer.
-func (c *Client) do(ctx context.Context, op, resource string, query url.Values, out any) error {
+func (c *Client) do(ctx context.Context, call apiCall, out any) error {
 	for retries := 0; ; retries++ {
-		err := c.safeAttempt(ctx, op, resource, query, out)
+		err := c.safeAttempt(ctx, call, out)
 		if !errors.Is(err, ErrThrottled) {
 			return err
 		}
@@ -92,11 +91,11 @@ func (c *Client) do(ctx context.Context, op, resource string, query url.Values, 
 // safeAttempt is attempt, with a panic while handling an answer turned into
 // this call's error: bad input from the cloud must cost one call, never the
 // process (the call runs on a scrape's goroutine, where a panic would end it).
-func (c *Client) safeAttempt(ctx context.Context, op, resource string, query url.Values, out any) (err error) {
+func (c *Client) safeAttempt(ctx context.Context, call apiCall, out any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &APIError{Operation: op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
 		}
 	}()
-	return c.attempt(ctx, op, resource, query, out)
+	return c.attempt(ctx, call, out)
 }

@@ -296,17 +296,7 @@ func sortedLower(names []string) []string {
 type signingRoundTripper struct {
 	signer *Signer
 	next   http.RoundTripper
-	guard  *keyGuard // nil: every request is sent
-}
-
-// NewSigningRoundTripper returns an http.RoundTripper that signs a clone of
-// each request with signer and sends it through next (http.DefaultTransport
-// when nil). It never retries a request, whatever the answer.
-func NewSigningRoundTripper(signer *Signer, next http.RoundTripper) http.RoundTripper {
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return &signingRoundTripper{signer: signer, next: next}
+	guard  *keyGuard // nil: every request is sent (tests only)
 }
 
 // RoundTrip implements http.RoundTripper.

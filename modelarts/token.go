@@ -154,7 +154,7 @@ func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
 			return tok, nil
 		}
 		if err := ts.gate.lock(ctx); err != nil {
-			return nil, &APIError{Operation: opCreateToken, Class: ErrUnreachable, Cause: err}
+			return nil, &APIError{Operation: OpCreateToken, Class: ErrUnreachable, Cause: err}
 		}
 	}
 	defer ts.gate.unlock()
@@ -227,10 +227,10 @@ func (ts *tokenSource) renew(ctx context.Context) (*token, error) {
 
 // create performs POST /v3/auth/tokens.
 func (ts *tokenSource) create(ctx context.Context) (*token, error) {
-	req, err := http.NewRequestWithContext(withOperation(ctx, opCreateToken),
+	req, err := http.NewRequestWithContext(withOperation(ctx, OpCreateToken),
 		http.MethodPost, ts.url, bytes.NewReader(ts.body))
 	if err != nil {
-		return nil, &APIError{Operation: opCreateToken, Class: ErrUnreachable, Cause: err}
+		return nil, &APIError{Operation: OpCreateToken, Class: ErrUnreachable, Cause: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", ts.userAgent)
@@ -238,20 +238,20 @@ func (ts *tokenSource) create(ctx context.Context) (*token, error) {
 	start := ts.now()
 	resp, err := ts.client.Do(req)
 	if err != nil {
-		return nil, transportError(opCreateToken, err)
+		return nil, transportError(OpCreateToken, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return nil, statusError(opCreateToken, resp, ts.maxBody, []string{ts.password})
+		return nil, statusError(OpCreateToken, resp, ts.maxBody, []string{ts.password})
 	}
 	var body tokenResponse
-	if err := decodeResponse(ctx, opCreateToken, resp, ts.maxBody, &body); err != nil {
+	if err := decodeResponse(ctx, OpCreateToken, resp, ts.maxBody, &body); err != nil {
 		return nil, err
 	}
 	tok, err := newToken(resp.Header.Get(headerSubjectToken), body, start)
 	if err != nil {
 		return nil, &APIError{
-			Operation: opCreateToken, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
+			Operation: OpCreateToken, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
 			Class: ErrMalformedResponse, Cause: err,
 		}
 	}
