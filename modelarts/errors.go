@@ -11,12 +11,22 @@ import (
 // Error classes. Callers test with errors.Is; every error the client returns
 // wraps exactly one of them.
 var (
-	// ErrNotFound: the image does not exist (HTTP 404, or 400 with ModelArts.6404 / ModelArts.6797).
+	// ErrNotFound: ModelArts says the resource does not exist: HTTP 404 with
+	// a ModelArts.* error code, or 400 with ModelArts.6404 / ModelArts.6797.
 	ErrNotFound = errors.New("not found")
-	// ErrUnauthorized: HTTP 401, the credentials were refused.
+	// ErrEndpoint: HTTP 404 from the API gateway (APIG.0101, or no ModelArts
+	// error code): no such API at this base URL; the endpoint or region is wrong.
+	ErrEndpoint = errors.New("no such API at this endpoint")
+	// ErrUnauthorized: the credentials were refused: HTTP 401, or 403 with
+	// ModelArts.0203 (invalid token), ModelArts.0206 (invalid AK/SK),
+	// ModelArts.2784 or ModelArts.0210 (project id does not match the credentials).
 	ErrUnauthorized = errors.New("credentials refused")
-	// ErrForbidden: HTTP 403, e.g. ModelArts.0210 (project id does not match the credentials).
+	// ErrForbidden: any other HTTP 403, e.g. ModelArts.0108, ModelArts.0112
+	// (workspace policy) or ModelArts.5014: no permission on that one resource.
 	ErrForbidden = errors.New("forbidden")
+	// ErrEndOfList: HTTP 400 ModelArts.6400 to ListImage: the page asked for
+	// starts past the end of the listing ("fromIndex(200) > toIndex(33)").
+	ErrEndOfList = errors.New("page past the end of the listing")
 	// ErrNoProject: the project id is not configured and IAM lists no project
 	// named after the region for these credentials (GET /v3/projects?name=).
 	// A configuration problem, like ErrForbidden one that retrying cannot fix:
