@@ -112,6 +112,54 @@ func TestLoadGood(t *testing.T) {
 			},
 		},
 		{
+			file: "good_regions.yml",
+			want: &Config{
+				Global: DefaultGlobalConfig,
+				Projects: []ProjectConfig{
+					{
+						Name:              "swiss",
+						Cloud:             "otc",
+						Region:            "eu-ch2",
+						ProjectID:         fakeProjectID,
+						ModelArtsEndpoint: "https://modelarts.eu-ch2.sc.otc.t-systems.com",
+						IAMEndpoint:       "https://iam-pub.eu-ch2.sc.otc.t-systems.com",
+						Auth:              AuthConfig{AccessKey: fakeAccessKey, SecretKey: "FAKE-inline-secret-key-not-real"},
+						Discovery:         &DiscoveryConfig{Type: "BUILD_IN"},
+					},
+					{
+						Name:              "hw-hk",
+						Cloud:             "huaweicloud",
+						Region:            "ap-southeast-1",
+						ProjectID:         fakeProjectID,
+						ModelArtsEndpoint: "https://modelarts.ap-southeast-1.myhuaweicloud.cn",
+						IAMEndpoint:       "https://iam.ap-southeast-1.myhuaweicloud.com",
+						Auth:              AuthConfig{AccessKey: fakeAccessKey, SecretKey: "FAKE-inline-secret-key-not-real"},
+						Discovery:         &DiscoveryConfig{},
+					},
+					{
+						Name:              "hw-new",
+						Cloud:             "huaweicloud",
+						Region:            "ap-southeast-9",
+						ProjectID:         fakeProjectID,
+						ModelArtsEndpoint: "https://modelarts.ap-southeast-9.myhuaweicloud.com",
+						IAMEndpoint:       "https://iam.ap-southeast-9.myhuaweicloud.com",
+						Auth:              AuthConfig{AccessKey: fakeAccessKey, SecretKey: "FAKE-inline-secret-key-not-real"},
+						Discovery:         &DiscoveryConfig{},
+					},
+					{
+						Name:              "private",
+						Cloud:             "otc",
+						Region:            "eu-private-1",
+						ProjectID:         fakeProjectID,
+						ModelArtsEndpoint: "https://modelarts.private.example.internal",
+						IAMEndpoint:       "https://iam.private.example.internal",
+						Auth:              AuthConfig{AccessKey: fakeAccessKey, SecretKey: "FAKE-inline-secret-key-not-real"},
+						Discovery:         &DiscoveryConfig{},
+					},
+				},
+			},
+		},
+		{
 			file: "good_full.yml",
 			want: &Config{
 				Global: GlobalConfig{
@@ -225,6 +273,7 @@ line 11: unknown field "foo" in projects[0] "prod".auth (valid fields: access_ke
 		{"bad_unknown_cloud.yml", `projects[0] "prod".cloud: unknown cloud "aws"; use "otc" (Open Telekom Cloud, the default) or "huaweicloud"`},
 		{"bad_endpoint_url.yml", `projects[0] "prod".modelarts_endpoint: "modelarts.eu-de.otc.t-systems.com" is not an absolute http:// or https:// URL; write it like "https://modelarts.eu-de.otc.t-systems.com", or leave it out to use the default`},
 		{"bad_endpoint_query.yml", `projects[0] "prod".iam_endpoint: "https://iam.example.internal/?x=1" must not have a query ("?..."); remove it`},
+		{"bad_unknown_otc_region.yml", `projects[0] "prod".region: "eu-fr" is not an Open Telekom Cloud region with known endpoints (eu-ch2, eu-de, eu-nl); for another region set both modelarts_endpoint and iam_endpoint`},
 		{"bad_missing_region.yml", `projects[0] "prod".region: required; set the region of the project, e.g. "eu-de"`},
 		{"bad_ak_sk_without_project_id.yml", `projects[0] "prod".project_id: required with access_key authentication; copy the ID of the project from the console: My Credentials → Projects`},
 		{"bad_project_id.yml", `projects[0] "prod".project_id: "0123456789abcdef" is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects`},
@@ -391,6 +440,19 @@ projects:
 			name:    "no credentials",
 			in:      strings.Replace(strings.Replace(minimal, "      access_key: "+fakeAccessKey+"\n", "", 1), "      secret_key_file: sk.txt\n", "", 1),
 			wantErr: `projects[0] "p".auth: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file)`,
+		},
+		{
+			name:    "unknown OTC region",
+			in:      strings.Replace(minimal, "region: eu-de", "region: eu-es", 1),
+			wantErr: `projects[0] "p".region: "eu-es" is not an Open Telekom Cloud region with known endpoints (eu-ch2, eu-de, eu-nl); for another region set both modelarts_endpoint and iam_endpoint`,
+		},
+		{
+			name: "unknown OTC region with both endpoints",
+			in:   strings.Replace(minimal, "region: eu-de", "region: eu-es\n    modelarts_endpoint: http://127.0.0.1:1\n    iam_endpoint: http://127.0.0.1:2", 1),
+		},
+		{
+			name: "unknown Huawei Cloud region",
+			in:   strings.Replace(minimal, "region: eu-de", "cloud: HuaweiCloud\n    region: xx-new-1", 1),
 		},
 		{
 			name:    "bad region",
@@ -563,11 +625,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	cfg, err := Load(filepath.Join("testdata", "good_full.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `2 projects
+	tests := []struct{ file, want string }{
+		{"good_full.yml", `2 projects
 project "prod"
   cloud:                 otc
   region:                eu-de
@@ -595,9 +654,66 @@ global
   concurrency:           4
   min_refresh_interval:  1m
   serve_stale_for:       10m
-`
-	if got := cfg.Summary(); got != want {
-		t.Errorf("Summary:\n%s\nwant:\n%s", got, want)
+`},
+		// --config.check shows the default endpoints where they differ from the pattern.
+		{"good_regions.yml", `4 projects
+project "swiss"
+  cloud:                 otc
+  region:                eu-ch2
+  project_id:            0123456789abcdef0123456789abcdef
+  modelarts_endpoint:    https://modelarts.eu-ch2.sc.otc.t-systems.com
+  iam_endpoint:          https://iam-pub.eu-ch2.sc.otc.t-systems.com
+  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  images:                0
+  discovery:             on (type="BUILD_IN")
+  rate_limit:            none
+project "hw-hk"
+  cloud:                 huaweicloud
+  region:                ap-southeast-1
+  project_id:            0123456789abcdef0123456789abcdef
+  modelarts_endpoint:    https://modelarts.ap-southeast-1.myhuaweicloud.cn
+  iam_endpoint:          https://iam.ap-southeast-1.myhuaweicloud.com
+  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  images:                0
+  discovery:             on (every image)
+  rate_limit:            none
+project "hw-new"
+  cloud:                 huaweicloud
+  region:                ap-southeast-9
+  project_id:            0123456789abcdef0123456789abcdef
+  modelarts_endpoint:    https://modelarts.ap-southeast-9.myhuaweicloud.com
+  iam_endpoint:          https://iam.ap-southeast-9.myhuaweicloud.com
+  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  images:                0
+  discovery:             on (every image)
+  rate_limit:            none
+project "private"
+  cloud:                 otc
+  region:                eu-private-1
+  project_id:            0123456789abcdef0123456789abcdef
+  modelarts_endpoint:    https://modelarts.private.example.internal
+  iam_endpoint:          https://iam.private.example.internal
+  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  images:                0
+  discovery:             on (every image)
+  rate_limit:            none
+global
+  scrape_timeout:        30s
+  concurrency:           10
+  min_refresh_interval:  0s
+  serve_stale_for:       0s
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			cfg, err := Load(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Summary(); got != tt.want {
+				t.Errorf("Summary:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -130,16 +130,16 @@ func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
 
 	p.ModelArtsEndpoint = checkEndpoint(p.ModelArtsEndpoint, path+".modelarts_endpoint", "https://modelarts.eu-de.otc.t-systems.com", errs)
 	p.IAMEndpoint = checkEndpoint(p.IAMEndpoint, path+".iam_endpoint", "https://iam.eu-de.otc.t-systems.com", errs)
-	if cloudOK && regionOK {
-		domain := "otc.t-systems.com"
-		if p.Cloud == CloudHuaweiCloud {
-			domain = "myhuaweicloud.com"
-		}
-		if p.ModelArtsEndpoint == "" {
-			p.ModelArtsEndpoint = "https://modelarts." + p.Region + "." + domain
-		}
-		if p.IAMEndpoint == "" {
-			p.IAMEndpoint = "https://iam." + p.Region + "." + domain
+	if cloudOK && regionOK && (p.ModelArtsEndpoint == "" || p.IAMEndpoint == "") {
+		if e, ok := defaultEndpoints(p.Cloud, p.Region); !ok {
+			errs.addf("%s.region: %q is not an Open Telekom Cloud region with known endpoints (%s); for another region set both modelarts_endpoint and iam_endpoint", path, p.Region, knownOTCRegions())
+		} else {
+			if p.ModelArtsEndpoint == "" {
+				p.ModelArtsEndpoint = e.modelArts
+			}
+			if p.IAMEndpoint == "" {
+				p.IAMEndpoint = e.iam
+			}
 		}
 	}
 
