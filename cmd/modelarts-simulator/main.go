@@ -11,7 +11,8 @@
 // key from a file with --secret-key-file.
 //
 // The admin API under /-/sim/ (see package modelartstest) changes images,
-// injects faults and reads request counters. It is unauthenticated: keep the
+// injects faults (kinds: see modelartstest.Fault), switches readings
+// (/-/sim/settings) and reads request counters. It is unauthenticated: keep the
 // simulator on a loopback address.
 package main
 
@@ -60,6 +61,8 @@ type flags struct {
 	maxInFlight    int
 	maxPageSize    int
 	currentFromOne bool
+	untypedListing string
+	refuseWith403  bool
 }
 
 func main() {
@@ -118,6 +121,11 @@ func parseFlags(args []string) (*flags, error) {
 	app.Flag("max-in-flight", "API calls served at once; more wait. 0: no cap.").Default("0").IntVar(&f.maxInFlight)
 	app.Flag("max-page-size", "Cap on ListImage's limit.").Default(strconv.Itoa(modelartstest.DefaultMaxPageSize)).IntVar(&f.maxPageSize)
 	app.Flag("current-from-one", `Number ListImage's "current" page from 1 instead of 0.`).BoolVar(&f.currentFromOne)
+	app.Flag("untyped-listing", "What ListImage without type lists: BUILD_IN (the documented default) or ALL.").
+		Envar(modelartstest.UntypedListingEnv).Default(modelartstest.UntypedBuildIn).
+		EnumVar(&f.untypedListing, modelartstest.UntypedBuildIn, modelartstest.UntypedAll)
+	app.Flag("refuse-with-403", "Answer a bad signature with 403 ModelArts.0206 and a bad token with 403 ModelArts.0203 instead of 401.").
+		BoolVar(&f.refuseWith403)
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
 	}
@@ -142,6 +150,8 @@ func (f *flags) options() (modelartstest.Options, error) {
 		Images:         images,
 		NotFoundAs404:  f.notFoundAs404,
 		CurrentFromOne: f.currentFromOne,
+		UntypedListing: f.untypedListing,
+		RefuseWith403:  f.refuseWith403,
 		TokenTTL:       f.tokenTTL,
 		Latency:        f.latency,
 		MaxInFlight:    f.maxInFlight,
@@ -193,7 +203,8 @@ func serve(ctx context.Context, logger log.Logger, f *flags, opts modelartstest.
 		"endpoint", endpoint, "iam_endpoint", endpoint,
 		"project_id", sim.ProjectID(), "region", sim.Region(),
 		"access_key", f.accessKey, "user", f.user, "domain", f.domain,
-		"images", len(opts.Images), "admin_api", endpoint+"/-/sim/")
+		"images", len(opts.Images), "untyped_listing", opts.UntypedListing, "refuse_with_403", opts.RefuseWith403,
+		"admin_api", endpoint+"/-/sim/")
 
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

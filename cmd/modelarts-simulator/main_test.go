@@ -192,3 +192,63 @@ func TestBadCommandLine(t *testing.T) {
 		t.Errorf("bad address: exit %d", code)
 	}
 }
+
+func TestUntypedListingFlag(t *testing.T) {
+	tests := []struct {
+		env  string
+		args []string
+		want string // "" for a refused command line
+	}{
+		{"", nil, modelartstest.UntypedBuildIn},
+		{"ALL", nil, modelartstest.UntypedAll},
+		{"BUILD_IN", nil, modelartstest.UntypedBuildIn},
+		{"", []string{"--untyped-listing=ALL"}, modelartstest.UntypedAll},
+		{"ALL", []string{"--untyped-listing=BUILD_IN"}, modelartstest.UntypedBuildIn},
+		{"everything", nil, ""},
+		{"", []string{"--untyped-listing=DEDICATED"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Setenv(modelartstest.UntypedListingEnv, tt.env)
+			f, err := parseFlags(tt.args)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("accepted, untyped listing %q", f.untypedListing)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts, _ := f.options(); opts.UntypedListing != tt.want {
+				t.Errorf("UntypedListing = %q, want %q", opts.UntypedListing, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadingsFlags(t *testing.T) {
+	t.Setenv(modelartstest.UntypedListingEnv, "")
+	url, _, stop := start(t, "--untyped-listing=ALL", "--refuse-with-403", "--images=none")
+	defer stop()
+	code, body := get(t, url+"/-/sim/settings")
+	if code != http.StatusOK || string(body) != `{"untyped_listing":"ALL","refuse_with_403":true}` {
+		t.Errorf("settings: %d %s", code, body)
+	}
+	// A bad token is refused with 403 under --refuse-with-403.
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/"+modelartstest.DefaultProjectID+"/images", nil)
+	req.Header.Set("X-Auth-Token", "MIIbogus")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bad token: %d", resp.StatusCode)
+	}
+	// A wrong base path is the gateway's APIG.0101.
+	if code, body := get(t, url+"/prefix/v1/"+modelartstest.DefaultProjectID+"/images"); code != http.StatusNotFound ||
+		!strings.Contains(string(body), modelartstest.CodeAPINotFound) {
+		t.Errorf("wrong base path: %d %s", code, body)
+	}
+}

@@ -17,23 +17,25 @@ import (
 const maxAdminBody = 1 << 20
 
 // adminRoutes registers the unauthenticated admin API (see the package doc).
-func (s *Server) adminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) adminRoutes(rt *router) {
+	rt.handleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "Healthy\n")
 	})
-	mux.HandleFunc("GET /-/sim/images", s.adminListImages)
-	mux.HandleFunc("GET /-/sim/images/{id}", s.adminGetImage)
-	mux.HandleFunc("PUT /-/sim/images/{id}", s.adminPutImage)
-	mux.HandleFunc("PUT /-/sim/images/{id}/status", s.adminPutStatus)
-	mux.HandleFunc("DELETE /-/sim/images/{id}", s.adminDeleteImage)
-	mux.HandleFunc("GET /-/sim/faults", s.adminListFaults)
-	mux.HandleFunc("POST /-/sim/faults", s.adminAddFault)
-	mux.HandleFunc("DELETE /-/sim/faults", s.adminClearFaults)
-	mux.HandleFunc("DELETE /-/sim/faults/{id}", s.adminRemoveFault)
-	mux.HandleFunc("POST /-/sim/tokens/expire", s.adminExpireTokens)
-	mux.HandleFunc("GET /-/sim/stats", s.adminStats)
-	mux.HandleFunc("DELETE /-/sim/stats", s.adminResetStats)
+	rt.handleFunc("GET /-/sim/images", s.adminListImages)
+	rt.handleFunc("GET /-/sim/images/{id}", s.adminGetImage)
+	rt.handleFunc("PUT /-/sim/images/{id}", s.adminPutImage)
+	rt.handleFunc("PUT /-/sim/images/{id}/status", s.adminPutStatus)
+	rt.handleFunc("DELETE /-/sim/images/{id}", s.adminDeleteImage)
+	rt.handleFunc("GET /-/sim/faults", s.adminListFaults)
+	rt.handleFunc("POST /-/sim/faults", s.adminAddFault)
+	rt.handleFunc("DELETE /-/sim/faults", s.adminClearFaults)
+	rt.handleFunc("DELETE /-/sim/faults/{id}", s.adminRemoveFault)
+	rt.handleFunc("POST /-/sim/tokens/expire", s.adminExpireTokens)
+	rt.handleFunc("GET /-/sim/stats", s.adminStats)
+	rt.handleFunc("DELETE /-/sim/stats", s.adminResetStats)
+	rt.handleFunc("GET /-/sim/settings", s.adminSettings)
+	rt.handleFunc("PUT /-/sim/settings", s.adminPutSettings)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -53,7 +55,7 @@ func decodeStrict(r *http.Request, v any) error {
 }
 
 func (s *Server) adminListImages(w http.ResponseWriter, _ *http.Request) {
-	images := s.images.snapshot()
+	images := s.Images()
 	out := make([]wireImage, len(images))
 	for i, img := range images {
 		out[i] = toWire(img)
@@ -158,4 +160,34 @@ func (s *Server) adminStats(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) adminResetStats(w http.ResponseWriter, _ *http.Request) {
 	s.ResetCounters()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// settings are the readings switchable at run time; in a PUT, absent fields
+// keep their value.
+type settings struct {
+	UntypedListing *string `json:"untyped_listing,omitempty"`
+	RefuseWith403  *bool   `json:"refuse_with_403,omitempty"`
+}
+
+func (s *Server) adminSettings(w http.ResponseWriter, _ *http.Request) {
+	mode, refuse := s.untypedListing(), s.refuse403.Load()
+	writeJSON(w, http.StatusOK, settings{UntypedListing: &mode, RefuseWith403: &refuse})
+}
+
+func (s *Server) adminPutSettings(w http.ResponseWriter, r *http.Request) {
+	var change settings
+	if err := decodeStrict(r, &change); err != nil {
+		adminError(w, http.StatusBadRequest, "decode settings: %v", err)
+		return
+	}
+	if change.UntypedListing != nil {
+		if err := s.SetUntypedListing(*change.UntypedListing); err != nil {
+			adminError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	if change.RefuseWith403 != nil {
+		s.SetRefuseWith403(*change.RefuseWith403)
+	}
+	s.adminSettings(w, r)
 }

@@ -127,3 +127,34 @@ func TestAdminStatsAndTokens(t *testing.T) {
 	req.Header.Set("X-Auth-Token", tok)
 	expectError(t, do(t, req), http.StatusUnauthorized, CodeTokenExpired)
 }
+
+func TestAdminSettings(t *testing.T) {
+	s, clock := startServer(t, Options{UntypedListing: UntypedBuildIn})
+	settingsAre := func(r response, untyped string, refuse bool) {
+		t.Helper()
+		expectStatus(t, r, http.StatusOK)
+		got := decode[map[string]any](t, r)
+		if got["untyped_listing"] != untyped || got["refuse_with_403"] != refuse {
+			t.Fatalf("settings %s, want %s and %v", r.body, untyped, refuse)
+		}
+	}
+	settingsAre(adminDo(t, s, http.MethodGet, "/-/sim/settings", ""), UntypedBuildIn, false)
+
+	settingsAre(adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"untyped_listing":"ALL"}`), UntypedAll, false)
+	if _, page := listIDs(t, s, clock, ""); page.Total != int64(len(SampleIDs())) {
+		t.Errorf("untyped listing after PUT ALL: total %d", page.Total)
+	}
+	settingsAre(adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"refuse_with_403":true}`), UntypedAll, true)
+	req := newRequest(t, s, imagePath(s, SampleIDError))
+	req.Header.Set("X-Auth-Token", "MIIbogus")
+	expectError(t, do(t, req), http.StatusForbidden, CodeTokenInvalid)
+
+	settingsAre(adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"untyped_listing":"BUILD_IN","refuse_with_403":false}`), UntypedBuildIn, false)
+	if _, page := listIDs(t, s, clock, ""); page.Total != 2 {
+		t.Errorf("untyped listing after PUT BUILD_IN: total %d", page.Total)
+	}
+	for _, bad := range []string{`{"untyped_listing":"DEDICATED"}`, `{"untyped":"ALL"}`, `{"refuse_with_403":"yes"}`} {
+		expectStatus(t, adminDo(t, s, http.MethodPut, "/-/sim/settings", bad), http.StatusBadRequest)
+	}
+	settingsAre(adminDo(t, s, http.MethodGet, "/-/sim/settings", ""), UntypedBuildIn, false)
+}

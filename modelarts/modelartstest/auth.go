@@ -170,7 +170,7 @@ func (s *Server) authenticate(c *call) (*principal, *reply) {
 	if v := c.r.Header.Get("Authorization"); v != "" {
 		return s.authenticateSignature(c, v)
 	}
-	fail := modelArtsError(http.StatusUnauthorized, CodeTokenMissing, "Token missing: send X-Auth-Token or sign the request.")
+	fail := s.refuseToken(CodeTokenMissing, c.op)
 	return nil, &fail
 }
 
@@ -185,20 +185,41 @@ func (s *Server) authenticateToken(c *call, value string) (*principal, *reply) {
 	var fail reply
 	switch {
 	case !ok:
-		fail = modelArtsError(http.StatusUnauthorized, CodeTokenInvalid, "Invalid token.")
+		fail = s.refuseToken(CodeTokenInvalid, c.op)
 	case !s.now().Before(tc.expiresAt):
-		fail = modelArtsError(http.StatusUnauthorized, CodeTokenExpired, "The token has expired.")
+		fail = s.refuseToken(CodeTokenExpired, c.op)
 	case tc.projectID == "" && !isIAMOperation(c.op):
-		fail = modelArtsError(http.StatusUnauthorized, CodeTokenNotScoped, "The token is not scoped to a project.")
+		fail = s.refuseToken(CodeTokenNotScoped, c.op)
 	default:
 		return &principal{token: &tc}, nil
 	}
 	return nil, &fail
 }
 
+// refuseToken answers a token refused for code with its documented 401, or,
+// with RefuseWith403, an unknown or expired token with 403 ModelArts.0203
+// (opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst).
+func (s *Server) refuseToken(code, op string) reply {
+	status := http.StatusUnauthorized
+	if s.refuse403.Load() && (code == CodeTokenInvalid || code == CodeTokenExpired) {
+		status, code = http.StatusForbidden, CodeTokenInvalid
+	}
+	return modelArtsError(status, code, docMessage(status, code, op))
+}
+
+// refuseSignature answers a refused AK/SK signature with the gateway's 401
+// APIG.0301 and msg, or, with RefuseWith403, with 403 ModelArts.0206
+// (opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst).
+func (s *Server) refuseSignature(c *call, msg string) reply {
+	if s.refuse403.Load() {
+		return modelArtsError(http.StatusForbidden, CodeAKSKInvalid, docMessage(http.StatusForbidden, CodeAKSKInvalid, c.op))
+	}
+	return gatewayError(http.StatusUnauthorized, CodeSignatureFailed, msg, c.requestID)
+}
+
 func (s *Server) authenticateSignature(c *call, header string) (*principal, *reply) {
 	fail := func(msg string) (*principal, *reply) {
-		rp := gatewayError(http.StatusUnauthorized, CodeSignatureFailed, msg, c.requestID)
+		rp := s.refuseSignature(c, msg)
 		return nil, &rp
 	}
 	a, err := parseAuthorization(header)
@@ -305,7 +326,6 @@ func (s *Server) checkProject(c *call) *reply {
 	if ok {
 		return nil
 	}
-	fail := modelArtsError(http.StatusForbidden, CodeProjectMismatch,
-		"The project ID in the URL does not match the credentials.")
+	fail := modelArtsError(http.StatusForbidden, CodeProjectMismatch, docMessage(http.StatusForbidden, CodeProjectMismatch, c.op))
 	return &fail
 }

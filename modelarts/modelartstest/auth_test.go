@@ -6,7 +6,9 @@ package modelartstest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,27 @@ func TestSignedRequestAccepted(t *testing.T) {
 	r = signedGet(t, s, clock, listPath(s, "limit=2&offset=1&name=res"))
 	if r.status != http.StatusOK {
 		t.Fatalf("list: status = %d, body %s", r.status, r.body)
+	}
+}
+
+// TestQueryWithSpaces sends a value the way huaweicloud-sdk-go-v3
+// core/request/default_http_request.go (fillQueryParams) does: space as %20.
+func TestQueryWithSpaces(t *testing.T) {
+	s, clock := startServer(t, Options{})
+	for i, name := range []string{"my image", "my-image", "myimage"} {
+		img := SampleImages()[2]
+		img.ID, img.Name = fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i), name
+		s.SetImage(img)
+	}
+	req := newRequest(t, s, listPath(s, "name=my%20image&type=DEDICATED"))
+	demoSigner(clock).sign(req, nil)
+	r := do(t, req)
+	if r.status != http.StatusOK {
+		t.Fatalf("status = %d, body %s", r.status, r.body)
+	}
+	page := decode[wireImageList](t, r)
+	if len(page.Data) != 1 || page.Data[0].Name != "my image" {
+		t.Errorf("name=my%%20image listed %+v", page.Data)
 	}
 }
 
@@ -140,7 +163,19 @@ func TestTemporaryKeyNeedsSecurityToken(t *testing.T) {
 }
 
 func TestLockoutAfterConsecutiveFailures(t *testing.T) {
-	s, clock := startServer(t, Options{})
+	for _, refuse403 := range []bool{false, true} {
+		t.Run("RefuseWith403="+strconv.FormatBool(refuse403), func(t *testing.T) {
+			testLockout(t, refuse403)
+		})
+	}
+}
+
+func testLockout(t *testing.T, refuse403 bool) {
+	s, clock := startServer(t, Options{RefuseWith403: refuse403})
+	status, code, msg, lockedMsg := http.StatusUnauthorized, CodeSignatureFailed, MsgSignatureFailed, MsgKeyLocked
+	if refuse403 {
+		status, code, msg, lockedMsg = http.StatusForbidden, CodeAKSKInvalid, "Invalid AK/SK.", "Invalid AK/SK."
+	}
 	bad := testSigner{ak: DemoAccessKey, sk: "wrong-secret", now: clock.Now}
 	good := demoSigner(clock)
 	send := func(ts testSigner) response {
@@ -158,8 +193,8 @@ func TestLockoutAfterConsecutiveFailures(t *testing.T) {
 	}
 	for i := range LockoutThreshold {
 		r := send(bad)
-		expectError(t, r, http.StatusUnauthorized, CodeSignatureFailed)
-		if decode[modelArtsErrorBody](t, r).ErrorMsg != MsgSignatureFailed {
+		expectError(t, r, status, code)
+		if decode[modelArtsErrorBody](t, r).ErrorMsg != msg {
 			t.Fatalf("failure %d: %s", i+1, r.body)
 		}
 	}
@@ -167,21 +202,85 @@ func TestLockoutAfterConsecutiveFailures(t *testing.T) {
 		t.Fatal("key not locked after the failures")
 	}
 	r := send(good)
-	expectError(t, r, http.StatusUnauthorized, CodeSignatureFailed)
-	if decode[modelArtsErrorBody](t, r).ErrorMsg != MsgKeyLocked {
+	expectError(t, r, status, code)
+	if decode[modelArtsErrorBody](t, r).ErrorMsg != lockedMsg {
 		t.Fatalf("locked key: %s", r.body)
 	}
 
 	clock.Advance(LockoutDuration - time.Second)
-	if r := send(good); r.status != http.StatusUnauthorized {
+	if r := send(good); r.status != status {
 		t.Fatalf("just before the lock ends: status = %d", r.status)
 	}
 	clock.Advance(time.Second)
 	if r := send(good); r.status != http.StatusOK {
 		t.Fatalf("after the lock: status = %d, body %s", r.status, r.body)
 	}
-	if got := s.RequestsWithStatus(OpShowImage, http.StatusUnauthorized); got != 2*LockoutThreshold+1 {
-		t.Errorf("401s counted: %d", got)
+	if got := s.RequestsWithStatus(OpShowImage, status); got != 2*LockoutThreshold+1 {
+		t.Errorf("%ds counted: %d", status, got)
+	}
+}
+
+// TestRefusedCredentials pins both readings of the error code table
+// (opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst):
+// refused credentials as 401 (default) or 403.
+func TestRefusedCredentials(t *testing.T) {
+	type want struct {
+		status int
+		code   string
+	}
+	tests := []struct {
+		name    string
+		send    func(t *testing.T, s *Server, clock *fakeClock) response
+		as401   want
+		as403   want
+		message string // under 403
+	}{
+		{"bad signature", func(t *testing.T, s *Server, clock *fakeClock) response {
+			req := newRequest(t, s, imagePath(s, SampleIDError))
+			testSigner{ak: DemoAccessKey, sk: "wrong", now: clock.Now}.sign(req, nil)
+			return do(t, req)
+		}, want{401, CodeSignatureFailed}, want{403, CodeAKSKInvalid}, "Invalid AK/SK."},
+		{"unknown access key", func(t *testing.T, s *Server, clock *fakeClock) response {
+			req := newRequest(t, s, imagePath(s, SampleIDError))
+			testSigner{ak: "NOSUCHKEY", sk: "x", now: clock.Now}.sign(req, nil)
+			return do(t, req)
+		}, want{401, CodeSignatureFailed}, want{403, CodeAKSKInvalid}, "Invalid AK/SK."},
+		{"unknown token", func(t *testing.T, s *Server, _ *fakeClock) response {
+			req := newRequest(t, s, imagePath(s, SampleIDError))
+			req.Header.Set("X-Auth-Token", "MIIbogus")
+			return do(t, req)
+		}, want{401, CodeTokenInvalid}, want{403, CodeTokenInvalid}, "Invalid token."},
+		{"expired token", func(t *testing.T, s *Server, _ *fakeClock) response {
+			tok := createToken(t, s, tokenBodyFor(DemoDomain, DemoUser, DemoPassword, `{"name":"eu-de"}`)).header.Get("X-Subject-Token")
+			s.ExpireTokens()
+			req := newRequest(t, s, imagePath(s, SampleIDError))
+			req.Header.Set("X-Auth-Token", tok)
+			return do(t, req)
+		}, want{401, CodeTokenExpired}, want{403, CodeTokenInvalid}, "Invalid token."},
+		{"no credentials", func(t *testing.T, s *Server, _ *fakeClock) response {
+			return do(t, newRequest(t, s, imagePath(s, SampleIDError)))
+		}, want{401, CodeTokenMissing}, want{401, CodeTokenMissing}, "Token doesn't exist."},
+	}
+	for _, tt := range tests {
+		for _, refuse403 := range []bool{false, true} {
+			t.Run(tt.name+"/RefuseWith403="+strconv.FormatBool(refuse403), func(t *testing.T) {
+				s, clock := startServer(t, Options{RefuseWith403: refuse403})
+				w := tt.as401
+				if refuse403 {
+					w = tt.as403
+				}
+				r := tt.send(t, s, clock)
+				expectError(t, r, w.status, w.code)
+				if msg := decode[modelArtsErrorBody](t, r).ErrorMsg; refuse403 && msg != tt.message {
+					t.Errorf("error_msg = %q, want %q", msg, tt.message)
+				}
+				// Switching at run time gives the other reading.
+				s.SetRefuseWith403(!refuse403)
+				s.ClearLockouts()
+				w = map[bool]want{false: tt.as401, true: tt.as403}[!refuse403]
+				expectError(t, tt.send(t, s, clock), w.status, w.code)
+			})
+		}
 	}
 }
 

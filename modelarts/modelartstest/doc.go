@@ -12,11 +12,15 @@
 //	POST /v3/auth/tokens                CreateToken (password method)
 //	GET  /v3/projects?name={region}     ListProjects
 //
-// It follows the contract of the public API references, including the quirks a
-// client must cope with: a missing image is HTTP 400 with error_code
-// ModelArts.6404 (or 404 with [Options].NotFoundAs404), every answer carries an
-// X-Request-Id header, built-in images have no size, architectures arrive in
-// lower case.
+// It follows Huawei's own code and documentation, citing them where they are
+// followed, and offers each plausible reading where they leave a behaviour
+// open. Quirks a client must cope with: a missing image is HTTP 400 with
+// error_code ModelArts.6404 (or 404 with [Options].NotFoundAs404), every answer
+// carries an X-Request-Id header, built-in images have no size, architectures
+// arrive in lower case. A path no route has (a wrong base path, version or
+// region) is answered by the API gateway with 404 APIG.0101 "The API does not
+// exist or has not been published in the environment" and the request id in the
+// body, before any authentication; a known path with another method is 405.
 //
 // # Authentication
 //
@@ -26,20 +30,32 @@
 // (Authorization: SDK-HMAC-SHA256 ...). The signature is verified with this
 // package's own implementation of the algorithm, over the request as it was
 // received; X-Sdk-Date must be signed and within 15 minutes of the server's
-// clock; temporary keys need their X-Security-Token. A bad signature is 401
-// APIG.0301. After [LockoutThreshold] consecutive failures for one access key,
-// every request with that key is refused for [LockoutDuration], as the real
-// gateway does: tests use this to prove that a client never retries a refused
-// signature.
+// clock; temporary keys need their X-Security-Token; the query is decoded and
+// re-encoded, so values sent with spaces as %20 (as huaweicloud-sdk-go-v3
+// does) verify. A bad signature is 401 APIG.0301. With
+// [Options].RefuseWith403 (the error code table's other reading), a bad
+// signature is 403 ModelArts.0206 and an unknown or expired token 403
+// ModelArts.0203. After [LockoutThreshold] consecutive failures for one access
+// key, every request with that key is refused for [LockoutDuration], as the
+// real gateway does, under either reading: tests use this to prove that a
+// client never retries a refused signature.
 //
-// # Paging
+// # Listing and paging
 //
-// ListImage takes limit (default 200) and offset (records, default 0). A limit
-// above [Options].MaxPageSize (default [DefaultMaxPageSize]) is silently cut to
-// it, and "size" in the answer tells how many records came back. The order is
-// stable: by create_at, then id (sort_dir=DESC reverses it). workspace_id
-// defaults to "0" as documented; an image with an empty workspace id counts as
-// workspace "0". A limit below 1, a negative offset or a value that is not a
+// ListImage pages as the service does: offset only picks the page (page =
+// offset / limit) and the answer starts at page × limit; limit defaults to
+// 200 and is silently cut to [Options].MaxPageSize (default
+// [DefaultMaxPageSize]). "size" is the page size (the limit), "current" the
+// page index from 0 (from 1 with [Options].CurrentFromOne), "pages" is
+// ceil(total / limit). A page that starts past the end is 400 ModelArts.6400
+// "fromIndex(200) > toIndex(33)"; one that starts exactly at the end is empty.
+// The order is sort_key (update_at, the default, create_at or name) in sort_dir
+// (DESC, the default, or ASC), ties broken by id; a status change moves an image
+// to the front of the default order, as on the service. Without type, the
+// listing holds BUILD_IN images only, the documented default, or every image:
+// see [Options].UntypedListing. workspace_id defaults to "0" as documented; an
+// image with an empty workspace id counts as workspace "0". A limit below 1, a
+// negative offset, an unknown sort_key or sort_dir or a value that is not a
 // number is answered with 400 ModelArts.0104.
 //
 // # Faults
@@ -47,8 +63,9 @@
 // [Server.AddFault] (or POST /-/sim/faults) makes the next matching requests
 // fail in one of the ways a real cloud fails: error statuses with their
 // documented bodies, HTML pages from a gateway, delays, malformed, truncated or
-// oversized bodies, reset connections, unexpected field types, unknown fields
-// and unknown enum values. See [Fault].
+// oversized bodies, reset connections, unexpected field types, unknown fields,
+// unknown enum values, and 200 answers that carry the wrong image, an empty
+// object or a negative size. See [Fault].
 //
 // # Admin API
 //
@@ -67,6 +84,8 @@
 //	POST   /-/sim/tokens/expire          expires every issued token
 //	GET    /-/sim/stats                  request counters
 //	DELETE /-/sim/stats                  resets the counters
+//	GET    /-/sim/settings               the readings switchable at run time
+//	PUT    /-/sim/settings               body: {"untyped_listing":"ALL","refuse_with_403":true}, either field optional
 //
 // The admin API is unauthenticated and meant for loopback testing only: never
 // expose a simulator on a network others can reach.

@@ -15,12 +15,19 @@ const (
 	CodeTokenMissing       = "ModelArts.0201"
 	CodeTokenExpired       = "ModelArts.0202"
 	CodeTokenInvalid       = "ModelArts.0203"
+	CodeAKSKInvalid        = "ModelArts.0206"
 	CodeTokenNotScoped     = "ModelArts.0207"
 	CodeProjectMismatch    = "ModelArts.0210"
+	CodeTokenRejected      = "ModelArts.2784"
+	CodeNotAuthorized      = "ModelArts.0108"
+	CodeWorkspacePolicy    = "ModelArts.0112"
+	CodePermissionDenied   = "ModelArts.5014"
 	CodeParameterError     = "ModelArts.0104"
+	CodeInvalidRequest     = "ModelArts.6400"
 	CodeImageNotFound      = "ModelArts.6404"
 	CodeSystemBusy         = "ModelArts.4206"
 	CodeInternalError      = "ModelArts.0001"
+	CodeAPINotFound        = "APIG.0101"
 	CodeSignatureFailed    = "APIG.0301"
 	CodeThrottled          = "APIG.0308"
 	CodeBackendUnavailable = "APIG.0202"
@@ -33,7 +40,46 @@ const (
 	MsgKeyLocked       = "Incorrect IAM authentication information: AK access failed to reach the limit,forbidden."
 	MsgThrottled       = "The throttling threshold has been reached"
 	MsgWrongPassword   = "The username or password is wrong."
+	// MsgAPINotFound is APIG.0101's message (opentelekomcloud-docs/modelarts
+	// umn/source/troubleshooting/inference_deployment/service_prediction/error_apig.xxxx_occurred_in_a_prediction_failure.rst).
+	MsgAPINotFound = "The API does not exist or has not been published in the environment"
 )
+
+// docKey is an HTTP status and an error code: the table below lists some codes
+// under two statuses with two messages.
+type docKey struct {
+	status int
+	code   string
+}
+
+// docMessages are the messages of the codes the server uses, from
+// opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst.
+// "{}" stands for the table's placeholders ({0}, "{} {}", %s) and is filled
+// with the operation's name.
+var docMessages = map[docKey]string{
+	{http.StatusUnauthorized, CodeTokenMissing}:    "Token doesn't exist.",
+	{http.StatusUnauthorized, CodeTokenExpired}:    "Invalid token header because the token has expired.",
+	{http.StatusUnauthorized, CodeTokenInvalid}:    "Invalid token.",
+	{http.StatusUnauthorized, CodeTokenNotScoped}:  "Token must contain project info of current region.",
+	{http.StatusUnauthorized, CodeWorkspacePolicy}: "Failed to execute the policy.",
+	{http.StatusForbidden, CodeTokenInvalid}:       "Invalid token.",
+	{http.StatusForbidden, CodeAKSKInvalid}:        "Invalid AK/SK.",
+	{http.StatusForbidden, CodeTokenRejected}:      "InvalidToken",
+	{http.StatusForbidden, CodeNotAuthorized}:      "You are not authorized to perform the ({}) operation.",
+	{http.StatusForbidden, CodeWorkspacePolicy}:    "Policy doesn't allow {} to be performed.",
+	{http.StatusForbidden, CodePermissionDenied}:   "Permission deny",
+	{http.StatusForbidden, CodeProjectMismatch}:    "The project id in the request URL does not match the token.",
+	{http.StatusBadRequest, CodeParameterError}:    "Parameter error.",
+	{http.StatusTooManyRequests, CodeSystemBusy}:   "Excessive number of requests to {}.",
+	{http.StatusTooManyRequests, "ModelArts.2799"}: "TooManyRequests",
+	{http.StatusTooManyRequests, "ModelArts.6101"}: "The system is busy now. Please try again later.",
+}
+
+// docMessage is the documented message of code under status for operation
+// op, or "" when the table has none.
+func docMessage(status int, code, op string) string {
+	return strings.ReplaceAll(docMessages[docKey{status, code}], "{}", op)
+}
 
 const contentTypeJSON = "application/json;charset=UTF-8"
 
@@ -111,11 +157,11 @@ func documentedError(op string, status int) (code, msg string) {
 	}
 	switch status {
 	case http.StatusBadRequest:
-		return CodeParameterError, "Parameter error."
+		code = CodeParameterError
 	case http.StatusUnauthorized:
-		return CodeTokenInvalid, "Invalid token."
+		code = CodeTokenInvalid
 	case http.StatusForbidden:
-		return CodeProjectMismatch, "The project ID in the URL does not match the credentials."
+		code = CodeProjectMismatch
 	case http.StatusNotFound:
 		return CodeImageNotFound, "Image not found."
 	case http.StatusTooManyRequests:
@@ -127,6 +173,7 @@ func documentedError(op string, status int) (code, msg string) {
 	default:
 		return CodeInternalError, http.StatusText(status)
 	}
+	return code, docMessage(status, code, op)
 }
 
 func iamMessage(status int) string {

@@ -21,8 +21,10 @@ const (
 	// 429 APIG.0308 "The throttling threshold has been reached", 401
 	// ModelArts.0203, 403 ModelArts.0210, 404 ModelArts.6404, 500 ModelArts.0001,
 	// 502/503 APIG.0202, 504 APIG.0203; IAM operations get IAM's body
-	// ({"error":{...}}) except for gateway errors. ErrorCode and ErrorMsg
-	// override the code and message (e.g. 429 ModelArts.4206).
+	// ({"error":{...}}) except for gateway errors. ErrorCode overrides the
+	// code, with the message the error code table documents for that status
+	// and code (e.g. 403 ModelArts.0112, 0108, 5014, 0203, 0206, 2784; 429
+	// ModelArts.4206); ErrorMsg overrides the message.
 	FaultStatus FaultKind = "status"
 	// FaultRaw answers Status (default 200) with Body as ContentType (default
 	// text/html), e.g. a 502 page from a gateway. An empty Body gets a
@@ -50,17 +52,26 @@ const (
 	FaultUnknownFields FaultKind = "unknown_fields"
 	// FaultUnknownStatus sends Value (default "FROZEN") as the images' status.
 	FaultUnknownStatus FaultKind = "unknown_status"
+	// FaultOtherImage answers 200 with another image in place of the image:
+	// another stored image's record if there is one, else the same record
+	// with a different id.
+	FaultOtherImage FaultKind = "other_image"
+	// FaultEmptyObject answers 200 with {} in place of the image.
+	FaultEmptyObject FaultKind = "empty_object"
+	// FaultNegativeSize sends the images' size as -5.
+	FaultNegativeSize FaultKind = "negative_size"
 )
 
 var faultKinds = []FaultKind{
 	FaultStatus, FaultRaw, FaultDelay, FaultMalformedJSON, FaultTruncatedJSON, FaultReset,
 	FaultOversized, FaultWrongTypes, FaultUnknownFields, FaultUnknownStatus,
+	FaultOtherImage, FaultEmptyObject, FaultNegativeSize,
 }
 
 // Fault makes matching API calls misbehave. A call matches when its operation
 // is Operation (empty: ShowImage or ListImage) and, if ImageID is set, the
 // call is about that image: a ShowImage for that id, or a ListImage whose
-// page holds it (the body-altering kinds then alter that image only). Faults
+// page holds it (the kinds that alter images then alter that element only). Faults
 // apply after authentication, so refused credentials are refused as usual.
 // The first matching fault, in the order they were added, wins.
 //
@@ -167,8 +178,13 @@ func (f Fault) validateParameters() error {
 	return nil
 }
 
+// altersImages tells the kinds that change the images of a 200 answer.
 func (f Fault) altersImages() bool {
-	return f.Kind == FaultWrongTypes || f.Kind == FaultUnknownFields || f.Kind == FaultUnknownStatus
+	switch f.Kind {
+	case FaultWrongTypes, FaultUnknownFields, FaultUnknownStatus, FaultOtherImage, FaultEmptyObject, FaultNegativeSize:
+		return true
+	}
+	return false
 }
 
 func (f Fault) matches(op string, imageIDs []string) bool {

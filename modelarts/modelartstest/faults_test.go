@@ -27,15 +27,31 @@ func TestStatusFaults(t *testing.T) {
 		{"throttled", Fault{Kind: FaultStatus, Status: 429}, 429, CodeThrottled, MsgThrottled},
 		{"system busy", Fault{Kind: FaultStatus, Status: 429, ErrorCode: CodeSystemBusy, ErrorMsg: "System busy."}, 429, CodeSystemBusy, "System busy."},
 		{"server error", Fault{Kind: FaultStatus, Status: 500}, 500, CodeInternalError, "Internal Server Error"},
+		{"system busy, documented message", Fault{Kind: FaultStatus, Status: 429, ErrorCode: CodeSystemBusy}, 429, CodeSystemBusy, "Excessive number of requests to ShowImage."},
+		{"server error", Fault{Kind: FaultStatus, Status: 500}, 500, CodeInternalError, "Internal Server Error"},
 		{"unauthorized", Fault{Kind: FaultStatus, Status: 401}, 401, CodeTokenInvalid, "Invalid token."},
 		{"bad gateway", Fault{Kind: FaultStatus, Status: 502}, 502, CodeBackendUnavailable, "Backend unavailable"},
+		// The 403 rows of opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst.
+		{"forbidden", Fault{Kind: FaultStatus, Status: 403}, 403, CodeProjectMismatch, "The project id in the request URL does not match the token."},
+		{"workspace policy", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodeWorkspacePolicy}, 403, CodeWorkspacePolicy, "Policy doesn't allow ShowImage to be performed."},
+		{"policy 401", Fault{Kind: FaultStatus, Status: 401, ErrorCode: CodeWorkspacePolicy}, 401, CodeWorkspacePolicy, "Failed to execute the policy."},
+		{"not authorized", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodeNotAuthorized}, 403, CodeNotAuthorized, "You are not authorized to perform the (ShowImage) operation."},
+		{"permission deny", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodePermissionDenied}, 403, CodePermissionDenied, "Permission deny"},
+		{"invalid token 403", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodeTokenInvalid}, 403, CodeTokenInvalid, "Invalid token."},
+		{"invalid AK/SK", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodeAKSKInvalid}, 403, CodeAKSKInvalid, "Invalid AK/SK."},
+		{"InvalidToken", Fault{Kind: FaultStatus, Status: 403, ErrorCode: CodeTokenRejected}, 403, CodeTokenRejected, "InvalidToken"},
+		{"undocumented code", Fault{Kind: FaultStatus, Status: 403, ErrorCode: "ModelArts.9999"}, 403, "ModelArts.9999", "The project id in the request URL does not match the token."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, clock := startServer(t, Options{})
 			tt.fault.Operation = OpShowImage
+			tt.fault.ImageID = SampleIDError
 			tt.fault.Headers = map[string]string{"Retry-After": "3"}
 			s.AddFault(tt.fault)
+			if r := signedGet(t, s, clock, imagePath(s, SampleIDFrozen)); r.status != http.StatusOK {
+				t.Errorf("another image: status %d", r.status)
+			}
 			r := signedGet(t, s, clock, imagePath(s, SampleIDError))
 			expectError(t, r, tt.status, tt.code)
 			b := decode[modelArtsErrorBody](t, r)
@@ -106,11 +122,12 @@ func TestFaultForOneImage(t *testing.T) {
 	if r := signedGet(t, s, clock, imagePath(s, SampleIDFrozen)); r.status != 500 {
 		t.Errorf("the image: status %d", r.status)
 	}
-	// A page without the image is fine, one with it fails.
-	if r := signedGet(t, s, clock, listPath(s, "limit=1")); r.status != 200 {
+	// A page without the image is fine, one with it fails (the image is
+	// the first in the default order).
+	if r := signedGet(t, s, clock, listPath(s, "type=DEDICATED&limit=1&offset=1")); r.status != 200 {
 		t.Errorf("page without the image: status %d", r.status)
 	}
-	if r := signedGet(t, s, clock, listPath(s, "")); r.status != 500 {
+	if r := signedGet(t, s, clock, listPath(s, "type=DEDICATED&limit=1")); r.status != 500 {
 		t.Errorf("page with the image: status %d", r.status)
 	}
 }
@@ -271,15 +288,15 @@ func TestWrongTypesFault(t *testing.T) {
 	if raw := decode[map[string]any](t, r); raw["size"] != "123" {
 		t.Errorf("size = %#v", raw["size"])
 	}
-	page := decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "")))
-	if len(page.Data) != 0 || len(page.Invalid) != len(SampleIDs()) {
-		t.Errorf("list: %d images decoded, %d not; want 0, %d", len(page.Data), len(page.Invalid), len(SampleIDs()))
+	page := decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "type=DEDICATED")))
+	if len(page.Data) != 0 || len(page.Invalid) != 7 {
+		t.Errorf("list: %d images decoded, %d not; want 0, 7", len(page.Data), len(page.Invalid))
 	}
 	// Aimed at one image, the fault alters that element of a listing only.
 	s.ClearFaults()
 	s.AddFault(Fault{Kind: FaultWrongTypes, Operation: OpListImage, ImageID: SampleIDError})
-	page = decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "")))
-	if len(page.Data) != len(SampleIDs())-1 || len(page.Invalid) != 1 || page.Invalid[0].ID != SampleIDError {
+	page = decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "type=DEDICATED")))
+	if len(page.Data) != 6 || len(page.Invalid) != 1 || page.Invalid[0].ID != SampleIDError {
 		t.Errorf("list with one image aimed at: %d images decoded, not decoded: %+v", len(page.Data), page.Invalid)
 	}
 }
@@ -294,9 +311,9 @@ func TestUnknownFieldsFault(t *testing.T) {
 	if raw := decode[map[string]any](t, r); raw["flavor_type"] == nil || raw["tags"] == nil {
 		t.Errorf("no unknown fields: %s", r.body)
 	}
-	r = signedGet(t, s, clock, listPath(s, ""))
+	r = signedGet(t, s, clock, listPath(s, "type=DEDICATED"))
 	page := decode[modelarts.ImageList](t, r)
-	if len(page.Data) != len(SampleIDs()) || !strings.Contains(string(r.body), "swr_instance_id") {
+	if len(page.Data) != 7 || !strings.Contains(string(r.body), "swr_instance_id") {
 		t.Errorf("list: %s", r.body)
 	}
 }
@@ -304,7 +321,10 @@ func TestUnknownFieldsFault(t *testing.T) {
 func TestUnknownStatusFault(t *testing.T) {
 	s, clock := startServer(t, Options{})
 	s.AddFault(Fault{Kind: FaultUnknownStatus, ImageID: SampleIDTrainingActive})
-	page := decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "")))
+	page := decode[modelarts.ImageList](t, signedGet(t, s, clock, listPath(s, "type=DEDICATED")))
+	if len(page.Data) != 7 {
+		t.Fatalf("%d images", len(page.Data))
+	}
 	for _, img := range page.Data {
 		want := sampleStatus(img.ID)
 		if img.ID == SampleIDTrainingActive {
@@ -331,6 +351,70 @@ func sampleStatus(id string) string {
 	return ""
 }
 
+// TestBadImageFaults covers the kinds that answer 200 with a wrong image.
+func TestBadImageFaults(t *testing.T) {
+	lone := SampleImages()[6] // SampleIDError alone: no other image to send
+	tests := []struct {
+		name   string
+		kind   FaultKind
+		images []modelarts.Image
+		check  func(t *testing.T, got map[string]any) // the altered image
+	}{
+		{"other stored image", FaultOtherImage, nil, func(t *testing.T, got map[string]any) {
+			if got["id"] != SampleIDFrozen || got["name"] != "tinyml-toolkit" {
+				t.Errorf("got %v, want the record of %s", got, SampleIDFrozen)
+			}
+		}},
+		{"same record, other id", FaultOtherImage, []modelarts.Image{lone}, func(t *testing.T, got map[string]any) {
+			id, _ := got["id"].(string)
+			if id == SampleIDError || !uuidPattern.MatchString(id) || got["name"] != lone.Name {
+				t.Errorf("got %v, want %s's record under another UUID", got, SampleIDError)
+			}
+		}},
+		{"empty object", FaultEmptyObject, nil, func(t *testing.T, got map[string]any) {
+			if len(got) != 0 {
+				t.Errorf("got %v, want {}", got)
+			}
+		}},
+		{"negative size", FaultNegativeSize, nil, func(t *testing.T, got map[string]any) {
+			if got["size"] != -5.0 || got["id"] != SampleIDError {
+				t.Errorf("got %v, want size -5", got)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, clock := startServer(t, Options{Images: tt.images})
+			s.AddFault(Fault{Kind: tt.kind, ImageID: SampleIDError})
+			r := signedGet(t, s, clock, imagePath(s, SampleIDError))
+			if r.status != http.StatusOK {
+				t.Fatalf("ShowImage: status %d", r.status)
+			}
+			tt.check(t, decode[map[string]any](t, r))
+
+			// In a listing, only that element changes.
+			r = signedGet(t, s, clock, listPath(s, "type=DEDICATED"))
+			page := decode[struct{ Data []map[string]any }](t, r)
+			var want []string
+			for _, img := range s.Images() {
+				if img.Type == "DEDICATED" {
+					want = append(want, img.ID)
+				}
+			}
+			if len(page.Data) != len(want) {
+				t.Fatalf("ListImage: %d elements, want %d", len(page.Data), len(want))
+			}
+			for i, id := range want {
+				if id == SampleIDError {
+					tt.check(t, page.Data[i])
+				} else if page.Data[i]["id"] != id || page.Data[i]["size"] == -5.0 {
+					t.Errorf("element %d = %v, want %s unchanged", i, page.Data[i], id)
+				}
+			}
+		})
+	}
+}
+
 func TestFaultsApplyAfterAuthentication(t *testing.T) {
 	s, _ := startServer(t, Options{})
 	s.AddFault(Fault{Kind: FaultStatus, Status: 429})
@@ -348,6 +432,9 @@ func TestFaultValidation(t *testing.T) {
 		{Kind: FaultDelay},
 		{Kind: FaultOversized},
 		{Kind: FaultUnknownStatus, Operation: OpCreateToken},
+		{Kind: FaultOtherImage, Operation: OpCreateToken},
+		{Kind: FaultEmptyObject, Operation: OpListProjects},
+		{Kind: FaultNegativeSize, Operation: OpCreateToken},
 		{Kind: FaultStatus, Status: 500, Operation: OpListProjects, ImageID: SampleIDError},
 	}
 	for _, f := range bad {

@@ -44,8 +44,8 @@ func startServer(t *testing.T, opts Options) (*Server, *fakeClock) {
 
 // testSigner signs requests the way a client does. It is written apart from
 // sign.go so that the server's verification is tested against a second
-// reading of the algorithm: it only handles paths of unreserved characters and
-// queries without spaces, which is all the tests send.
+// reading of the algorithm: it only handles paths of unreserved characters,
+// which is all the tests send, and encodes spaces in the query as %20.
 type testSigner struct {
 	ak, sk string
 	now    func() time.Time
@@ -85,10 +85,11 @@ func (ts testSigner) sign(req *http.Request, body []byte) {
 }
 
 func sortedQuery(v url.Values) string {
+	esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
 	var pairs []string
 	for k, vs := range v {
 		for _, x := range vs {
-			pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(x))
+			pairs = append(pairs, esc(k)+"="+esc(x))
 		}
 	}
 	sort.Strings(pairs)

@@ -5,6 +5,8 @@ package modelartstest
 
 import (
 	"cmp"
+	"fmt"
+	"iter"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,12 +16,12 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-// imageStore holds the images by id and, built lazily, a sorted snapshot for
-// ListImage that is never changed once built.
+// imageStore holds the images by id and, built lazily per sort key, sorted
+// snapshots for ListImage that are never changed once built.
 type imageStore struct {
 	mu     sync.RWMutex
 	byID   map[string]modelarts.Image
-	sorted []modelarts.Image // nil when stale
+	sorted map[string][]modelarts.Image // by sort key; nil when stale
 }
 
 func newImageStore(images []modelarts.Image) *imageStore {
@@ -87,11 +89,23 @@ func (st *imageStore) len() int {
 	return len(st.byID)
 }
 
-// snapshot returns all images ordered by create_at, then id. The caller must
-// not modify it.
-func (st *imageStore) snapshot() []modelarts.Image {
+// The sort keys ListImage accepts, each an ascending order; ties are broken
+// by id so that pages are stable.
+var sortKeys = map[string]func(a, b *modelarts.Image) int{
+	"update_at": func(a, b *modelarts.Image) int { return cmp.Compare(a.UpdateAt, b.UpdateAt) },
+	"create_at": func(a, b *modelarts.Image) int { return cmp.Compare(a.CreateAt, b.CreateAt) },
+	"name":      func(a, b *modelarts.Image) int { return cmp.Compare(a.Name, b.Name) },
+}
+
+// ListImage's default order is sort_key update_at (the API reference's
+// example) in sort_dir DESC (its documented default).
+const defaultSortKey = "update_at"
+
+// sortedBy returns all images in ascending order of key, then id. The caller
+// must not modify it.
+func (st *imageStore) sortedBy(key string) []modelarts.Image {
 	st.mu.RLock()
-	sorted := st.sorted
+	sorted := st.sorted[key]
 	st.mu.RUnlock()
 	if sorted != nil {
 		return sorted
@@ -99,24 +113,43 @@ func (st *imageStore) snapshot() []modelarts.Image {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.sorted == nil {
-		st.sorted = make([]modelarts.Image, 0, len(st.byID))
-		for _, img := range st.byID {
-			st.sorted = append(st.sorted, img)
-		}
-		slices.SortFunc(st.sorted, compareImages)
+		st.sorted = map[string][]modelarts.Image{}
 	}
-	return st.sorted
+	if st.sorted[key] == nil {
+		byKey := sortKeys[key]
+		sorted = make([]modelarts.Image, 0, len(st.byID))
+		for _, img := range st.byID {
+			sorted = append(sorted, img)
+		}
+		slices.SortFunc(sorted, func(a, b modelarts.Image) int {
+			return cmp.Or(byKey(&a, &b), cmp.Compare(a.ID, b.ID))
+		})
+		st.sorted[key] = sorted
+	}
+	return st.sorted[key]
 }
 
-func compareImages(a, b modelarts.Image) int {
-	return cmp.Or(cmp.Compare(a.CreateAt, b.CreateAt), cmp.Compare(a.ID, b.ID))
+// inOrder yields the images of an ascending snapshot, last first when desc.
+func inOrder(sorted []modelarts.Image, desc bool) iter.Seq[*modelarts.Image] {
+	return func(yield func(*modelarts.Image) bool) {
+		for i := range sorted {
+			j := i
+			if desc {
+				j = len(sorted) - 1 - i
+			}
+			if !yield(&sorted[j]) {
+				return
+			}
+		}
+	}
 }
 
 // SetImage adds an image or replaces the one with the same id.
 func (s *Server) SetImage(img modelarts.Image) { s.images.set(img) }
 
 // SetStatus changes an image's status (and its update_at to the server's
-// clock); it reports whether the image exists.
+// clock, which moves it to the front of the default ListImage order); it
+// reports whether the image exists.
 func (s *Server) SetStatus(id, status string) bool {
 	return s.setStatus(id, status, nil)
 }
@@ -142,12 +175,12 @@ func (s *Server) Image(id string) (modelarts.Image, bool) {
 	return cloneImage(img), ok
 }
 
-// Images returns a copy of all images in ListImage order.
+// Images returns a copy of all images in the default ListImage order
+// (update_at DESC, then id DESC), whatever their type.
 func (s *Server) Images() []modelarts.Image {
-	snap := s.images.snapshot()
-	out := make([]modelarts.Image, len(snap))
-	for i, img := range snap {
-		out[i] = cloneImage(img)
+	out := make([]modelarts.Image, 0, s.images.len())
+	for img := range inOrder(s.images.sortedBy(defaultSortKey), true) {
+		out = append(out, cloneImage(*img))
 	}
 	return out
 }
@@ -179,6 +212,7 @@ type listQuery struct {
 	serviceType   string
 	imageType     string
 	workspaceID   string
+	sortKey       string
 	descending    bool
 }
 
@@ -190,34 +224,36 @@ type wireImageList struct {
 	Total   int64       `json:"total"`
 }
 
-// listImages is GET /v1/{project_id}/images.
+// listImages is GET /v1/{project_id}/images. The service pages as
+// terraform-provider-huaweicloud PR 3026 and chnsz/golangsdk PR 334 show:
+// offset only picks the page (offset / limit), the page starts at page ×
+// limit, "size" is the page size (the limit), "current" the page index, and a
+// page starting past the end is 400 ModelArts.6400 "fromIndex(200) >
+// toIndex(33)" (Java's subList: starting at the end is an empty page).
 func (s *Server) listImages(c *call) reply {
 	q, msg := s.parseListQuery(c.r)
 	if msg != "" {
 		return modelArtsError(http.StatusBadRequest, CodeParameterError, "Parameter error. "+msg)
 	}
-	snap := s.images.snapshot()
-	page := wireImageList{Data: []wireImage{}}
+	from := q.offset / q.limit * q.limit
+	page := wireImageList{Data: []wireImage{}, Size: q.limit, Current: q.offset / q.limit}
 	var ids []string
-	var total int
-	for i := range snap {
-		img := &snap[i]
-		if q.descending {
-			img = &snap[len(snap)-1-i]
-		}
+	total := 0
+	for img := range inOrder(s.images.sortedBy(q.sortKey), q.descending) {
 		if !q.matches(img) {
 			continue
 		}
-		if total >= q.offset && total-q.offset < q.limit {
+		if total >= from && total-from < q.limit {
 			page.Data = append(page.Data, toWire(*img))
 			ids = append(ids, img.ID)
 		}
 		total++
 	}
+	if from > total {
+		return modelArtsError(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("fromIndex(%d) > toIndex(%d)", from, total))
+	}
 	page.Total = int64(total)
-	page.Size = len(page.Data)
 	page.Pages = (total + q.limit - 1) / q.limit
-	page.Current = q.offset / q.limit
 	if s.opts.CurrentFromOne {
 		page.Current++
 	}
@@ -237,6 +273,10 @@ func (s *Server) parseListQuery(r *http.Request) (listQuery, string) {
 		serviceType: v.Get("service_type"),
 		imageType:   v.Get("type"),
 		workspaceID: cmp.Or(v.Get("workspace_id"), "0"),
+		sortKey:     cmp.Or(v.Get("sort_key"), defaultSortKey),
+	}
+	if q.imageType == "" && !s.untypedAll.Load() {
+		q.imageType = UntypedBuildIn // the documented default of type: see UntypedBuildIn
 	}
 	var err error
 	if v.Has("limit") {
@@ -255,10 +295,13 @@ func (s *Server) parseListQuery(r *http.Request) (listQuery, string) {
 			return q, "name_fuzzy_match must be true or false"
 		}
 	}
+	if sortKeys[q.sortKey] == nil {
+		return q, "sort_key must be update_at, create_at or name"
+	}
 	switch strings.ToUpper(v.Get("sort_dir")) {
-	case "", "ASC":
-	case "DESC":
+	case "", "DESC":
 		q.descending = true
+	case "ASC":
 	default:
 		return q, "sort_dir must be ASC or DESC"
 	}

@@ -6,8 +6,10 @@ package modelartstest
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
@@ -98,55 +100,208 @@ func listIDs(t *testing.T, s *Server, clock *fakeClock, query string) ([]string,
 	return ids, page
 }
 
+// pagingServer has n generated images of every type, listed without type.
+func pagingServer(t *testing.T, n int) (*Server, *fakeClock) {
+	t.Helper()
+	return startServer(t, Options{Images: GenerateImages(n, 7), UntypedListing: UntypedAll})
+}
+
+func idsOf(images []modelarts.Image) []string {
+	ids := make([]string, len(images))
+	for i, img := range images {
+		ids[i] = img.ID
+	}
+	return ids
+}
+
+// TestListImagePaging pins the paging of terraform-provider-huaweicloud PR 3026
+// and chnsz/golangsdk PR 334: offset picks the page, size is the page size.
 func TestListImagePaging(t *testing.T) {
-	images := GenerateImages(25, 7)
-	s, clock := startServer(t, Options{Images: images, MaxPageSize: 10})
-	all := s.Images()
-
-	var got []string
-	for offset := 0; ; offset += 4 {
-		ids, page := listIDs(t, s, clock, "limit=4&offset="+strconv.Itoa(offset))
-		if page.Total != 25 || page.Pages != 7 || page.Size != len(ids) || page.Current != offset/4 {
-			t.Fatalf("offset %d: page %+v", offset, page)
-		}
-		if len(ids) == 0 {
-			break
-		}
-		got = append(got, ids...)
+	servers := map[int]*Server{}
+	var clock *fakeClock
+	for _, n := range []int{33, 250} {
+		servers[n], clock = pagingServer(t, n)
 	}
-	if len(got) != len(all) {
-		t.Fatalf("paged %d images, want %d", len(got), len(all))
+	tests := []struct {
+		images             int
+		query              string
+		from, to           int // the records expected, in the default order
+		size, current, pgs int
+	}{
+		{33, "", 0, 33, 200, 0, 1},
+		{33, "offset=199", 0, 33, 200, 0, 1},
+		{33, "limit=10&offset=15", 10, 20, 10, 1, 4},
+		{33, "limit=10&offset=30", 30, 33, 10, 3, 4},
+		{33, "limit=11&offset=33", 33, 33, 11, 3, 3}, // starts at the end: empty, not an error
+		{33, "limit=5000", 0, 33, DefaultMaxPageSize, 0, 1},
+		{250, "", 0, 200, 200, 0, 2},
+		{250, "offset=200", 200, 250, 200, 1, 2},
+		{250, "limit=100&offset=150", 100, 200, 100, 1, 3},
 	}
-	for i := range got {
-		if got[i] != all[i].ID {
-			t.Fatalf("image %d = %s, want %s (order not stable)", i, got[i], all[i].ID)
-		}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.images)+"/"+tt.query, func(t *testing.T) {
+			s := servers[tt.images]
+			ids, page := listIDs(t, s, clock, tt.query)
+			if want := idsOf(s.Images())[tt.from:tt.to]; !slices.Equal(ids, want) {
+				t.Errorf("ids = %v, want records %d..%d %v", ids, tt.from, tt.to-1, want)
+			}
+			if page.Size != tt.size || page.Current != tt.current || page.Pages != tt.pgs || page.Total != int64(tt.images) {
+				t.Errorf("size %d current %d pages %d total %d; want %d %d %d %d",
+					page.Size, page.Current, page.Pages, page.Total, tt.size, tt.current, tt.pgs, tt.images)
+			}
+		})
 	}
-
-	// The limit is capped at MaxPageSize; the default limit is 200, capped too.
-	for _, q := range []string{"limit=50", ""} {
-		ids, page := listIDs(t, s, clock, q)
-		if len(ids) != 10 || page.Size != 10 || page.Pages != 3 {
-			t.Errorf("%q: %d images, page %+v", q, len(ids), page)
-		}
-	}
-
-	// DESC reverses the order.
-	ids, _ := listIDs(t, s, clock, "limit=3&sort_dir=DESC")
-	if ids[0] != all[len(all)-1].ID {
-		t.Errorf("DESC starts with %s, want %s", ids[0], all[len(all)-1].ID)
-	}
-	// Past the end: empty data, not null.
-	r := signedGet(t, s, clock, listPath(s, "offset=1000"))
+	// An empty page has data [], not null.
+	r := signedGet(t, servers[33], clock, listPath(servers[33], "limit=11&offset=33"))
 	if page := decode[map[string]json.RawMessage](t, r); string(page["data"]) != "[]" {
-		t.Errorf("data past the end = %s", page["data"])
+		t.Errorf("empty page: data = %s", page["data"])
+	}
+}
+
+func TestListImagePastTheEnd(t *testing.T) {
+	s, clock := pagingServer(t, 33)
+	tests := []struct{ query, msg string }{
+		{"offset=200", "fromIndex(200) > toIndex(33)"}, // the PR's example
+		{"offset=233", "fromIndex(200) > toIndex(33)"},
+		{"limit=10&offset=40", "fromIndex(40) > toIndex(33)"},
+		{"limit=10&offset=40&name=no-such-image", "fromIndex(40) > toIndex(0)"},
+		{"offset=200&name=no-such-image", "fromIndex(200) > toIndex(0)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := signedGet(t, s, clock, listPath(s, tt.query))
+			expectError(t, r, http.StatusBadRequest, CodeInvalidRequest)
+			if msg := decode[modelArtsErrorBody](t, r).ErrorMsg; msg != tt.msg {
+				t.Errorf("error_msg = %q, want %q", msg, tt.msg)
+			}
+		})
+	}
+	// No match at all is an empty first page, not an error.
+	if ids, page := listIDs(t, s, clock, "name=no-such-image"); len(ids) != 0 || page.Total != 0 || page.Pages != 0 {
+		t.Errorf("no match: %v %+v", ids, page)
 	}
 }
 
 func TestListImageCurrentFromOne(t *testing.T) {
 	s, clock := startServer(t, Options{CurrentFromOne: true})
-	if _, page := listIDs(t, s, clock, "limit=2&offset=2"); page.Current != 2 {
+	if _, page := listIDs(t, s, clock, "type=DEDICATED&limit=2&offset=2"); page.Current != 2 {
 		t.Errorf("current = %d, want 2", page.Current)
+	}
+}
+
+func TestListImageOrder(t *testing.T) {
+	// Ties on update_at and name, so that the id decides.
+	images := []modelarts.Image{
+		{ID: "c", Name: "beta", CreateAt: 3, UpdateAt: 20},
+		{ID: "a", Name: "alpha", CreateAt: 1, UpdateAt: 20},
+		{ID: "d", Name: "alpha", CreateAt: 2, UpdateAt: 10},
+		{ID: "b", Name: "gamma", CreateAt: 4, UpdateAt: 30},
+	}
+	for i := range images {
+		images[i].Type = "DEDICATED"
+	}
+	s, clock := startServer(t, Options{Images: images})
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"b", "c", "a", "d"}}, // update_at DESC, then id DESC
+		{"sort_dir=ASC", []string{"d", "a", "c", "b"}},
+		{"sort_key=update_at&sort_dir=desc", []string{"b", "c", "a", "d"}},
+		{"sort_key=create_at", []string{"b", "c", "d", "a"}},
+		{"sort_key=create_at&sort_dir=ASC", []string{"a", "d", "c", "b"}},
+		{"sort_key=name&sort_dir=ASC", []string{"a", "d", "c", "b"}},
+		{"sort_key=name", []string{"b", "c", "d", "a"}},
+		{"sort_dir=ASC&limit=2&offset=2", []string{"c", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			if ids, _ := listIDs(t, s, clock, "type=DEDICATED&"+tt.query); !slices.Equal(ids, tt.want) {
+				t.Errorf("ids = %v, want %v", ids, tt.want)
+			}
+		})
+	}
+	if got := idsOf(s.Images()); !slices.Equal(got, tests[0].want) {
+		t.Errorf("Images() = %v, want the default order %v", got, tests[0].want)
+	}
+
+	// A status change bumps update_at: the image moves to the front while a
+	// client pages, as on the service.
+	clock.Advance(time.Second)
+	s.SetStatus("d", modelarts.StatusError)
+	if ids, _ := listIDs(t, s, clock, "type=DEDICATED&limit=2"); !slices.Equal(ids, []string{"d", "b"}) {
+		t.Errorf("after SetStatus: first page %v, want [d b]", ids)
+	}
+}
+
+func TestListImageUntyped(t *testing.T) {
+	builtIn := []string{SampleIDMindSporeBuiltin, SampleIDPyTorchBuiltin}
+	dedicated := []string{SampleIDFrozen, SampleIDError, SampleIDCreateFailed, SampleIDNotebookCreating,
+		SampleIDInferenceInit, SampleIDTrainingActive, SampleIDDeleted}
+	all := slices.Concat(dedicated, builtIn)
+	tests := []struct {
+		mode, query string
+		want        []string
+	}{
+		{UntypedBuildIn, "", builtIn},
+		{UntypedAll, "", all},
+		{UntypedBuildIn, "type=DEDICATED", dedicated},
+		{UntypedAll, "type=DEDICATED", dedicated},
+		{UntypedBuildIn, "type=BUILD_IN", builtIn},
+		{UntypedAll, "type=BUILD_IN", builtIn},
+		{UntypedBuildIn, "type=", builtIn}, // an empty value is no value
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+"/"+tt.query, func(t *testing.T) {
+			s, clock := startServer(t, Options{UntypedListing: tt.mode})
+			if ids, _ := listIDs(t, s, clock, tt.query); !slices.Equal(ids, tt.want) {
+				t.Errorf("ids = %v, want %v", ids, tt.want)
+			}
+			// Switching at run time gives the other reading.
+			other := map[string]string{UntypedBuildIn: UntypedAll, UntypedAll: UntypedBuildIn}[tt.mode]
+			if err := s.SetUntypedListing(other); err != nil {
+				t.Fatal(err)
+			}
+			if _, page := listIDs(t, s, clock, ""); page.Total != int64(map[string]int{UntypedBuildIn: 2, UntypedAll: 9}[other]) {
+				t.Errorf("after SetUntypedListing(%s): total %d", other, page.Total)
+			}
+		})
+	}
+	if err := New(Options{}).SetUntypedListing("DEDICATED"); err == nil {
+		t.Error("SetUntypedListing accepted DEDICATED")
+	}
+}
+
+// TestUntypedListingEnv checks that servers made without the option follow
+// the environment, which is how the suite runs under both readings.
+func TestUntypedListingEnv(t *testing.T) {
+	tests := []struct {
+		env, option, want string
+	}{
+		{"", "", UntypedBuildIn},
+		{UntypedAll, "", UntypedAll},
+		{UntypedBuildIn, "", UntypedBuildIn},
+		{UntypedAll, UntypedBuildIn, UntypedBuildIn}, // the option wins
+		{UntypedBuildIn, UntypedAll, UntypedAll},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+"/"+tt.option, func(t *testing.T) {
+			t.Setenv(UntypedListingEnv, tt.env)
+			if got := New(Options{UntypedListing: tt.option}).untypedListing(); got != tt.want {
+				t.Errorf("untyped listing %s, want %s", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []struct{ env, option string }{{"all", ""}, {"DEDICATED", ""}, {"", "everything"}} {
+		t.Run("panics/"+bad.env+bad.option, func(t *testing.T) {
+			t.Setenv(UntypedListingEnv, bad.env)
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			New(Options{UntypedListing: bad.option})
+		})
 	}
 }
 
@@ -160,30 +315,25 @@ func TestListImageFilters(t *testing.T) {
 		query string
 		want  []string
 	}{
-		{"name=resnet50", []string{SampleIDDeleted, SampleIDTrainingActive, SampleIDInferenceInit}},
-		{"name=resnet50-finetune&name_fuzzy_match=false", []string{SampleIDDeleted, SampleIDTrainingActive}},
-		{"name=resnet50&name_fuzzy_match=false", nil},
-		{"namespace=team-edge", []string{SampleIDError, SampleIDFrozen}},
-		{"service_type=INFERENCE", []string{SampleIDInferenceInit, SampleIDError}},
-		{"type=BUILD_IN", []string{SampleIDPyTorchBuiltin, SampleIDMindSporeBuiltin}},
+		{"type=DEDICATED&name=resnet50", []string{SampleIDInferenceInit, SampleIDTrainingActive, SampleIDDeleted}},
+		{"type=DEDICATED&name=resnet50-finetune&name_fuzzy_match=false", []string{SampleIDTrainingActive, SampleIDDeleted}},
+		{"type=DEDICATED&name=resnet50&name_fuzzy_match=false", nil},
+		{"type=DEDICATED&namespace=team-edge", []string{SampleIDFrozen, SampleIDError}},
+		{"type=DEDICATED&service_type=INFERENCE", []string{SampleIDError, SampleIDInferenceInit}},
+		{"type=BUILD_IN", []string{SampleIDMindSporeBuiltin, SampleIDPyTorchBuiltin}},
 		{"type=BUILD_IN&namespace=atelier", []string{SampleIDMindSporeBuiltin}},
-		{"workspace_id=ws-1", []string{extra.ID}},
+		{"type=BUILD_IN&workspace_id=ws-1", []string{extra.ID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
 			ids, page := listIDs(t, s, clock, tt.query)
-			if len(ids) != len(tt.want) || page.Total != int64(len(tt.want)) {
+			if !slices.Equal(ids, tt.want) || page.Total != int64(len(tt.want)) {
 				t.Fatalf("got %v (total %d), want %v", ids, page.Total, tt.want)
-			}
-			for i := range ids {
-				if ids[i] != tt.want[i] {
-					t.Fatalf("got %v, want %v", ids, tt.want)
-				}
 			}
 		})
 	}
 	// Without workspace_id, the documented default "0" applies.
-	if _, page := listIDs(t, s, clock, ""); page.Total != int64(len(SampleIDs())) {
+	if _, page := listIDs(t, s, clock, "type=DEDICATED"); page.Total != 7 {
 		t.Errorf("default workspace: total %d", page.Total)
 	}
 }
@@ -192,7 +342,7 @@ func TestListImageBadParameters(t *testing.T) {
 	s, clock := startServer(t, Options{})
 	for _, q := range []string{
 		"limit=0", "limit=-1", "limit=abc", "limit=", "offset=-1", "offset=1.5",
-		"name_fuzzy_match=maybe", "sort_dir=sideways",
+		"name_fuzzy_match=maybe", "sort_dir=sideways", "sort_key=size", "sort_key=id",
 	} {
 		t.Run(q, func(t *testing.T) {
 			expectError(t, signedGet(t, s, clock, listPath(s, q)), http.StatusBadRequest, CodeParameterError)

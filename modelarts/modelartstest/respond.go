@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
 // resetGrace lets the client read the headers and the first part of the body
@@ -45,8 +47,8 @@ func (s *Server) respond(w *statusRecorder, c *call, rp reply) {
 		s.cutConnection(w, c, rp, true)
 	case FaultOversized:
 		writeOversized(w, rp, f.Size)
-	case FaultWrongTypes, FaultUnknownFields, FaultUnknownStatus:
-		writeReply(w, alterImages(c.op, rp, f))
+	case FaultWrongTypes, FaultUnknownFields, FaultUnknownStatus, FaultOtherImage, FaultEmptyObject, FaultNegativeSize:
+		writeReply(w, s.alterImages(c.op, rp, f))
 	default: // FaultDelay: the delay was the fault
 		writeReply(w, rp)
 	}
@@ -56,11 +58,9 @@ func statusFaultReply(c *call, f Fault) reply {
 	code, msg := documentedError(c.op, f.Status)
 	if f.ErrorCode != "" {
 		code = f.ErrorCode
+		msg = cmp.Or(docMessage(f.Status, code, c.op), msg)
 	}
-	if f.ErrorMsg != "" {
-		msg = f.ErrorMsg
-	}
-	return errorReply(c, f.Status, code, msg)
+	return errorReply(c, f.Status, code, cmp.Or(f.ErrorMsg, msg))
 }
 
 func rawFaultReply(f Fault) reply {
@@ -154,7 +154,7 @@ func writeOversized(w http.ResponseWriter, rp reply, size int) {
 }
 
 // alterImages changes the images in a ShowImage or ListImage answer.
-func alterImages(op string, rp reply, f Fault) reply {
+func (s *Server) alterImages(op string, rp reply, f Fault) reply {
 	if rp.status != http.StatusOK {
 		return rp
 	}
@@ -166,12 +166,13 @@ func alterImages(op string, rp reply, f Fault) reply {
 	}
 	switch op {
 	case OpShowImage:
-		alterImage(doc, f)
+		rp.body = mustJSON(s.alterImage(doc, f))
+		return rp
 	case OpListImage:
 		items, _ := doc["data"].([]any)
-		for _, item := range items {
+		for i, item := range items {
 			if img, ok := item.(map[string]any); ok {
-				alterImage(img, f)
+				items[i] = s.alterImage(img, f)
 			}
 		}
 		if f.Kind == FaultUnknownFields {
@@ -182,9 +183,11 @@ func alterImages(op string, rp reply, f Fault) reply {
 	return rp
 }
 
-func alterImage(img map[string]any, f Fault) {
-	if f.ImageID != "" && img["id"] != f.ImageID {
-		return
+// alterImage returns what img becomes: img changed in place, or another value.
+func (s *Server) alterImage(img map[string]any, f Fault) any {
+	id, _ := img["id"].(string)
+	if f.ImageID != "" && id != f.ImageID {
+		return img
 	}
 	switch f.Kind {
 	case FaultWrongTypes:
@@ -202,5 +205,32 @@ func alterImage(img map[string]any, f Fault) {
 		img["x_sim_extra"] = map[string]any{"nested": []any{1, 2, 3}, "nothing": nil}
 	case FaultUnknownStatus:
 		img["status"] = cmp.Or(f.Value, "FROZEN")
+	case FaultNegativeSize:
+		img["size"] = -5
+	case FaultEmptyObject:
+		return map[string]any{}
+	case FaultOtherImage:
+		if other, ok := s.otherImage(id); ok {
+			return toWire(other)
+		}
+		img["id"] = derivedID(id)
 	}
+	return img
+}
+
+// otherImage is the first stored image in the default ListImage order whose
+// id is not id.
+func (s *Server) otherImage(id string) (modelarts.Image, bool) {
+	for img := range inOrder(s.images.sortedBy(defaultSortKey), true) {
+		if img.ID != id {
+			return *img, true
+		}
+	}
+	return modelarts.Image{}, false
+}
+
+// derivedID is a UUID-shaped id that differs from id, the same for the same id.
+func derivedID(id string) string {
+	h := hexSHA256([]byte("other:" + id))
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
 }

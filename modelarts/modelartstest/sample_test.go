@@ -88,7 +88,7 @@ func sameImage(a, b modelarts.Image) bool {
 }
 
 func TestTenThousandImages(t *testing.T) {
-	s, clock := startServer(t, Options{Images: GenerateImages(10000, 1)})
+	s, clock := startServer(t, Options{Images: GenerateImages(10000, 1), UntypedListing: UntypedAll})
 	seen := 0
 	for offset := 0; ; offset += DefaultMaxPageSize {
 		ids, page := listIDs(t, s, clock, "limit=1000&offset="+strconv.Itoa(offset))

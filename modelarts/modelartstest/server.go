@@ -81,6 +81,16 @@ type Options struct {
 	// CurrentFromOne numbers ListImage's "current" page from 1 instead of 0
 	// (the API does not document which).
 	CurrentFromOne bool
+	// UntypedListing is what a ListImage without type lists: UntypedBuildIn
+	// (the documented default) or UntypedAll. "" means the value of the
+	// environment variable UntypedListingEnv, else UntypedBuildIn. Another
+	// value panics. Server.SetUntypedListing changes it later.
+	UntypedListing string
+	// RefuseWith403 answers a bad AK/SK signature with 403 ModelArts.0206 and
+	// an unknown or expired token with 403 ModelArts.0203, the 403 rows of
+	// opentelekomcloud-docs/modelarts api-ref/source/appendix/error_codes.rst,
+	// instead of 401 APIG.0301 / ModelArts.0203 / ModelArts.0202.
+	RefuseWith403 bool
 	// TokenTTL is the validity of issued tokens; default DefaultTokenTTL.
 	TokenTTL time.Duration
 	// Latency is added to every API call (not to the admin API), for benchmarks.
@@ -116,6 +126,12 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.UntypedListing == "" {
+		o.UntypedListing = defaultUntypedListing()
+	}
+	if err := checkUntypedListing(o.UntypedListing); err != nil {
+		panic("modelartstest: Options: " + err.Error())
+	}
 	return o
 }
 
@@ -139,8 +155,10 @@ type Server struct {
 	faults *faultSet
 	stats  *counters
 
-	latency  atomic.Int64
-	inFlight chan struct{} // nil: no cap
+	latency    atomic.Int64
+	untypedAll atomic.Bool   // see Options.UntypedListing
+	refuse403  atomic.Bool   // see Options.RefuseWith403
+	inFlight   chan struct{} // nil: no cap
 
 	requestIDPrefix string
 	requestSeq      atomic.Uint64
@@ -159,6 +177,8 @@ func New(opts Options) *Server {
 		requestIDPrefix: randomHex(8),
 	}
 	s.latency.Store(int64(opts.Latency))
+	s.untypedAll.Store(opts.UntypedListing == UntypedAll)
+	s.refuse403.Store(opts.RefuseWith403)
 	if opts.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -197,19 +217,6 @@ func (s *Server) Close() {
 func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 func (s *Server) now() time.Time { return s.opts.Now() }
-
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /v1/{project_id}/images/{id}", s.operation(OpShowImage, s.showImage))
-	mux.Handle("GET /v1/{project_id}/images", s.operation(OpListImage, s.listImages))
-	mux.Handle("POST /v3/auth/tokens", s.operation(OpCreateToken, s.createToken))
-	mux.Handle("GET /v3/projects", s.operation(OpListProjects, s.listProjects))
-	s.adminRoutes(mux)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Request-Id", s.newRequestID())
-		mux.ServeHTTP(w, r)
-	})
-}
 
 // newRequestID returns 32 hex digits, unique for the life of the server.
 func (s *Server) newRequestID() string {

@@ -144,3 +144,55 @@ func TestServeOnOwnListener(t *testing.T) {
 		t.Errorf("URL = %q for a server without listener", s.URL)
 	}
 }
+
+// TestUnknownPaths: the API gateway answers a path no API has with 404
+// APIG.0101, before authentication, and a known path's other methods with 405.
+func TestUnknownPaths(t *testing.T) {
+	s, _ := startServer(t, Options{})
+	pid := s.ProjectID()
+	for _, path := range []string{
+		"/prefix/v1/" + pid + "/images",
+		"/v2/" + pid + "/images",
+		"/v1/" + pid + "/imagez",
+		"/v1/" + pid + "/images/" + SampleIDError + "/tags",
+		"/v1/" + pid,
+		"/",
+		"/v3/auth/token",
+	} {
+		t.Run(path, func(t *testing.T) {
+			r := do(t, newRequest(t, s, path))
+			expectError(t, r, http.StatusNotFound, CodeAPINotFound)
+			b := decode[modelArtsErrorBody](t, r)
+			if b.ErrorMsg != MsgAPINotFound || b.RequestID == "" || b.RequestID != r.header.Get("X-Request-Id") {
+				t.Errorf("body %s, X-Request-Id %q", r.body, r.header.Get("X-Request-Id"))
+			}
+		})
+	}
+	methods := []struct {
+		method, path, allow string
+	}{
+		{http.MethodPost, "/v1/" + pid + "/images", "GET, HEAD"},
+		{http.MethodDelete, "/v1/" + pid + "/images/" + SampleIDError, "GET, HEAD"},
+		{http.MethodGet, "/v3/auth/tokens", "POST"},
+		{http.MethodPost, "/-/sim/images", "GET, HEAD"},
+		{http.MethodPatch, "/-/sim/faults", "DELETE, GET, HEAD, POST"},
+	}
+	for _, tt := range methods {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			r := adminDo(t, s, tt.method, tt.path, "")
+			expectStatus(t, r, http.StatusMethodNotAllowed)
+			if got := r.header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+	// A typo in an admin path is the admin API's own 404.
+	r := adminDo(t, s, http.MethodGet, "/-/sim/fault", "")
+	expectStatus(t, r, http.StatusNotFound)
+	if msg := decode[map[string]string](t, r)["error"]; msg == "" {
+		t.Errorf("admin 404 body %s", r.body)
+	}
+	if s.Requests("") != 0 {
+		t.Errorf("unknown paths counted as API calls: %+v", s.Stats().Requests)
+	}
+}
