@@ -4,9 +4,11 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -23,43 +25,40 @@ const (
 	// maxPublishMargin bounds how long before the scrape's deadline a fetch
 	// stops, so that its result reaches the scrape (see fetchDeadline).
 	maxPublishMargin = 250 * time.Millisecond
-	// listPagesTTL is how long the learnt size of a listing steers the
-	// strategy. After that the strategy probes again with one page, so that a
-	// project that shrank is listed again.
+	// listPagesTTL is how long the learnt cost of a listing steers the choice
+	// between listing and ShowImage; then it is probed again.
 	listPagesTTL = time.Hour
+	// maxTimestampMillis is the end of year 9999, in epoch milliseconds.
+	maxTimestampMillis = 253402300799999
 )
 
 // projectState is what a Scraper keeps of one project between scrapes: the
-// last good values of its images, the result of the newest fetch and the
-// fetch in flight, which concurrent scrapes share.
+// last good values of its images, the newest result and the fetch in
+// flight, which concurrent scrapes share.
 type projectState struct {
 	project *Project
 	logger  log.Logger
 	now     func() time.Time
+	wanted  map[string]bool // the configured IDs
 
-	mu sync.Mutex
-	// inFlight is the fetch concurrent scrapes join; nil when none runs.
-	inFlight *flight
-	// last is the result of the newest complete fetch and lastStart when it
-	// began. A fetch cut short by its deadline, or by every scrape giving up,
-	// is not kept: the next scrape fetches again.
+	mu       sync.Mutex
+	inFlight *flight // nil when none runs
+	// last is the newest complete fetch's result, lastStart when it began.
 	last      *ProjectResult
 	lastStart time.Time
-	// known holds the last good values of every exported image.
-	known map[string]knownImage
-	// gone holds, for the exported images ShowImage last said do not exist,
-	// that answer: it stands for them in the scrapes where the ShowImage
-	// fallback budget leaves them out (see fetcher.capFallback).
-	gone map[string]error
-	// discovered are the IDs the newest discovery listing returned.
+	known     map[string]knownImage // last good values of the exported images
+	// gone: the exported images ShowImage last said do not exist; it stands
+	// for them in the scrapes where the fallback budget leaves them out.
+	gone       map[string]error
 	discovered []string
-	// listPages is the number of calls an unfiltered listing took when it
-	// was last read, at listPagesAt.
-	listPages   int
-	listPagesAt time.Time
-	// fallbackNext is where the next fetch starts its turn through the IDs
-	// a complete listing lacks.
+	pages      map[string]int // per type, what a listing took, at pagesAt
+	pagesAt    time.Time
+	// fallbackNext is where the next fetch starts its turn through the IDs a
+	// complete listing lacks.
 	fallbackNext int
+	// proven: the credentials worked, and have not been refused since.
+	proven bool
+	warned map[string]map[string]bool // data problems logged, by image and problem
 }
 
 // knownImage is the last good value of an image and when it was fetched.
@@ -75,21 +74,24 @@ type flight struct {
 	start   time.Time     // by the state's clock
 	done    chan struct{} // closed when result is set
 	result  ProjectResult
-	// waiters counts the scrapes that joined the flight and have not given
-	// up; they may have returned with its result already. The last one to
-	// give up cancels the fetch. Guarded by projectState.mu.
+	// waiters counts the scrapes that joined and have not given up; the last
+	// one to give up cancels the fetch. Guarded by projectState.mu.
 	waiters int
 }
 
 func newProjectState(p *Project, logger log.Logger, now func() time.Time) *projectState {
-	return &projectState{project: p, logger: logger, now: now, known: map[string]knownImage{}, gone: map[string]error{}}
+	ps := &projectState{project: p, logger: logger, now: now, wanted: map[string]bool{},
+		known: map[string]knownImage{}, gone: map[string]error{}, warned: map[string]map[string]bool{}}
+	for _, id := range p.ImageIDs {
+		ps.wanted[id] = true
+	}
+	return ps
 }
 
 // scrape returns the project's images: from the newest fetch if it began
-// less than MinRefreshInterval ago, else from a fetch that is started or,
-// if one is already running, joined. The scrape waits until its own ctx
-// ends; the fetch runs until every scrape waiting for it has given up, or
-// until the latest deadline among them.
+// less than MinRefreshInterval ago, else from the fetch running (joined) or
+// a new one. It waits until its own ctx ends; the fetch runs until every
+// scrape waiting for it has given up, or the latest deadline among them.
 func (ps *projectState) scrape(ctx context.Context) ProjectResult {
 	start := time.Now()
 	f, cached := ps.join(ctx)
@@ -118,45 +120,31 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 	defer ps.mu.Unlock()
 	now := ps.now()
 	if ps.last != nil && ps.project.MinRefreshInterval > 0 && now.Sub(ps.lastStart) < ps.project.MinRefreshInterval {
-		return nil, ps.cached(now)
+		res := *ps.last
+		res.Images = slices.Clone(res.Images)
+		for i, r := range res.Images { // stale values expire in cached answers too
+			if r.Err != nil && r.Image != nil && now.Sub(r.LastSuccess) > ps.project.ServeStaleFor {
+				res.Images[i].Image = nil
+			}
+		}
+		return nil, res
 	}
 	if f := ps.inFlight; f != nil && f.ctx.extend(fetchDeadline(ctx)) {
 		f.waiters++
 		return f, ProjectResult{}
 	}
-	return ps.startFlight(ctx, now), ProjectResult{}
-}
-
-// cached is the newest result as a scrape at now exports it: without the
-// stale values that have grown older than ServeStaleFor since. ps.mu must be
-// held.
-func (ps *projectState) cached(now time.Time) ProjectResult {
-	res := *ps.last
-	res.Images = slices.Clone(res.Images)
-	for i, r := range res.Images {
-		if r.Err != nil && r.Image != nil && now.Sub(r.LastSuccess) > ps.project.ServeStaleFor {
-			res.Images[i].Image = nil
-		}
-	}
-	return res
-}
-
-// startFlight starts a fetch for the scrape with ctx at now. ps.mu must be held.
-func (ps *projectState) startFlight(ctx context.Context, now time.Time) *flight {
-	expectedPages := ps.listPages
-	if now.Sub(ps.listPagesAt) >= listPagesTTL {
-		expectedPages = 0
+	pages := ps.pages
+	if now.Sub(ps.pagesAt) >= listPagesTTL {
+		pages = nil
 	}
 	f := &flight{
-		fetcher: newFetcher(ps.project, ps.logger, expectedPages, ps.fallbackNext),
+		fetcher: newFetcher(ps.project, ps.logger, ps.wanted, pages, ps.fallbackNext, ps.proven),
 		ctx:     newFetchContext(ctx, fetchDeadline(ctx)),
-		start:   now,
-		done:    make(chan struct{}),
-		waiters: 1,
+		start:   now, done: make(chan struct{}), waiters: 1,
 	}
 	ps.inFlight = f
 	go ps.run(f)
-	return f
+	return f, ProjectResult{}
 }
 
 // leave takes a scrape that gave up off the flight; the last one to leave
@@ -164,8 +152,7 @@ func (ps *projectState) startFlight(ctx context.Context, now time.Time) *flight 
 func (ps *projectState) leave(f *flight) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	f.waiters--
-	if f.waiters > 0 {
+	if f.waiters--; f.waiters > 0 {
 		return
 	}
 	f.ctx.cancel()
@@ -185,24 +172,22 @@ func (ps *projectState) run(f *flight) {
 }
 
 // record takes the outcome of the fetch of f into the state and returns the
-// scrape result. The result of a fetch cut short by the end of its context
-// is not kept for MinRefreshInterval: its failures are those of the scrapes
-// that gave up, not of the API.
+// scrape result. A fetch cut short by the end of its context is not kept for
+// MinRefreshInterval: its failures are those of the scrapes that gave up.
 func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time.Duration) ProjectResult {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.inFlight == f {
 		ps.inFlight = nil
 	}
-	for id, img := range out.images {
-		if k, ok := ps.known[id]; !ok || !k.at.After(f.start) {
-			ps.known[id] = knownImage{image: img, at: f.start}
-		}
+	ps.proven = out.proven
+	for _, id := range out.conflicts {
+		ps.warn(id, "listed twice with different values; exporting the most recently updated record", true)
 	}
-	if out.listPages > 0 {
-		ps.listPages, ps.listPagesAt = out.listPages, f.start
+	if len(out.pages) > 0 {
+		ps.pages, ps.pagesAt = out.pages, f.start
 	}
-	if out.fallbackNext > 0 {
+	if out.fallbackNext >= 0 {
 		ps.fallbackNext = out.fallbackNext
 	}
 	if out.discoveryErr == nil {
@@ -210,123 +195,116 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	} else {
 		ps.discovered = union(out.discovered, ps.discovered)
 	}
-	ids := ps.exportedIDs()
-	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: out.up(), Duration: took}
-	for i, id := range ids {
-		res.Images[i] = ps.imageResult(id, out, f.start)
-	}
-	ps.forgetAllBut(ids)
+	res := ps.result(out, f.start, took, nil)
 	if !cut {
 		ps.last, ps.lastStart = &res, f.start
 	}
 	return res
 }
 
+// result is the scrape result of what a fetch that began at start learnt.
+// late, when not nil, is the error of images it has no word on yet (a
+// scrape that gave up); else an image it has no word on is forgotten.
+func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Duration, late error) ProjectResult {
+	ids := slices.Clone(ps.project.ImageIDs)
+	for _, id := range ps.discovered {
+		if !ps.wanted[id] {
+			ids = append(ids, id)
+		}
+	}
+	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: out.up(), Duration: took}
+	for i, id := range ids {
+		if img, ok := out.images[id]; ok {
+			img = ps.sanitize(id, img)
+			if k, ok := ps.known[id]; late == nil && (!ok || !k.at.After(start)) {
+				ps.known[id] = knownImage{image: img, at: start}
+				delete(ps.gone, id)
+			}
+			res.Images[i] = ImageResult{ID: id, Image: img, LastSuccess: start}
+			continue
+		}
+		err := cmp.Or(out.errs[id], out.discoveryErr, late, errNotFetched)
+		if late == nil {
+			switch {
+			case imageNotFound(err):
+				ps.gone[id] = err
+				delete(ps.known, id)
+			case !errors.Is(err, errFallbackBudget):
+				delete(ps.gone, id)
+			}
+		}
+		if gone, ok := ps.gone[id]; ok && errors.Is(err, errFallbackBudget) {
+			err = fmt.Errorf("not in the listing, and not found by ShowImage in an earlier scrape: %w", gone)
+		}
+		res.Images[i] = ImageResult{ID: id, Err: err}
+		if k, ok := ps.known[id]; ok && !imageNotFound(err) {
+			res.Images[i].LastSuccess = k.at
+			if stale := ps.project.ServeStaleFor; stale > 0 && start.Sub(k.at) <= stale {
+				res.Images[i].Image = k.image
+			}
+		}
+	}
+	if late == nil {
+		ps.forgetAllBut(ids)
+	}
+	return res
+}
+
 // errNotFetched stands for the error of an image a fetch has no word on. It
-// is not expected to be seen: every exported image gets a value or an error.
+// is not expected: every exported image gets a value or an error.
 var errNotFetched = errors.New("not fetched in this scrape")
 
-// imageResult is the result of one image in a fetch that began at start.
-// ps.mu must be held.
-func (ps *projectState) imageResult(id string, out *fetchOutcome, start time.Time) ImageResult {
-	if img, ok := out.images[id]; ok {
-		delete(ps.gone, id)
-		return ImageResult{ID: id, Image: img, LastSuccess: start}
-	}
-	err := out.errs[id]
-	if err == nil {
-		err = out.discoveryErr // discovered earlier, absent from an incomplete listing
-	}
-	if err == nil {
-		err = errNotFetched
-	}
-	switch {
-	case imageNotFound(err):
-		ps.gone[id] = err
-	case !errors.Is(err, errFallbackBudget):
-		delete(ps.gone, id)
-	}
-	return ps.failed(id, ps.stillGone(id, err), start)
-}
-
-// stillGone returns, for an image the ShowImage fallback budget left out
-// (err is errFallbackBudget), ShowImage's last answer that it does not exist,
-// if there is one; else err. ps.mu must be held.
-func (ps *projectState) stillGone(id string, err error) error {
-	if gone, ok := ps.gone[id]; ok && errors.Is(err, errFallbackBudget) {
-		return fmt.Errorf("not in the listing, and not found by ShowImage in an earlier scrape: %w", gone)
-	}
-	return err
-}
-
-// failed is the result of an image whose fetch failed with err at now (see
-// failedRead). An image ShowImage says does not exist is forgotten.
-func (ps *projectState) failed(id string, err error, now time.Time) ImageResult {
-	if imageNotFound(err) {
-		delete(ps.known, id)
-	}
-	return ps.failedRead(id, err, now)
-}
-
-// failedRead is the result of an image whose fetch failed with err at now:
-// its last good values while they are younger than ServeStaleFor, else
-// none; never any for an image ShowImage says does not exist.
-func (ps *projectState) failedRead(id string, err error, now time.Time) ImageResult {
-	r := ImageResult{ID: id, Err: err}
-	if imageNotFound(err) {
-		return r
-	}
-	k, ok := ps.known[id]
-	if !ok {
-		return r
-	}
-	r.LastSuccess = k.at
-	if stale := ps.project.ServeStaleFor; stale > 0 && now.Sub(k.at) <= stale {
-		r.Image = k.image
-	}
-	return r
-}
-
 // gaveUp is the result for a scrape that ended before the fetch f it waited
-// for: the images f has fetched so far, and for the others the error f met
-// or else why, with their last good values where ServeStaleFor allows.
-// modelarts_up says what it says for a whole fetch, on what f learnt so far.
+// for: what f has learnt so far, and for the other images why.
 func (ps *projectState) gaveUp(f *flight, why error, waited time.Duration) ProjectResult {
 	sofar := f.fetcher.snapshot()
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	late := fmt.Errorf("the scrape ended before the API answered: %w", why)
-	ids := ps.exportedIDs()
-	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: sofar.up(), Duration: waited}
-	missing := 0
-	for i, id := range ids {
-		if img, ok := sofar.images[id]; ok {
-			res.Images[i] = ImageResult{ID: id, Image: img, LastSuccess: f.start}
-			continue
-		}
-		err, ok := sofar.errs[id]
-		if !ok {
-			err, missing = late, missing+1
-		}
-		res.Images[i] = ps.failedRead(id, ps.stillGone(id, err), f.start)
-	}
-	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images_late", missing, "err", why)
+	res := ps.result(sofar, f.start, waited, late)
+	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(sofar.images), "err", why)
 	return res
 }
 
-// exportedIDs are the configured IDs, then the discovered ones not configured.
-func (ps *projectState) exportedIDs() []string {
-	ids := slices.Clone(ps.project.ImageIDs)
-	configured := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		configured[id] = true
+// sanitize returns img without the values no image can have: a negative
+// size, a timestamp before 1970 or after year 9999. Each problem is logged
+// once per image while it lasts. ps.mu must be held.
+func (ps *projectState) sanitize(id string, img *modelarts.Image) *modelarts.Image {
+	badSize := img.Size != nil && *img.Size < 0
+	badCreate := img.CreateAt < 0 || img.CreateAt > maxTimestampMillis
+	badUpdate := img.UpdateAt < 0 || img.UpdateAt > maxTimestampMillis
+	ps.warn(id, "negative size; no size series", badSize)
+	ps.warn(id, "create_at out of range; no created timestamp series", badCreate)
+	ps.warn(id, "update_at out of range; no updated timestamp series", badUpdate)
+	if !badSize && !badCreate && !badUpdate {
+		return img
 	}
-	for _, id := range ps.discovered {
-		if !configured[id] {
-			ids = append(ids, id)
+	c := *img
+	if badSize {
+		c.Size = nil
+	}
+	if badCreate {
+		c.CreateAt = 0
+	}
+	if badUpdate {
+		c.UpdateAt = 0
+	}
+	return &c
+}
+
+// warn logs a problem with the data of image id once while bad holds.
+// ps.mu must be held.
+func (ps *projectState) warn(id, problem string, bad bool) {
+	switch {
+	case !bad:
+		delete(ps.warned[id], problem)
+	case !ps.warned[id][problem]:
+		if ps.warned[id] == nil {
+			ps.warned[id] = map[string]bool{}
 		}
+		ps.warned[id][problem] = true
+		level.Warn(ps.logger).Log("msg", "Bad data from the API", "project", ps.project.Name, "image", id, "problem", problem)
 	}
-	return ids
 }
 
 // forgetAllBut drops what is kept of images no longer exported.
@@ -335,16 +313,10 @@ func (ps *projectState) forgetAllBut(ids []string) {
 	for _, id := range ids {
 		keep[id] = true
 	}
-	for id := range ps.known {
-		if !keep[id] {
-			delete(ps.known, id)
-		}
-	}
-	for id := range ps.gone {
-		if !keep[id] {
-			delete(ps.gone, id)
-		}
-	}
+	drop := func(id string) bool { return !keep[id] }
+	maps.DeleteFunc(ps.known, func(id string, _ knownImage) bool { return drop(id) })
+	maps.DeleteFunc(ps.gone, func(id string, _ error) bool { return drop(id) })
+	maps.DeleteFunc(ps.warned, func(id string, _ map[string]bool) bool { return drop(id) })
 }
 
 // union returns a followed by the elements of b not in a.

@@ -6,7 +6,6 @@ package collector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,8 +68,8 @@ func TestTwoConcurrentScrapesCauseOneFetch(t *testing.T) {
 	a, b := <-first, <-second
 	assertAllUp(t, a, 3)
 	assertAllUp(t, b, 3)
-	if got := f.calls(); got != 3 {
-		t.Errorf("%d calls for two concurrent scrapes, want 3 (one fetch)", got)
+	if got := f.calls(); got != 2 {
+		t.Errorf("%d calls for two concurrent scrapes, want 2 (one fetch: a ListImage page of each type)", got)
 	}
 }
 
@@ -117,8 +116,8 @@ func TestFetchEndsWhenEveryScrapeGaveUp(t *testing.T) {
 
 	close(f.hold)
 	assertAllUp(t, s.Scrape(context.Background())[0], 3)
-	if got := f.showCalls.Load(); got != 4 {
-		t.Errorf("%d ShowImage calls, want 4: 1 by the abandoned fetch, 3 by the next", got)
+	if got := f.calls(); got != 3 {
+		t.Errorf("%d calls, want 3: 1 by the abandoned fetch, a page of each type by the next", got)
 	}
 }
 
@@ -170,10 +169,10 @@ func TestMinRefreshInterval(t *testing.T) {
 		advance   time.Duration
 		wantCalls int64
 	}{
-		{0, 3},                // first scrape: fetches
-		{0, 3},                // second Prometheus, same moment: free
-		{29 * time.Second, 3}, // still inside the interval: free
-		{time.Second, 6},      // interval over: fetches again
+		{0, 2},                // first scrape: fetches (a ListImage page of each type)
+		{0, 2},                // second Prometheus, same moment: free
+		{29 * time.Second, 2}, // still inside the interval: free
+		{time.Second, 4},      // interval over: fetches again
 	}
 	for i, st := range steps {
 		clock.Advance(st.advance)
@@ -204,7 +203,7 @@ func TestServeStaleFor(t *testing.T) {
 	for _, want := range []string{
 		`modelarts_image_up{id="` + id + `",project="p"} 0`,
 		`modelarts_image_last_success_timestamp_seconds{id="` + id + `",project="p"} 1.8e+09`,
-		`modelarts_image_status{arch="",id="` + id + `",name="image-0",project="p",status="ACTIVE",type="",visibility=""} 1`,
+		`modelarts_image_status{arch="",id="` + id + `",name="image-0",project="p",status="ACTIVE",type="DEDICATED",visibility=""} 1`,
 		`modelarts_image_not_found{id="` + gone + `",project="p"} 1`,
 	} {
 		if !strings.Contains(text, want) {
@@ -287,13 +286,13 @@ func TestSharedFetchDeadline(t *testing.T) {
 			close(f.hold)
 			if second != nil {
 				assertAllUp(t, <-second, 3)
-				if got := f.calls(); got != 3 {
-					t.Errorf("%d calls, want 3 (one fetch)", got)
+				if got := f.calls(); got != 2 {
+					t.Errorf("%d calls, want 2 (one fetch)", got)
 				}
 			}
 			calls := f.calls()
 			assertAllUp(t, s.Scrape(context.Background())[0], 3)
-			wantMore := int64(3) // the cut fetch was not kept: a new one
+			wantMore := int64(2) // the cut fetch was not kept: a new one
 			if second != nil {
 				wantMore = 0 // the whole result was kept
 			}
@@ -368,8 +367,7 @@ func (b *blockingAPI) ListImages(context.Context, modelarts.ListOptions) (*model
 // for says modelarts_up as a whole fetch would on what arrived so far: an
 // answered 404 or 5xx means the API is up.
 func TestGaveUpScrapeReportsUp(t *testing.T) {
-	all := ids(3)
-	iamDown := fmt.Errorf("resolve project id: %w", &modelarts.APIError{Operation: "ListProjects", StatusCode: 503, Class: modelarts.ErrServer})
+	all := ids(2) // fetched one by one
 	tests := []struct {
 		name   string
 		first  func() (*modelarts.Image, error) // nil: the first call is held too
@@ -379,15 +377,11 @@ func TestGaveUpScrapeReportsUp(t *testing.T) {
 		{name: "an image arrived", first: func() (*modelarts.Image, error) { return &modelarts.Image{ID: all[0]}, nil }, wantUp: true},
 		{name: "a 404 arrived", first: func() (*modelarts.Image, error) { return nil, notFoundErr() }, wantUp: true},
 		{name: "a 500 arrived", first: func() (*modelarts.Image, error) { return nil, serverErr() }, wantUp: true},
-		{name: "IAM failed", first: func() (*modelarts.Image, error) { return nil, iamDown }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &blockingAPI{answers: map[string]func() (*modelarts.Image, error){all[0]: tt.first}, entered: make(chan string, 3)}
-			held := 2
-			if tt.first == nil {
-				held = 1 // the first call goes alone
-			}
+			held := 1 // the first call goes alone; when it is answered, the second is held
 			s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}})
 			startCtx, cancelStarter := context.WithCancel(context.Background())
 			starter := startScrape(startCtx, s)
@@ -413,7 +407,7 @@ func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
 	p := &Project{Name: "p", ImageIDs: ids(1)}
 	ps := newProjectState(p, log.NewNopLogger(), time.Now)
 	f := &flight{
-		fetcher: newFetcher(p, log.NewNopLogger(), 0, 0),
+		fetcher: newFetcher(p, log.NewNopLogger(), nil, nil, 0, true),
 		ctx:     newFetchContext(context.Background(), time.Now().Add(time.Minute)),
 		done:    make(chan struct{}),
 		result:  ProjectResult{Name: "p", Up: true},

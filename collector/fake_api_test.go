@@ -4,6 +4,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -23,7 +24,6 @@ type pagingFake struct {
 
 	totalLie     int64 // > 0: the total every page announces
 	ignoreOffset bool  // every page starts at record 0
-	shortBy      int   // > 0: full-size pages after the first hold this many records fewer
 	inventIDs    bool  // every page holds records never seen before
 
 	listErr error // every ListImage fails with it
@@ -85,14 +85,22 @@ func (f *pagingFake) ListImages(ctx context.Context, opts modelarts.ListOptions)
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
-	limit := opts.Limit
+	var matching []modelarts.Image
+	for _, img := range f.images {
+		if opts.Type == "" || img.Type == opts.Type {
+			matching = append(matching, img)
+		}
+	}
+	// As the service pages: offset picks the page (see modelartstest).
+	limit := cmp.Or(opts.Limit, 200)
 	if f.maxPage > 0 {
 		limit = min(limit, f.maxPage)
 	}
-	if opts.Offset > 0 && limit == f.maxPage {
-		limit -= f.shortBy
+	start := opts.Offset / limit * limit
+	if f.ignoreOffset {
+		start = 0
 	}
-	page := &modelarts.ImageList{Total: int64(len(f.images))}
+	page := &modelarts.ImageList{Total: int64(len(matching)), Size: limit, Current: start / limit}
 	if f.totalLie > 0 {
 		page.Total = f.totalLie
 	}
@@ -100,13 +108,10 @@ func (f *pagingFake) ListImages(ctx context.Context, opts modelarts.ListOptions)
 		page.Data = f.invent(limit)
 		return page, nil
 	}
-	offset := opts.Offset
-	if f.ignoreOffset {
-		offset = 0
+	if start > len(matching) {
+		return nil, &modelarts.APIError{Operation: "ListImage", StatusCode: 400, ErrorCode: "ModelArts.6400", Class: modelarts.ErrEndOfList}
 	}
-	if offset < len(f.images) {
-		page.Data = append(page.Data, f.images[offset:min(offset+limit, len(f.images))]...)
-	}
+	page.Data = append(page.Data, matching[start:min(start+limit, len(matching))]...)
 	return page, nil
 }
 
@@ -127,7 +132,7 @@ func (f *pagingFake) calls() int64 { return f.listCalls.Load() + f.showCalls.Loa
 func fakeImages(n int) []modelarts.Image {
 	out := make([]modelarts.Image, n)
 	for i, id := range ids(n) {
-		out[i] = modelarts.Image{ID: id, Name: fmt.Sprintf("image-%d", i), Status: "ACTIVE", WorkspaceID: "0"}
+		out[i] = modelarts.Image{ID: id, Name: fmt.Sprintf("image-%d", i), Type: "DEDICATED", Status: "ACTIVE", WorkspaceID: "0"}
 	}
 	return out
 }

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -18,295 +18,310 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-// showImageBudget is the number of images below which one ShowImage call per
-// image is the better deal: at most 50 calls a scrape, each failure confined
-// to its image and logged with its own request id. It is also the most
-// images fetched one by one after a listing failed or was cut short, so that
-// one failed call cannot turn into a storm of calls to a struggling API.
-const showImageBudget = 50
-
-var (
-	// errSkipped marks images not fetched because the credentials were
-	// refused earlier in the same scrape.
-	errSkipped = errors.New("not fetched: the credentials of this project were refused in this scrape")
-	// errFallbackBudget marks images a complete listing lacks that were left
-	// for a later scrape: only showImageBudget of them are fetched one by one
-	// per scrape, in turn.
-	errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
+const (
+	// listLimit is the limit asked of a first ListImage page. Servers may grant
+	// less; the first page's size tells the page size used for the others.
+	listLimit = 1000
+	// maxListPages bounds the pages read of one listing, whatever its total says.
+	maxListPages = 200
+	// showImageBudget is the most images fetched one by one after a listing
+	// that lacks them: they take turns, so that thousands of images in another
+	// workspace, or gone, do not cost a call each every scrape.
+	showImageBudget = 50
+	// probeWait bounds how long calls wait for the first call of a project
+	// whose credentials are not proven yet (see fetcher.do).
+	probeWait = 2 * time.Second
 )
 
-// imageNotFound reports whether err is ShowImage's answer that the image
-// does not exist. The same class of answer from any other call (a ListImage
-// 404, IAM knowing no project for the region) says nothing about the image.
-func imageNotFound(err error) bool {
-	apiErr := modelarts.AsAPIError(err)
-	return apiErr != nil && apiErr.Operation == modelarts.OpShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
-}
+// imageTypes are the values of ListImage's type filter, each listed on its
+// own: an untyped listing is documented to return BUILD_IN images only.
+var imageTypes = []string{"BUILD_IN", "DEDICATED"}
 
-// fetchOutcome is what one fetch of a project learned.
+var (
+	// errFallbackBudget marks images a complete listing lacks that wait for
+	// their turn of ShowImage calls.
+	errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
+	errRepeatedPage   = errors.New("a ListImage page repeated only records already listed: the server ignores offset")
+)
+
+// fetchOutcome is what one fetch of a project learnt.
 type fetchOutcome struct {
 	images map[string]*modelarts.Image // fetched successfully
 	errs   map[string]error            // failed
-	// discovered are the IDs the discovery listing returned, in its order.
-	discovered []string
-	// discoveryErr is set when the discovery listing did not complete.
+	// discovered are the IDs the discovery listings returned, in their order;
+	// discoveryErr is set when one of them did not complete.
+	discovered   []string
 	discoveryErr error
-	// listPages is the number of calls a whole unfiltered listing takes, as
-	// learnt in this fetch; 0 when no unfiltered listing was read.
-	listPages int
+	// pages is, per image type, the calls a whole listing of it takes.
+	pages map[string]int
 	// fallbackNext is where the next fetch starts its turn through the IDs a
-	// complete listing lacks; 0 when this fetch took no turn (see capFallback).
+	// complete listing lacks; -1 when this fetch took no turn.
 	fallbackNext int
-	// refused is the error of the call that refused the credentials.
-	refused error
-	// answered is true when at least one call got an HTTP answer from ModelArts.
-	answered bool
+	// projectErr is a failure that concerns every image (credentials refused,
+	// wrong endpoint, IAM failing); the calls after it were not made.
+	projectErr error
+	// answered: a call got an answer from ModelArts; proven: one that shows
+	// the credentials work.
+	answered, proven bool
+	// conflicts are the IDs listed twice with different values.
+	conflicts []string
 }
 
-// up tells modelarts_up: the credentials were accepted and the API answered.
-func (o *fetchOutcome) up() bool { return o.refused == nil && o.answered }
+// up tells modelarts_up.
+func (o *fetchOutcome) up() bool { return o.projectErr == nil && o.answered }
 
-// fetcher runs one fetch of a project: discovery, then the configured IDs
-// through a listing or one by one, whichever costs fewer calls.
+// fetcher runs one fetch of a project: the listings worth reading, then
+// ShowImage for the configured IDs they did not cover.
 type fetcher struct {
 	p      *Project
 	logger log.Logger
-	// expectedPages is what a whole unfiltered listing took last time; 0 unknown.
-	expectedPages int
-	// fallbackFrom is where this fetch starts its turn through the IDs a
-	// complete listing lacks (see capFallback).
+	wanted map[string]bool // the configured IDs
+	// pages is what listing each type took last time; a type not in it is
+	// taken as one page.
+	pages        map[string]int
 	fallbackFrom int
 
-	// mu guards the writes to out, which a scrape that gives up reads while
-	// the fetch goes on (see snapshot).
-	mu  sync.Mutex
+	sem     chan struct{} // bounds the calls in flight
+	probed  chan struct{} // closed when the first call is answered; nil when the credentials are proven
+	probing bool          // the first call was admitted; only run's goroutine admits calls
+
+	mu  sync.Mutex // guards out, which a scrape that gives up reads meanwhile
 	out *fetchOutcome
-	// unfilteredListed is true once a complete unfiltered listing was read:
-	// the configured IDs it lacks are in another workspace, or gone, and
-	// only showImageBudget of them are fetched one by one (capFallback).
-	unfilteredListed bool
-	// proven is true once a call succeeded: the credentials work.
-	proven bool
 }
 
-func newFetcher(p *Project, logger log.Logger, expectedPages, fallbackFrom int) *fetcher {
-	return &fetcher{
-		p: p, logger: logger, expectedPages: expectedPages, fallbackFrom: fallbackFrom,
-		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}},
+func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int, proven bool) *fetcher {
+	f := &fetcher{
+		p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom,
+		sem: make(chan struct{}, max(p.Concurrency, 1)),
+		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1, proven: proven},
 	}
+	if !proven {
+		f.probed = make(chan struct{})
+	}
+	return f
 }
 
 // run fetches everything the project exports.
 func (f *fetcher) run(ctx context.Context) *fetchOutcome {
-	if f.p.Discovery == nil && len(f.p.ImageIDs) == 0 {
+	ids := f.p.ImageIDs
+	if f.p.Discovery == nil && len(ids) == 0 {
 		f.out.answered = true // nothing to ask: nothing failed
 		return f.out
 	}
-	if f.p.Discovery != nil {
-		f.discover(ctx, *f.p.Discovery)
+	var lists []*listing
+	covered := 0 // types a discovery listing lists in full
+	if d := f.p.Discovery; d != nil {
+		for _, t := range typesOf(d.Type) {
+			opts := *d
+			opts.Type = t
+			lists = append(lists, &listing{opts: opts, discovery: true})
+			if listsEverything(opts) {
+				covered++
+			}
+		}
 	}
-	missing := f.notFetched(f.p.ImageIDs)
-	if f.out.refused == nil && !f.unfilteredListed && f.worthListing(len(missing)) {
-		missing = f.listConfigured(ctx, missing)
+	var own []*listing // listings for the configured IDs alone
+	for _, t := range imageTypes {
+		if !slices.ContainsFunc(lists, func(l *listing) bool { return l.opts.Type == t && listsEverything(l.opts) }) {
+			own = append(own, &listing{opts: modelarts.ListOptions{Type: t}})
+		}
 	}
-	if f.unfilteredListed {
-		missing = f.capFallback(missing)
+	if len(ids) == 0 || len(ids) <= f.cost(own) {
+		own = nil // one ShowImage call per image is cheaper
 	}
-	f.showEach(ctx, missing)
+	lists = append(lists, own...)
+	f.readPages(ctx, lists, true)
+	if left := f.notFetched(ids); len(own) > 0 && len(left) <= callsLeft(own) {
+		for _, l := range own {
+			l.cut = true // now that the pages are known, one by one is cheaper
+		}
+	}
+	f.readPages(ctx, lists, false)
+	f.takeDiscovered(lists)
+	f.showEach(ctx, f.fallback(ids, lists, covered+len(own) == len(imageTypes)))
 	return f.out
 }
 
-// worthListing is the strategy rule: list when the IDs outnumber both
-// showImageBudget and the calls a whole listing takes (one per page, as the
-// last listing of the project showed; one page before the first listing). The
-// first page re-decides with exact numbers (see listConfigured).
-func (f *fetcher) worthListing(ids int) bool {
-	return ids > showImageBudget && ids > max(f.expectedPages, 1)
+// cost is the calls the listings take, as learnt from the last fetches.
+func (f *fetcher) cost(lists []*listing) int {
+	n := 0
+	for _, l := range lists {
+		n += max(f.pages[l.opts.Type], 1)
+	}
+	return n
 }
 
-// discover lists the images matching the discovery filters.
-func (f *fetcher) discover(ctx context.Context, filters modelarts.ListOptions) {
-	l := f.lister(filters).list(ctx, func(*listing, int) bool { return true })
+// fallback returns the configured IDs to fetch one by one, and gives the
+// others their error. After complete listings of every type (listed), the IDs they
+// lack (another workspace, or gone) take turns, showImageBudget a scrape;
+// after a failed listing, they are fetched only if they are few, so that one
+// failed call does not turn into a storm of calls.
+func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.note(l, "discovery")
-	for i := range l.images {
-		img := &l.images[i]
-		f.out.images[img.ID] = img
-		f.out.discovered = append(f.out.discovered, img.ID)
-	}
-	for _, bad := range l.invalid {
-		f.failed(bad.ID, bad.Err)
-		f.out.discovered = append(f.out.discovered, bad.ID)
-	}
-	if !l.complete() {
-		f.out.discoveryErr = listingError(l)
-	}
-	if listsEverything(filters) {
-		f.noteUnfiltered(l)
-	}
-}
-
-// noteUnfiltered keeps what an unfiltered listing tells about the project:
-// how many pages a listing takes, and whether this one saw every image.
-// f.mu must be held.
-func (f *fetcher) noteUnfiltered(l *listing) {
-	if l.pageSize > 0 {
-		f.out.listPages = l.pages()
-	}
-	f.unfilteredListed = l.complete()
-}
-
-// listConfigured looks for the ids in an unfiltered listing and returns those
-// still to be fetched one by one. Having read the first page, it reads on
-// only while the ids still missing outnumber the calls the rest takes.
-func (f *fetcher) listConfigured(ctx context.Context, ids []string) []string {
-	wanted := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		wanted[id] = true
-	}
-	l := f.lister(modelarts.ListOptions{}).list(ctx, func(sofar *listing, callsLeft int) bool {
-		return len(ids)-countWanted(sofar, wanted) > callsLeft
-	})
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.note(l, "configured images")
-	f.noteUnfiltered(l)
-	for _, img := range l.images {
-		if wanted[img.ID] {
-			f.out.images[img.ID] = &img // a copy: the rest of the listing is not kept
-		}
-	}
-	for _, bad := range l.invalid {
-		if wanted[bad.ID] {
-			f.failed(bad.ID, bad.Err) // fetching it again would cost a call to learn the same
-		}
-	}
-	missing := f.notFetched(ids)
-	if l.complete() || l.stopped == stopNotNeeded || f.out.refused != nil || len(missing) <= showImageBudget {
+	missing := f.notFetchedLocked(ids)
+	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed {
 		return missing
 	}
-	err := listingError(l)
-	for _, id := range missing {
-		f.out.errs[id] = err
+	for _, l := range lists {
+		if l.cut {
+			return missing
+		}
+		if err := l.failure(); err != nil && (!l.discovery || listsEverything(l.opts)) {
+			for _, id := range missing {
+				f.out.errs[id] = err
+			}
+			level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", err)
+			return nil
+		}
 	}
-	level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", err)
-	return nil
-}
-
-// capFallback returns the ids to fetch one by one out of those a complete
-// unfiltered listing lacks: all of them up to showImageBudget, else
-// showImageBudget of them, in turn from scrape to scrape. The others get
-// errFallbackBudget: fetching thousands of images that are in another
-// workspace or gone one by one would cost a call each, every scrape.
-func (f *fetcher) capFallback(ids []string) []string {
-	if len(ids) <= showImageBudget {
-		return ids
-	}
-	start := f.fallbackFrom % len(ids)
-	turn := append(slices.Clone(ids[start:]), ids[:start]...)
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	start := f.fallbackFrom % len(missing)
+	turn := append(missing[start:], missing[:start]...)
 	f.out.fallbackNext = start + showImageBudget
 	for _, id := range turn[showImageBudget:] {
 		f.out.errs[id] = errFallbackBudget
 	}
 	level.Warn(f.logger).Log("msg", "Too many configured images are not in the listing: fetching some of them one by one, the others in later scrapes",
-		"project", f.p.Name, "images", len(ids), "fetched", showImageBudget)
+		"project", f.p.Name, "images", len(missing), "fetched", showImageBudget)
 	return turn[:showImageBudget]
 }
 
-// showEach fetches ids with one ShowImage call each. Until a call has been
-// answered, the first one goes alone: refused credentials then cost one
-// call, not one per image (the cloud locks an AK/SK pair after five bad
-// signatures).
+// showEach fetches ids with one ShowImage call each, concurrently. Once ctx
+// has ended no call is started; the images left are logged in one line.
 func (f *fetcher) showEach(ctx context.Context, ids []string) {
-	if len(ids) > 0 && f.out.refused == nil && !f.proven && ctx.Err() == nil {
-		f.showConcurrently(ctx, ids[:1])
-		ids = ids[1:]
-	}
-	if f.out.refused != nil {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, id := range ids {
-			f.out.errs[id] = errSkipped
-		}
-		return
-	}
-	f.showConcurrently(ctx, ids)
-}
-
-// showConcurrently calls ShowImage for every id, at most Concurrency at
-// once, and records each answer as it comes. Once ctx has ended, it starts
-// no more calls: the images left get the error of ctx, with one log line
-// for all of them.
-func (f *fetcher) showConcurrently(ctx context.Context, ids []string) {
-	sem := make(chan struct{}, max(f.p.Concurrency, 1))
 	var wg sync.WaitGroup
-	for i, id := range ids {
-		if !acquire(ctx, sem) {
-			f.notStarted(ids[i:], ctx.Err())
-			break
+	late := 0
+	for _, id := range ids {
+		probe, err := f.admit(ctx)
+		if err != nil {
+			late += boolInt(errors.Is(err, errNotStarted))
+			f.takeShown(id, nil, err)
+			continue
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			img, err := f.p.Client.ShowImage(ctx, id)
+			f.done(probe, err)
 			f.takeShown(id, img, err)
 		})
 	}
 	wg.Wait()
-}
-
-// acquire takes a slot of sem, unless ctx ends first.
-func acquire(ctx context.Context, sem chan struct{}) bool {
-	select {
-	case sem <- struct{}{}:
-		if ctx.Err() != nil {
-			<-sem
-			return false
-		}
-		return true
-	case <-ctx.Done():
-		return false
+	if late > 0 {
+		level.Warn(f.logger).Log("msg", "Images not fetched: scrape deadline reached", "project", f.p.Name, "images", late, "err", ctx.Err())
 	}
 }
 
-// notStarted records the images whose ShowImage call was not made because
-// the fetch's context ended with err, and logs them in one line.
-func (f *fetcher) notStarted(ids []string, err error) {
+var errNotStarted = errors.New("not fetched: the scrape ended first")
+
+// admit waits until the fetch may make one more call, and reports whether
+// that call is the probe. While the project's credentials are not proven,
+// the first call goes alone and the others wait for its answer, at most
+// probeWait: refused credentials then cost one call (the cloud locks an
+// AK/SK pair after five bad signatures), and a slow first call holds the
+// others for a moment only. After a failure that concerns the whole project
+// no call is made. Every admitted call ends with done.
+func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
+	if f.probed != nil {
+		if probe = !f.probing; !probe {
+			t := time.NewTimer(probeWait)
+			select {
+			case <-f.probed:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		f.probing = true
+	}
+	if err := f.projectErr(); err != nil {
+		return false, fmt.Errorf("not fetched: %w", err)
+	}
+	select {
+	case f.sem <- struct{}{}:
+		if ctx.Err() == nil {
+			return probe, nil
+		}
+		<-f.sem
+	case <-ctx.Done():
+	}
+	if probe {
+		close(f.probed)
+	}
+	return false, fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+}
+
+// done ends a call admit admitted, taking what its answer says of the project.
+func (f *fetcher) done(probe bool, err error) {
+	<-f.sem
+	f.settle(err)
+	if probe {
+		close(f.probed)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (f *fetcher) projectErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	late := fmt.Errorf("not fetched: the scrape ended first: %w", err)
-	for _, id := range ids {
-		f.out.errs[id] = late
+	return f.out.projectErr
+}
+
+// settle takes what the answer of a call says about the project.
+func (f *fetcher) settle(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	answered := !unanswered(err)
+	f.out.answered = f.out.answered || answered
+	switch {
+	case projectWide(err):
+		if f.out.projectErr == nil {
+			f.out.projectErr, f.out.proven = err, false
+			kv := []any{"msg", "Failed to reach the project's images", "project", f.p.Name}
+			if errors.Is(err, modelarts.ErrEndpoint) {
+				kv = append(kv, "hint", "check modelarts_endpoint and region")
+			}
+			level.Error(f.logger).Log(append(kv, apiErrorKV(err)...)...)
+		}
+	case answered:
+		f.out.proven = true
 	}
-	level.Warn(f.logger).Log("msg", "Images not fetched: scrape deadline reached", "project", f.p.Name, "images", len(ids), "err", err)
 }
 
 // takeShown records the answer to one ShowImage call.
 func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err != nil {
-		f.out.answered = f.out.answered || !unanswered(err)
-		f.proven = f.proven || imageNotFound(err)
-		f.observe(err)
-		f.failed(id, err)
+	if err == nil {
+		f.out.images[id] = img
 		return
 	}
-	if lower := strings.ToLower(img.ID); lower != img.ID {
-		c := *img // the API's image may be shared: change a copy
-		c.ID = lower
-		img = &c
+	f.out.errs[id] = err
+	if !projectWide(err) && !errors.Is(err, errNotStarted) && !errors.Is(err, f.out.projectErr) {
+		logFailure(f.logger, f.p.Name, id, err)
 	}
-	f.out.images[id] = img
-	f.out.answered, f.proven = true, true
 }
 
-// failed records and logs the failure of one image. f.mu must be held.
-func (f *fetcher) failed(id string, err error) {
-	f.out.errs[id] = err
-	logFailure(f.logger, f.p.Name, id, err)
+// notFetched returns the ids with neither an image nor an error yet.
+func (f *fetcher) notFetched(ids []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.notFetchedLocked(ids)
+}
+
+func (f *fetcher) notFetchedLocked(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		_, ok := f.out.images[id]
+		if _, failed := f.out.errs[id]; !ok && !failed {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // snapshot returns a copy of what the fetch has learnt so far.
@@ -318,75 +333,42 @@ func (f *fetcher) snapshot() *fetchOutcome {
 	return &out
 }
 
-// note takes what a listing says about the credentials and the API, and logs
-// why it failed or ended early. f.mu must be held.
-func (f *fetcher) note(l *listing, what string) {
-	f.out.answered = f.out.answered || l.answered
-	f.proven = f.proven || l.pageSize > 0 || (l.answered && l.err == nil)
-	switch {
-	case l.err != nil:
-		f.observe(l.err)
-		kv := append([]any{"msg", "Failed to list images", "project", f.p.Name, "listing", what}, apiErrorKV(l.err)...)
-		level.Warn(f.logger).Log(kv...)
-	case !l.complete() && l.stopped != stopNotNeeded:
-		level.Warn(f.logger).Log("msg", "Stopped paging ListImage early", "project", f.p.Name, "listing", what, "reason", l.stopped, "total", l.total, "listed", len(l.images))
-	}
+// projectWide reports whether err concerns every image of the project, not
+// the one asked about: credentials refused, no such API at the endpoint, or
+// IAM failing (no token, no project id).
+func projectWide(err error) bool {
+	apiErr := modelarts.AsAPIError(err)
+	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrEndpoint) || (apiErr != nil && apiErr.FromIAM())
 }
 
-// observe notes a refusal of the credentials. f.mu must be held.
-func (f *fetcher) observe(err error) {
-	if authRefused(err) && f.out.refused == nil {
-		f.out.refused = err
+// unanswered reports whether no answer from ModelArts came back.
+func unanswered(err error) bool {
+	if apiErr := modelarts.AsAPIError(err); apiErr != nil && apiErr.FromIAM() {
+		return true
 	}
+	return errors.Is(err, modelarts.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted)
 }
 
-func (f *fetcher) lister(filters modelarts.ListOptions) *lister {
-	return &lister{api: f.p.Client, filters: filters, concurrency: f.p.Concurrency}
+// imageNotFound reports whether err is ShowImage's answer that the image does
+// not exist. The same class from another call says nothing about an image.
+func imageNotFound(err error) bool {
+	apiErr := modelarts.AsAPIError(err)
+	return apiErr != nil && apiErr.Operation == modelarts.OpShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
 }
 
-// notFetched returns the ids with neither an image nor an error yet.
-func (f *fetcher) notFetched(ids []string) []string {
-	var out []string
-	for _, id := range ids {
-		if _, ok := f.out.images[id]; ok {
-			continue
-		}
-		if _, ok := f.out.errs[id]; !ok {
-			out = append(out, id)
-		}
+// typesOf returns the image types a listing with type t covers.
+func typesOf(t string) []string {
+	if t == "" {
+		return imageTypes
 	}
-	return out
+	return []string{t}
 }
 
-// countWanted counts the wanted IDs a listing holds, decoded or not.
-func countWanted(l *listing, wanted map[string]bool) int {
-	n := 0
-	for _, img := range l.images {
-		if wanted[img.ID] {
-			n++
-		}
-	}
-	for _, bad := range l.invalid {
-		if wanted[bad.ID] {
-			n++
-		}
-	}
-	return n
-}
-
-// listsEverything reports whether filters list what an unfiltered ListImage
-// lists: every image of workspace "0".
-func listsEverything(filters modelarts.ListOptions) bool {
-	return filters.Name == "" && filters.Namespace == "" && filters.ServiceType == "" && filters.Type == "" &&
-		(filters.WorkspaceID == "" || filters.WorkspaceID == "0")
-}
-
-// listingError is why the images an incomplete listing lacks were not fetched.
-func listingError(l *listing) error {
-	if l.err != nil {
-		return fmt.Errorf("not listed: %w", l.err)
-	}
-	return fmt.Errorf("not listed: ListImage paging stopped early: %s", l.stopped)
+// listsEverything reports whether filters list every image of their type in
+// workspace "0", as a listing for the configured IDs does.
+func listsEverything(o modelarts.ListOptions) bool {
+	return o.Name == "" && o.Namespace == "" && o.ServiceType == "" && (o.WorkspaceID == "" || o.WorkspaceID == "0")
 }
 
 // logFailure logs one failed fetch, once, with what support needs to trace it.
@@ -403,17 +385,4 @@ func apiErrorKV(err error) []any {
 		kv = append(kv, "code", apiErr.StatusCode, "error_code", apiErr.ErrorCode, "request_id", apiErr.RequestID)
 	}
 	return append(kv, "err", err)
-}
-
-func authRefused(err error) bool {
-	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrForbidden)
-}
-
-// unanswered reports whether err means that the ModelArts API did not
-// answer: no HTTP answer arrived, or the call failed at IAM, whatever IAM said.
-func unanswered(err error) bool {
-	if apiErr := modelarts.AsAPIError(err); apiErr != nil && apiErr.FromIAM() {
-		return true
-	}
-	return errors.Is(err, modelarts.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }

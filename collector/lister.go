@@ -5,211 +5,233 @@ package collector
 
 import (
 	"context"
-	"strings"
+	"errors"
+	"fmt"
+	"reflect"
 	"sync"
+
+	"github.com/go-kit/log/level"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-const (
-	// listPageLimit is the limit asked of ListImage. The API documents no
-	// maximum and servers cap it (the simulator at 1000) without an error; the
-	// size of the first page tells the real one. 1000 listed images are about
-	// 0.5 to 1 MiB of JSON, well under the client's 8 MiB cap of a page
-	// (modelarts.DefaultMaxListBodyBytes).
-	listPageLimit = 1000
-	// maxListPages ends a listing on a server that keeps answering with new
-	// records beyond its own total: 200 pages are 200,000 images at 1000 a page.
-	maxListPages = 200
-)
+var errPageCap = fmt.Errorf("ListImage paging stopped at the cap of %d pages", maxListPages)
 
-// Why a listing ended before it had read every record up to the total of its
-// first page. These are the paging guards against a misbehaving server.
-const (
-	stopEmptyPage  = "a page came back empty before the total was reached"
-	stopRepeated   = "a page repeated only records already listed"
-	stopPageCap    = "the page cap was reached"
-	stopNotNeeded  = "the rest was not worth reading" // see fetch.listConfigured
-	stopUnanswered = "a page failed"
-)
-
-// listing is the outcome of paging through ListImage for one set of filters.
+// listing is one ListImage listing (one set of filters, one type) as the
+// service pages it: offset only picks the page (page = offset / limit, the
+// answer starts at page × limit), so every offset sent is a multiple of the
+// page size. It ends at its total, on an empty or short page, or on
+// ModelArts.6400 (a page past the end).
 type listing struct {
-	// images are the records listed, each ID once and in lower case, in
-	// page order.
-	images []modelarts.Image
-	// invalid are the records with an ID that did not decode, each ID once
-	// and not among images.
-	invalid []modelarts.InvalidImage
-	// total is the record count the first page announced.
-	total int64
-	// pageSize is the number of records the server put in the first page:
-	// its real page size when the total did not fit.
-	pageSize int
-	// stopped says why the listing ended early; "" when it is complete.
-	stopped string
-	// err is the first call that failed, nil if none did.
-	err error
-	// answered is true when at least one call got an HTTP answer from ModelArts.
-	answered bool
+	opts      modelarts.ListOptions // Type always set
+	discovery bool
+
+	size  int // the server's page size, from the first page
+	pages int // the pages to read: 1 before the first page, then from its total
+	total int // the pages the total announces, uncapped
+	next  int // the next page to ask for
+	read  int // the pages that brought records
+	done  bool
+	cut   bool  // left unread on purpose: one by one is cheaper
+	err   error // why it is incomplete
+
+	seen map[string]bool
+	ids  []string // discovery: the IDs listed, in page order
 }
 
-// complete reports whether every record the server announced was read.
-func (res *listing) complete() bool { return res.stopped == "" }
+func (l *listing) open() bool { return !l.done && !l.cut && l.err == nil && l.next < max(l.pages, 1) }
 
-// pages is the number of calls a whole listing takes at the server's page size.
-func (res *listing) pages() int {
-	if res.pageSize == 0 {
-		return 1
+// failure is why the listing is incomplete, nil when it is complete.
+func (l *listing) failure() error {
+	if l.err != nil {
+		return fmt.Errorf("not listed: %w", l.err)
 	}
-	return int(min((res.total+int64(res.pageSize)-1)/int64(res.pageSize), maxListPages))
+	return nil
 }
 
-// pageRequest is one ListImage call still to make.
-type pageRequest struct{ offset, limit int }
+// callsLeft is the calls the rest of the listings take.
+func callsLeft(lists []*listing) int {
+	n := 0
+	for _, l := range lists {
+		if l.open() {
+			n += l.pages - l.next
+		}
+	}
+	return n
+}
 
-// pageResult is the answer to one pageRequest.
-type pageResult struct {
-	req  pageRequest
+type pageAnswer struct {
+	l    *listing
+	k    int
 	page *modelarts.ImageList
 	err  error
 }
 
-// lister pages through ListImage with one set of filters.
-type lister struct {
-	api         modelarts.API
-	filters     modelarts.ListOptions
-	concurrency int
+// readPages reads the first page of every listing (first), or the rest of
+// every listing still open: in waves of at most Concurrency pages a listing,
+// each wave's answers taken in page order, until every listing has ended.
+func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
+	for {
+		var wave []*pageAnswer
+		for _, l := range lists {
+			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && !(first && l.next > 0); n++ {
+				wave = append(wave, &pageAnswer{l: l, k: l.next})
+				l.next++
+			}
+		}
+		if len(wave) == 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		for _, a := range wave {
+			opts := a.l.opts
+			opts.Limit, opts.Offset = listLimit, 0
+			if a.k > 0 {
+				opts.Limit, opts.Offset = a.l.size, a.k*a.l.size
+			}
+			probe, err := f.admit(ctx)
+			if a.err = err; err != nil {
+				continue
+			}
+			wg.Go(func() {
+				a.page, a.err = f.p.Client.ListImages(ctx, opts)
+				f.done(probe, a.err)
+			})
+		}
+		wg.Wait()
+		for _, a := range wave {
+			f.takePage(a)
+		}
+		if first {
+			return
+		}
+	}
 }
 
-// list reads the first page alone: it proves the credentials and tells the
-// total and the server's page size. Then, if more agrees (it is told the
-// listing so far and how many calls the rest takes), it reads the rest
-// concurrently, in waves of at most concurrency calls, until the total is
-// reached or a paging guard trips: a failed call, an empty page, a page of
-// records already listed, or maxListPages calls. A page shorter than asked
-// is followed by a call for the records it left out.
-func (l *lister) list(ctx context.Context, more func(sofar *listing, callsLeft int) bool) *listing {
-	res := &listing{}
-	seen := map[string]bool{}
-	first := l.fetch(ctx, pageRequest{offset: 0, limit: listPageLimit})
-	if !res.add(first, seen) {
-		return res
-	}
-	res.total, res.pageSize = first.page.Total, first.page.Records()
-	pending := followUps(res.total, res.pageSize)
-	if len(pending) > 0 && !more(res, len(pending)) {
-		res.stop(stopNotNeeded)
-		return res
-	}
-	for calls := 1; len(pending) > 0 && res.complete(); {
-		if calls >= maxListPages {
-			res.stop(stopPageCap)
-			break
+// takePage takes one answer into its listing.
+func (f *fetcher) takePage(a *pageAnswer) {
+	l := a.l
+	switch {
+	case l.done || l.err != nil:
+		return // an earlier page ended the listing
+	case errors.Is(a.err, modelarts.ErrEndOfList):
+		l.done = true
+		return
+	case a.err != nil:
+		l.err = a.err
+		if !projectWide(a.err) {
+			level.Warn(f.logger).Log(append([]any{"msg", "Failed to list images", "project", f.p.Name, "type", l.opts.Type, "discovery", l.discovery}, apiErrorKV(a.err)...)...)
 		}
-		n := min(len(pending), max(l.concurrency, 1), maxListPages-calls)
-		wave := pending[:n]
-		pending = pending[n:]
-		calls += n
-		for _, r := range l.fetchAll(ctx, wave) {
-			if res.add(r, seen) {
-				pending = append(pending, gap(r, res.total)...)
+		return
+	}
+	n := a.page.Records()
+	if a.k == 0 {
+		l.size = pageSize(a.page, n)
+		l.total = int((a.page.Total + int64(l.size) - 1) / int64(l.size))
+		l.pages = min(max(l.total, 1), maxListPages)
+	}
+	added := f.addRecords(l, a.page)
+	if added > 0 {
+		l.read++
+	}
+	switch {
+	case n == 0 || n < l.size:
+		l.done = true
+	case a.k > 0 && added == 0:
+		l.err = errRepeatedPage
+	case a.k+1 >= l.pages && l.total > maxListPages:
+		l.err = errPageCap
+	case a.k+1 >= l.pages:
+		l.done = true
+	}
+}
+
+// pageSize is the page size the server pages with, from its first page of n
+// records: its size field, which says it (200 for a page of 33 records); else
+// what it sent, when it sent less than asked but announces more.
+func pageSize(page *modelarts.ImageList, n int) int {
+	switch {
+	case page.Size > 0 && page.Size <= listLimit:
+		return page.Size
+	case n > 0 && n < listLimit && page.Total > int64(n):
+		return n
+	}
+	return listLimit
+}
+
+// addRecords takes the records of a page and returns how many of them the
+// listing had not seen. Of an image listed twice, the most recently updated
+// record is kept; records that differ are noted as a conflict.
+func (f *fetcher) addRecords(l *listing, page *modelarts.ImageList) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	added := 0
+	take := func(id string, img *modelarts.Image, err error) {
+		if id == "" {
+			return
+		}
+		if !l.seen[id] {
+			l.seen[id] = true
+			added++
+			if l.discovery {
+				l.ids = append(l.ids, id)
+			}
+		}
+		if !l.discovery && !f.wanted[id] {
+			return // kept only for the configured IDs
+		}
+		old, ok := f.out.images[id]
+		switch {
+		case img == nil:
+			if !ok {
+				f.out.errs[id] = err
+			}
+		case !ok:
+			f.out.images[id] = img
+			delete(f.out.errs, id)
+		case !reflect.DeepEqual(old, img):
+			f.out.conflicts = append(f.out.conflicts, id)
+			if img.UpdateAt > old.UpdateAt {
+				f.out.images[id] = img
 			}
 		}
 	}
-	return res
+	for i := range page.Data {
+		take(page.Data[i].ID, &page.Data[i], nil)
+	}
+	for _, bad := range page.Invalid {
+		take(bad.ID, nil, bad.Err)
+	}
+	return added
 }
 
-// followUps plans the calls after a first page of size records: one per page
-// up to total.
-func followUps(total int64, size int) []pageRequest {
-	if size == 0 {
-		return nil
-	}
-	var reqs []pageRequest
-	for offset := int64(size); offset < total && len(reqs) < maxListPages; offset += int64(size) {
-		reqs = append(reqs, pageRequest{offset: int(offset), limit: size})
-	}
-	return reqs
-}
-
-// gap returns the call for the records a short page left out, if any.
-func gap(r pageResult, total int64) []pageRequest {
-	n := r.page.Records()
-	if n == 0 || n >= r.req.limit || int64(r.req.offset+n) >= total {
-		return nil
-	}
-	return []pageRequest{{offset: r.req.offset + n, limit: r.req.limit - n}}
-}
-
-// add takes one answer into the listing and reports whether it brought
-// records, decoded or not. A failed call or a page that trips a guard ends
-// the listing.
-func (res *listing) add(r pageResult, seen map[string]bool) bool {
-	if r.err != nil {
-		if res.err == nil {
-			res.err = r.err
+// takeDiscovered records what the listings tell beyond the images: the
+// discovered IDs, and what a listing of each type costs.
+func (f *fetcher) takeDiscovered(lists []*listing) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range lists {
+		if l.discovery {
+			for _, id := range l.ids {
+				if !seen[id] {
+					seen[id] = true
+					f.out.discovered = append(f.out.discovered, id)
+				}
+			}
+			if err := l.failure(); err != nil && f.out.discoveryErr == nil {
+				f.out.discoveryErr = err
+			}
 		}
-		res.answered = res.answered || !unanswered(r.err)
-		res.stop(stopUnanswered)
-		return false
-	}
-	res.answered = true
-	if r.page.Records() == 0 {
-		if r.req.offset > 0 || r.page.Total > 0 {
-			res.stop(stopEmptyPage)
+		switch {
+		case !listsEverything(l.opts) || l.size == 0:
+		case l.cut:
+			f.out.pages[l.opts.Type] = l.pages
+		case l.done:
+			f.out.pages[l.opts.Type] = max(l.read, 1)
 		}
-		return false
 	}
-	added := 0
-	for _, img := range r.page.Data {
-		img.ID = strings.ToLower(img.ID) // as configured IDs are
-		if img.ID == "" || seen[img.ID] {
-			continue
-		}
-		seen[img.ID] = true
-		res.images = append(res.images, img)
-		added++
-	}
-	for _, bad := range r.page.Invalid {
-		bad.ID = strings.ToLower(bad.ID)
-		if bad.ID == "" || seen[bad.ID] {
-			continue
-		}
-		seen[bad.ID] = true
-		res.invalid = append(res.invalid, bad)
-		added++
-	}
-	if added == 0 {
-		res.stop(stopRepeated)
-		return false
-	}
-	return true
-}
-
-// stop records the first reason the listing ended early.
-func (res *listing) stop(reason string) {
-	if res.stopped == "" {
-		res.stopped = reason
-	}
-}
-
-// fetchAll makes the calls of one wave concurrently and returns the answers
-// in the order of the requests, so that records are added in page order.
-func (l *lister) fetchAll(ctx context.Context, reqs []pageRequest) []pageResult {
-	out := make([]pageResult, len(reqs))
-	var wg sync.WaitGroup
-	for i, req := range reqs {
-		wg.Go(func() { out[i] = l.fetch(ctx, req) })
-	}
-	wg.Wait()
-	return out
-}
-
-// fetch makes one ListImage call.
-func (l *lister) fetch(ctx context.Context, req pageRequest) pageResult {
-	opts := l.filters
-	opts.Offset, opts.Limit = req.offset, req.limit
-	page, err := l.api.ListImages(ctx, opts)
-	return pageResult{req: req, page: page, err: err}
 }

@@ -58,6 +58,15 @@ func (f *fakeAPI) ListImages(context.Context, modelarts.ListOptions) (*modelarts
 	return nil, errors.New("not used")
 }
 
+// preferShow makes the projects of s fetch their images one by one, as for
+// projects whose listings cost more calls than they have images.
+func preferShow(s *Scraper) *Scraper {
+	for _, ps := range s.states {
+		ps.pages, ps.pagesAt = map[string]int{"BUILD_IN": maxListPages, "DEDICATED": maxListPages}, ps.now()
+	}
+	return s
+}
+
 func ids(n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -71,7 +80,7 @@ func TestScrapeConcurrencyBound(t *testing.T) {
 	for _, id := range ids(40) {
 		api.images[id] = &modelarts.Image{ID: id, Status: "ACTIVE"}
 	}
-	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: ids(40), Concurrency: 4}})
+	s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: ids(40), Concurrency: 4}}))
 	res := s.Scrape(context.Background())
 	if got := api.calls.Load(); got != 40 {
 		t.Errorf("calls = %d, want 40", got)
@@ -90,20 +99,27 @@ func TestScrapeConcurrencyBound(t *testing.T) {
 }
 
 func TestScrapeStopsAfterRefusedCredentials(t *testing.T) {
-	for _, class := range []error{modelarts.ErrUnauthorized, modelarts.ErrForbidden} {
-		t.Run(class.Error(), func(t *testing.T) {
+	for _, tt := range []struct {
+		class     error
+		wantCalls int64
+		wantUp    bool
+	}{
+		{modelarts.ErrUnauthorized, 1, false}, // refused: one call, not one per image
+		{modelarts.ErrForbidden, 10, true},    // no permission on each image: that image only
+	} {
+		t.Run(tt.class.Error(), func(t *testing.T) {
 			all := ids(10)
 			api := &fakeAPI{errs: map[string]error{}}
 			for _, id := range all {
-				api.errs[id] = &modelarts.APIError{Operation: "ShowImage", StatusCode: 401, ErrorCode: "APIG.0301", Class: class}
+				api.errs[id] = &modelarts.APIError{Operation: "ShowImage", StatusCode: 403, ErrorCode: "ModelArts.0206", Class: tt.class}
 			}
-			s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 10}})
+			s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 10}}))
 			res := s.Scrape(context.Background())
-			if got := api.calls.Load(); got != 1 {
-				t.Errorf("calls = %d, want 1: refused credentials must not be tried once per image", got)
+			if got := api.calls.Load(); got != tt.wantCalls {
+				t.Errorf("calls = %d, want %d", got, tt.wantCalls)
 			}
-			if res[0].Up {
-				t.Error("modelarts_up would be 1 with refused credentials")
+			if res[0].Up != tt.wantUp {
+				t.Errorf("modelarts_up = %v, want %v", res[0].Up, tt.wantUp)
 			}
 			for _, r := range res[0].Images {
 				if r.Image != nil || r.Err == nil {
@@ -123,7 +139,7 @@ func TestScrapeOneFailureSparesTheOthers(t *testing.T) {
 		api.images[id] = &modelarts.Image{ID: id}
 	}
 	var logs bytes.Buffer
-	s := NewScraper(log.NewLogfmtLogger(&logs), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}})
+	s := preferShow(NewScraper(log.NewLogfmtLogger(&logs), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}}))
 	res := s.Scrape(context.Background())
 	if !res[0].Up {
 		t.Error("project down because of one 500")
@@ -146,7 +162,7 @@ func TestScrapeOneFailureSparesTheOthers(t *testing.T) {
 func TestScrapeDeadline(t *testing.T) {
 	all := ids(3)
 	api := &fakeAPI{images: map[string]*modelarts.Image{}, delay: time.Minute}
-	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}})
+	s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	done := make(chan []ProjectResult)
