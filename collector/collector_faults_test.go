@@ -179,7 +179,7 @@ func faultCases() []faultCase {
 			victim: func(_ *faultEnv, v victim) victim { return v }, // a fresh client: no token cached
 			// AK/SK with a configured project id does not need IAM at all.
 			projectDown: map[string]bool{"token": true}, projectWide: map[string]bool{"token": true},
-			logged:      []string{"CreateToken", "code=503", "server error"}, requestID: true,
+			logged: []string{"CreateToken", "code=503", "server error"}, requestID: true,
 			check: func(t *testing.T, auth string, env *faultEnv, text string) {
 				want := map[string]int{"aksk": 0, "token": 1}[auth] // one login attempt, not one per image or per scrape
 				if got := env.sim.Requests(modelartstest.OpCreateToken); got != want {

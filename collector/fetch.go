@@ -81,9 +81,9 @@ type fetcher struct {
 	pages        map[string]int
 	fallbackFrom int
 
-	sem     chan struct{} // bounds the calls in flight
-	probed  chan struct{} // closed when the first call is answered; nil when the credentials are proven
-	probing bool          // the first call was admitted; only run's goroutine admits calls
+	sem      chan struct{} // bounds the calls in flight
+	probed   chan struct{} // closed when the first call is answered; nil when the credentials are proven
+	probeEnd time.Time     // when the others stop waiting for the first call; only run's goroutine admits calls
 
 	mu  sync.Mutex // guards out, which a scrape that gives up reads meanwhile
 	out *fetchOutcome
@@ -133,7 +133,7 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	f.readPages(ctx, lists, true)
 	if left := f.notFetched(ids); len(own) > 0 && len(left) <= callsLeft(own) {
 		for _, l := range own {
-			l.cut = true // now that the pages are known, one by one is cheaper
+			l.cut = l.open() // now that the pages are known, one by one is cheaper
 		}
 	}
 	f.readPages(ctx, lists, false)
@@ -221,8 +221,10 @@ var errNotStarted = errors.New("not fetched: the scrape ended first")
 // no call is made. Every admitted call ends with done.
 func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
 	if f.probed != nil {
-		if probe = !f.probing; !probe {
-			t := time.NewTimer(probeWait)
+		if probe = f.probeEnd.IsZero(); probe {
+			f.probeEnd = time.Now().Add(probeWait)
+		} else {
+			t := time.NewTimer(time.Until(f.probeEnd))
 			select {
 			case <-f.probed:
 			case <-t.C:
@@ -230,7 +232,6 @@ func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
 			}
 			t.Stop()
 		}
-		f.probing = true
 	}
 	if err := f.projectErr(); err != nil {
 		return false, fmt.Errorf("not fetched: %w", err)

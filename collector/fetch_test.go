@@ -5,7 +5,12 @@ package collector
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 
@@ -51,3 +56,370 @@ func assertAllUp(t *testing.T, res ProjectResult, want int) {
 	}
 }
 
+// untypedModes are the two readings of a ListImage without type: the
+// documented one (BUILD_IN images only) and every image. The exporter must be
+// right under both.
+var untypedModes = []string{modelartstest.UntypedBuildIn, modelartstest.UntypedAll}
+
+// typedImages returns dedicated DEDICATED and buildIn BUILD_IN images.
+func typedImages(dedicated, buildIn int) []modelarts.Image {
+	images := modelartstest.GenerateImages(dedicated+buildIn, 7)
+	for i := range images {
+		images[i].Type, images[i].Visibility = "DEDICATED", "PRIVATE"
+		if i >= dedicated {
+			images[i].Type, images[i].Visibility, images[i].Size = "BUILD_IN", "PUBLIC", nil
+		}
+	}
+	return images
+}
+
+// simScraper is a scraper of one project on sim, with the IDs and the
+// changes of mutate, that logs to the returned buffer.
+func simScraper(t testing.TB, sim *modelartstest.Server, ids []string, mutate func(*Project)) (*Scraper, *lockedBuffer) {
+	t.Helper()
+	p := simProject(t, sim, ids, modelartstest.DemoSecretKey)
+	if mutate != nil {
+		mutate(&p)
+	}
+	logs := &lockedBuffer{}
+	return NewScraper(log.NewLogfmtLogger(log.NewSyncWriter(logs)), []Project{p}), logs
+}
+
+// apiCalls returns the ModelArts calls sim served since the last call, and
+// resets its counters.
+func apiCalls(sim *modelartstest.Server) int {
+	n := sim.Requests(modelartstest.OpListImage) + sim.Requests(modelartstest.OpShowImage)
+	sim.ResetCounters()
+	return n
+}
+
+// TestListingByTypeAndCost: the configured IDs are found whatever an
+// untyped listing returns, in the fewest calls, scrape after scrape.
+func TestListingByTypeAndCost(t *testing.T) {
+	tests := []struct {
+		name                 string
+		dedicated, buildIn   int // in the project
+		confDed, confBuildIn int // of them configured
+		discovery            *modelarts.ListOptions
+		maxPage              int
+		wantImages, maxCalls int
+	}{
+		{name: "30 of 30", dedicated: 25, buildIn: 5, confDed: 25, confBuildIn: 5, wantImages: 30, maxCalls: 4},
+		{name: "220 of 330", dedicated: 300, buildIn: 30, confDed: 200, confBuildIn: 20, wantImages: 220, maxCalls: 6},
+		{name: "220 of 330, pages of 200", dedicated: 300, buildIn: 30, confDed: 200, confBuildIn: 20, maxPage: 200, wantImages: 220, maxCalls: 6},
+		{name: "10,000 of 10,000", dedicated: 9500, buildIn: 500, confDed: 9500, confBuildIn: 500, wantImages: 10000, maxCalls: 11},
+		{name: "10,000 of 10,000, pages of 200", dedicated: 9500, buildIn: 500, confDed: 9500, confBuildIn: 500, maxPage: 200, wantImages: 10000, maxCalls: 51},
+		{name: "2 of 330: one by one", dedicated: 300, buildIn: 30, confDed: 1, confBuildIn: 1, wantImages: 2, maxCalls: 2},
+		{name: "discovery of everything", dedicated: 300, buildIn: 30, discovery: &modelarts.ListOptions{}, wantImages: 330, maxCalls: 2},
+		{name: "discovery of one type, and IDs of the other", dedicated: 300, buildIn: 30, confBuildIn: 20,
+			discovery: &modelarts.ListOptions{Type: "DEDICATED"}, wantImages: 320, maxCalls: 2},
+	}
+	for _, tt := range tests {
+		for _, mode := range untypedModes {
+			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
+				images := typedImages(tt.dedicated, tt.buildIn)
+				sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode, MaxPageSize: tt.maxPage})
+				defer sim.Close()
+				ids := append(idsOf(images[:tt.confDed]), idsOf(images[tt.dedicated:tt.dedicated+tt.confBuildIn])...)
+				s, logs := simScraper(t, sim, ids, func(p *Project) { p.Discovery = tt.discovery })
+				for scrape := range 3 {
+					res := s.Scrape(context.Background())[0]
+					assertAllUp(t, res, tt.wantImages)
+					if calls := apiCalls(sim); scrape > 0 && calls > tt.maxCalls {
+						t.Errorf("scrape %d: %d calls, want at most %d", scrape, calls, tt.maxCalls)
+					}
+				}
+				if strings.Contains(logs.take(), "level=warn") {
+					t.Errorf("warnings logged")
+				}
+			})
+		}
+	}
+}
+
+// recordingAPI records the ListImage queries it passes on.
+type recordingAPI struct {
+	modelarts.API
+	mu    sync.Mutex
+	lists []modelarts.ListOptions
+}
+
+func (r *recordingAPI) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+	r.mu.Lock()
+	r.lists = append(r.lists, opts)
+	r.mu.Unlock()
+	return r.API.ListImages(ctx, opts)
+}
+
+// TestPagingAsTheServicePages: offsets are multiples of the server's page
+// size, typed, and paging ends where the listing does.
+func TestPagingAsTheServicePages(t *testing.T) {
+	for _, mode := range untypedModes {
+		t.Run("untyped "+mode, func(t *testing.T) {
+			images := typedImages(450, 10)
+			sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode, MaxPageSize: 200})
+			defer sim.Close()
+			rec := &recordingAPI{}
+			s, _ := simScraper(t, sim, idsOf(images), func(p *Project) { rec.API = p.Client; p.Client = rec })
+			assertAllUp(t, s.Scrape(context.Background())[0], len(images))
+			pages := map[string][]int{}
+			for _, o := range rec.lists {
+				if o.Type == "" {
+					t.Errorf("an untyped listing: %+v", o)
+				}
+				if o.Offset%200 != 0 || (o.Offset > 0 && o.Limit != 200) {
+					t.Errorf("offset %d, limit %d: not a page of the server's size 200", o.Offset, o.Limit)
+				}
+				pages[o.Type] = append(pages[o.Type], o.Offset)
+			}
+			slices.Sort(pages["DEDICATED"])
+			if want := []int{0, 200, 400}; !slices.Equal(pages["DEDICATED"], want) || len(pages["BUILD_IN"]) != 1 {
+				t.Errorf("offsets %v, want DEDICATED %v and one BUILD_IN page", pages, want)
+			}
+		})
+	}
+}
+
+// TestPagingGuards: a server that lies about its total, ignores offset or
+// lists the same image twice neither loops nor changes how later scrapes fetch.
+func TestPagingGuards(t *testing.T) {
+	tests := []struct {
+		name      string
+		fake      *pagingFake
+		wantUp    bool
+		wantCalls int64 // per scrape
+	}{
+		{name: "an absurd total on a short page", fake: &pagingFake{images: fakeImages(33), totalLie: 1 << 40}, wantUp: true, wantCalls: 2},
+		{name: "a total beyond the last page: 400 ModelArts.6400 ends it", fake: &pagingFake{images: fakeImages(300), maxPage: 100, totalLie: 450}, wantUp: true, wantCalls: 6},
+		{name: "offset ignored", fake: &pagingFake{images: fakeImages(300), maxPage: 100, ignoreOffset: true}, wantCalls: 0},
+		{name: "new records forever", fake: &pagingFake{images: fakeImages(60), maxPage: 100, totalLie: 1 << 40, inventIDs: true}, wantCalls: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			s := NewScraper(log.NewLogfmtLogger(logs), []Project{{Name: "p", Client: tt.fake, ImageIDs: idsOf(tt.fake.images), Concurrency: 4}})
+			var calls []int64
+			for range 3 {
+				before := tt.fake.calls()
+				res := s.Scrape(context.Background())[0]
+				calls = append(calls, tt.fake.calls()-before)
+				up := 0
+				for _, r := range res.Images {
+					up += boolInt(r.Err == nil)
+				}
+				if tt.wantUp && up != len(res.Images) {
+					t.Errorf("%d of %d images up:\n%s", up, len(res.Images), logs.take())
+				}
+			}
+			if tt.wantCalls > 0 && (calls[1] != tt.wantCalls || calls[2] != tt.wantCalls) {
+				t.Errorf("calls per scrape %v, want %d after the first", calls, tt.wantCalls)
+			}
+			for _, n := range calls {
+				if n > maxListPages+showImageBudget+2 {
+					t.Errorf("calls per scrape %v: unbounded", calls)
+				}
+			}
+		})
+	}
+}
+
+// TestDuplicatesKeepTheNewest: an image listed twice (the listing shifted
+// while it was paged) is exported once, with its most recent values, and the
+// conflict is logged once.
+func TestDuplicatesKeepTheNewest(t *testing.T) {
+	f := &pagingFake{images: fakeImages(150), maxPage: 100}
+	newer := f.images[0]
+	newer.UpdateAt, newer.Status = 2_000_000_000_000, "ERROR"
+	f.images[120] = newer // the same id on page 1, updated since page 0
+	ids := idsOf(f.images[:100])
+	logs := &lockedBuffer{}
+	s := NewScraper(log.NewLogfmtLogger(logs), []Project{{Name: "p", Client: f, ImageIDs: append(ids, idsOf(f.images[100:120])...), Concurrency: 4}})
+	for range 3 {
+		res := s.Scrape(context.Background())[0]
+		if got := res.Images[0].Image; got == nil || got.Status != "ERROR" {
+			t.Fatalf("image listed twice: %+v, want the newer record", got)
+		}
+	}
+	if n := strings.Count(logs.take(), "listed twice"); n != 1 {
+		t.Errorf("the conflict was logged %d times over 3 scrapes, want once", n)
+	}
+}
+
+// scrapeExposition scrapes s once within timeout and renders the result.
+func scrapeExposition(t *testing.T, s *Scraper, timeout time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return exposition(t, s.Scrape(ctx))
+}
+
+// TestNotFoundMeansNotFound: only ShowImage's answer that the image does
+// not exist sets modelarts_image_not_found; a 404 from the API gateway (a
+// wrong base path) is an endpoint problem, logged once.
+func TestNotFoundMeansNotFound(t *testing.T) {
+	ids := modelartstest.SampleIDs()
+	for _, mode := range untypedModes {
+		for _, as404 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("untyped %s/missing image as 404 %v", mode, as404), func(t *testing.T) {
+				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode, NotFoundAs404: as404})
+				defer sim.Close()
+				sim.DeleteImage(ids[0])
+				s, _ := simScraper(t, sim, ids, nil)
+				text := scrapeExposition(t, s, 10*time.Second)
+				for i, id := range ids {
+					want := map[bool]string{true: "1", false: "0"}[i == 0]
+					if got, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`); got != want {
+						t.Errorf("image %s: not_found = %q, want %s", id, got, want)
+					}
+				}
+			})
+		}
+		t.Run("untyped "+mode+"/wrong base path", func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode})
+			defer sim.Close()
+			for _, n := range []int{1, len(ids)} { // one by one, and listed
+				s, logs := simScraper(t, sim, ids[:n], func(p *Project) {
+					*p = simProjectAt(t, sim.URL+"/modelarts", sim.ProjectID(), ids[:n], modelartstest.DemoSecretKey)
+				})
+				for range 2 {
+					text := scrapeExposition(t, s, 10*time.Second)
+					if got, _ := sampleValue(t, text, "modelarts_up"); got != "0" {
+						t.Errorf("%d images: modelarts_up = %q, want 0", n, got)
+					}
+					for _, id := range ids[:n] {
+						up, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`)
+						gone, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`)
+						if up != "0" || gone != "0" {
+							t.Errorf("%d images: image %s up %q, not found %q; want 0, 0", n, id, up, gone)
+						}
+					}
+				}
+				lines := logs.take()
+				if c := strings.Count(lines, "\n"); c != 2 || !strings.Contains(lines, "modelarts_endpoint") || !strings.Contains(lines, sim.URL+"/modelarts/v1/") {
+					t.Errorf("%d images: %d log lines over 2 scrapes, want 2 naming the URL and modelarts_endpoint:\n%s", n, c, lines)
+				}
+			}
+		})
+	}
+}
+
+// TestOneImageCostsOnlyItself: a 403 on one image, or a first image slower
+// than the scrape, downs that image only; refused credentials cost one call.
+func TestOneImageCostsOnlyItself(t *testing.T) {
+	ids := modelartstest.SampleIDs()
+	tests := []struct {
+		name      string
+		fault     modelartstest.Fault
+		refuse403 bool
+		secret    string
+		wantUp    string
+		wantDown  []string
+		wantCalls int // in the first scrape, at most
+	}{
+		{name: "403 ModelArts.0112 on the first image",
+			fault:  modelartstest.Fault{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpShowImage, ImageID: ids[0], Status: 403, ErrorCode: "ModelArts.0112"},
+			wantUp: "1", wantDown: ids[:1], wantCalls: len(ids)},
+		{name: "first image slower than the scrape",
+			fault:  modelartstest.Fault{Kind: modelartstest.FaultDelay, Operation: modelartstest.OpShowImage, ImageID: ids[0], Delay: time.Minute},
+			wantUp: "1", wantDown: ids[:1], wantCalls: len(ids)},
+		{name: "wrong secret key, refused with 401", secret: "wrong", wantUp: "0", wantDown: ids, wantCalls: 1},
+		{name: "wrong secret key, refused with 403 ModelArts.0206", secret: "wrong", refuse403: true, wantUp: "0", wantDown: ids, wantCalls: 1},
+	}
+	for _, tt := range tests {
+		for _, mode := range untypedModes {
+			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
+				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode, RefuseWith403: tt.refuse403})
+				defer sim.Close()
+				if tt.fault.Kind != "" {
+					sim.AddFault(tt.fault)
+				}
+				s, _ := simScraper(t, sim, ids, func(p *Project) {
+					if tt.secret != "" {
+						*p = simProject(t, sim, ids, tt.secret)
+					}
+				})
+				preferShow(s)
+				text := scrapeExposition(t, s, 4*time.Second)
+				if got, _ := sampleValue(t, text, "modelarts_up"); got != tt.wantUp {
+					t.Errorf("modelarts_up = %q, want %s", got, tt.wantUp)
+				}
+				for _, id := range ids {
+					want := map[bool]string{true: "0", false: "1"}[slices.Contains(tt.wantDown, id)]
+					if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
+						t.Errorf("image %s: up = %q, want %s", id, got, want)
+					}
+				}
+				if calls := apiCalls(sim); calls > tt.wantCalls {
+					t.Errorf("%d calls, want at most %d", calls, tt.wantCalls)
+				}
+			})
+		}
+	}
+}
+
+// TestBelieveNoBad200: an answer about another image, or without id or
+// status, downs that image; impossible values export no series and are
+// logged once, not every scrape.
+func TestBelieveNoBad200(t *testing.T) {
+	ids := modelartstest.SampleIDs()
+	target := modelartstest.SampleIDTrainingActive
+	tests := []struct {
+		name     string
+		kind     modelartstest.FaultKind
+		change   func(*modelarts.Image)
+		wantDown bool
+		missing  string // the series the target must not have
+		logged   string
+	}{
+		{name: "another image's body", kind: modelartstest.FaultOtherImage, wantDown: true, logged: "Failed to fetch image"},
+		{name: "{}", kind: modelartstest.FaultEmptyObject, wantDown: true, logged: "Failed to fetch image"},
+		{name: "negative size", kind: modelartstest.FaultNegativeSize, missing: "modelarts_image_size_bytes", logged: "negative size"},
+		{name: "create_at before 1970", change: func(img *modelarts.Image) { img.CreateAt = -5 },
+			missing: "modelarts_image_created_timestamp_seconds", logged: "create_at out of range"},
+		{name: "update_at after year 9999", change: func(img *modelarts.Image) { img.UpdateAt = 1 << 60 },
+			missing: "modelarts_image_updated_timestamp_seconds", logged: "update_at out of range"},
+	}
+	for _, tt := range tests {
+		for _, mode := range untypedModes {
+			for _, oneByOne := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/untyped %s/one by one %v", tt.name, mode, oneByOne), func(t *testing.T) {
+					sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode})
+					defer sim.Close()
+					if tt.kind != "" {
+						sim.AddFault(modelartstest.Fault{Kind: tt.kind, ImageID: target})
+					}
+					if tt.change != nil {
+						img, _ := sim.Image(target)
+						tt.change(&img)
+						sim.SetImage(img)
+					}
+					s, logs := simScraper(t, sim, ids, nil)
+					if oneByOne {
+						preferShow(s)
+					}
+					var text string
+					for range 3 {
+						text = scrapeExposition(t, s, 10*time.Second)
+					}
+					for _, id := range ids {
+						want := map[bool]string{true: "0", false: "1"}[id == target && tt.wantDown]
+						if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
+							t.Errorf("image %s: up = %q, want %s", id, got, want)
+						}
+					}
+					if tt.missing != "" && strings.Contains(text, tt.missing+`{arch="`) && lineOf(strings.ReplaceAll(text, `project="p"`, `project="victim"`), tt.missing, target) != "" {
+						t.Errorf("the image exports %s", tt.missing)
+					}
+					lines := logs.take()
+					n := strings.Count(lines, tt.logged)
+					if want := map[bool]int{true: 3, false: 1}[tt.wantDown]; n != want {
+						t.Errorf("%q logged %d times over 3 scrapes, want %d:\n%s", tt.logged, n, want, lines)
+					}
+					if tt.wantDown && !requestIDRe.MatchString(lines) {
+						t.Errorf("the failure is logged without its request id:\n%s", lines)
+					}
+				})
+			}
+		}
+	}
+}

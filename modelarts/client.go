@@ -105,12 +105,12 @@ const (
 // for a token or the project id), after waiting for the client-side rate
 // limit. A 429 answer is retried with a jittered backoff as the RetryPolicy
 // allows, within the deadline of the caller's context; 5xx answers are not
-// retried. With a token, a 401 answer is retried once with a renewed token;
-// with AK/SK, never (five bad signatures lock the key pair): after a 401 to a
-// signed request, nothing is signed with the key for five minutes, and calls
-// fail at once with the remembered refusal (ErrUnauthorized). Redirects are not
-// followed, so credentials never leave the configured hosts. The caller's
-// context bounds every call.
+// retried. With a token, a 401 (or 403 invalid token) answer is retried once
+// with a renewed token; with AK/SK, never (five bad signatures lock the key
+// pair): after a refusal (ErrUnauthorized) of a signed request, nothing is
+// signed with the key for five minutes, and calls fail at once with the
+// remembered refusal. Redirects are not followed, so credentials never leave
+// the configured hosts. The caller's context bounds every call.
 type Client struct {
 	endpoint   string // base URL without trailing slash
 	projectID  string // as configured; may be empty
@@ -252,7 +252,9 @@ func (c *Client) ProjectID(ctx context.Context) (string, error) {
 }
 
 // ShowImage returns one image: GET /v1/{project_id}/images/{id}.
-// A missing image gives an error that wraps ErrNotFound.
+// A missing image gives an error that wraps ErrNotFound. A 200 answer about
+// another image, or without id or status, is ErrMalformedResponse. The id of
+// the image returned is in lower case.
 func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 	if id == "" {
 		err := &APIError{Operation: OpShowImage, Class: ErrNotFound, Cause: errors.New("empty image id")}
@@ -260,10 +262,31 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 	}
 	var img Image
 	call := apiCall{op: OpShowImage, resource: "images/" + url.PathEscape(id), maxBody: c.maxBody}
-	if err := c.do(ctx, call, &img); err != nil {
+	resp, err := c.do(ctx, call, &img)
+	if err == nil {
+		err = checkShown(&img, id, resp, c.secrets())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("show image %s: %w", id, err)
 	}
 	return &img, nil
+}
+
+// checkShown believes the answer resp to ShowImage of id only when img,
+// decoded from it, is about that image and has a status.
+func checkShown(img *Image, id string, resp *http.Response, secrets []string) error {
+	var cause error
+	switch missing := img.check(); {
+	case missing == "id":
+		cause = errors.New("answer has no id")
+	case !strings.EqualFold(img.ID, id):
+		cause = fmt.Errorf("answer is about image %s, not %s", cleanText(redact(img.ID, secrets), maxRequestIDLen), id)
+	case missing != "":
+		cause = errors.New("answer has no " + missing)
+	default:
+		return nil
+	}
+	return malformed(OpShowImage, resp, cause)
 }
 
 // ListImages returns one page of GET /v1/{project_id}/images; the non-zero
@@ -271,7 +294,7 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, error) {
 	var list ImageList
 	call := apiCall{op: OpListImage, resource: "images", query: opts.query(), maxBody: c.maxList}
-	if err := c.do(ctx, call, &list); err != nil {
+	if _, err := c.do(ctx, call, &list); err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	return &list, nil
@@ -308,42 +331,26 @@ type apiCall struct {
 	maxBody  int64 // what is read of the answer at most
 }
 
-// attempt sends call once, when
-// the rate limit allows, unless ctx is done by then: a request never sent
-// fails with ErrUnreachable wrapping the context's error.
-func (c *Client) attempt(ctx context.Context, call apiCall, out any) error {
-	op := call.op
+// attempt sends call once, when the rate limit allows, unless ctx is done by
+// then: a request never sent fails with ErrUnreachable wrapping the
+// context's error. The query is sent in its canonical form (space as %20, as
+// Huawei's SDKs send it): the signature is computed over the bytes sent.
+func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Response, error) {
 	projectID, err := c.ProjectID(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := c.waitForTurn(ctx, op); err != nil {
-		return err
+	if err := c.waitForTurn(ctx, call.op); err != nil {
+		return nil, err
 	}
 	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
 	if len(call.query) > 0 {
-		u += "?" + call.query.Encode()
+		u += "?" + CanonicalQuery(call.query)
 	}
-	req, err := http.NewRequestWithContext(withOperation(ctx, op), http.MethodGet, u, nil)
-	if err != nil {
-		return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(headerProjectID, projectID)
-	req.Header.Set("User-Agent", c.userAgent)
-	if err := ctx.Err(); err != nil { // the scrape ended while we waited: send nothing
-		return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
-	}
-
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return transportError(op, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusError(op, resp, call.maxBody, c.secrets())
-	}
-	return decodeResponse(ctx, op, resp, call.maxBody, out)
+	return send(ctx, c.httpClient, request{
+		op: call.op, method: http.MethodGet, url: u, projectID: projectID, userAgent: c.userAgent,
+		ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
+	}, out)
 }
 
 // secrets are what an answer must not get into an error should the server

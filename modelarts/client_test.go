@@ -96,8 +96,24 @@ func TestStatusClasses(t *testing.T) {
 			wantClass: ErrNotFound, wantCode: "ModelArts.6404", wantMessage: "Image not found.",
 		},
 		{
-			name: "404 without body", status: 404,
-			wantClass: ErrNotFound,
+			name: "404 without body is the gateway's", status: 404,
+			wantClass: ErrEndpoint,
+		},
+		{
+			name: "404 APIG.0101 is the gateway's", status: 404,
+			body:      `{"error_code":"APIG.0101","error_msg":"The API does not exist or has not been published in the environment","request_id":"gw-404"}`,
+			wantClass: ErrEndpoint, wantCode: "APIG.0101", wantRequestID: "gw-404",
+			wantMessage: "The API does not exist or has not been published in the environment",
+		},
+		{
+			name: "404 HTML page", status: 404,
+			body:      `<html><head><title>404 Not Found</title></head></html>`,
+			wantClass: ErrEndpoint, wantMessage: "404 Not Found",
+		},
+		{
+			name: "400 with ModelArts.6400 is the end of the listing", status: 400,
+			body:      `{"error_code":"ModelArts.6400","error_msg":"Invalid request payload fromIndex(200), please check."}`,
+			wantClass: ErrEndOfList, wantCode: "ModelArts.6400", wantMessage: "Invalid request payload fromIndex(200), please check.",
 		},
 		{
 			name: "400 with ModelArts.6404 is not found", status: 400,
@@ -128,7 +144,12 @@ func TestStatusClasses(t *testing.T) {
 		{
 			name: "403 project mismatch", status: 403,
 			body:      `{"error_code":"ModelArts.0210","error_msg":"The project ID in the URL does not match the token."}`,
-			wantClass: ErrForbidden, wantCode: "ModelArts.0210", wantMessage: "The project ID in the URL does not match the token.",
+			wantClass: ErrUnauthorized, wantCode: "ModelArts.0210", wantMessage: "The project ID in the URL does not match the token.",
+		},
+		{
+			name: "403 no permission", status: 403,
+			body:      `{"error_code":"ModelArts.0108","error_msg":"No permission."}`,
+			wantClass: ErrForbidden, wantCode: "ModelArts.0108", wantMessage: "No permission.",
 		},
 		{
 			name: "429 gateway throttling, request id from the body", status: 429,
@@ -186,7 +207,7 @@ func TestStatusClasses(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = w.Write([]byte(tt.body))
 			})
-			c, _ := newAKSKClient(t, handler, nil)
+			c, srv := newAKSKClient(t, handler, nil)
 			img, err := c.ShowImage(context.Background(), testImageID)
 			if img != nil {
 				t.Errorf("image = %+v, want nil", img)
@@ -201,6 +222,7 @@ func TestStatusClasses(t *testing.T) {
 			want := APIError{
 				Operation: "ShowImage", StatusCode: tt.status, ErrorCode: tt.wantCode,
 				Message: tt.wantMessage, RequestID: tt.wantRequestID, Class: tt.wantClass,
+				URL: srv.URL + "/v1/" + testProjectID + "/images/" + testImageID,
 			}
 			if *apiErr != want {
 				t.Errorf("APIError = %#v\nwant       %#v", *apiErr, want)
@@ -252,7 +274,7 @@ func TestDecoding(t *testing.T) {
 		},
 		{
 			name: "missing size stays nil",
-			body: `{"id":"x","type":"BUILD_IN"}`,
+			body: `{"id":"x","status":"ACTIVE","type":"BUILD_IN"}`,
 			check: func(t *testing.T, img *Image) {
 				if img.Size != nil {
 					t.Errorf("Size = %d, want nil", *img.Size)
@@ -261,7 +283,7 @@ func TestDecoding(t *testing.T) {
 		},
 		{
 			name: "size null stays nil",
-			body: `{"id":"x","size":null}`,
+			body: `{"id":"x","status":"ACTIVE","size":null}`,
 			check: func(t *testing.T, img *Image) {
 				if img.Size != nil {
 					t.Errorf("Size = %d, want nil", *img.Size)
@@ -288,10 +310,10 @@ func TestDecoding(t *testing.T) {
 			maxBody: 1024, wantErrText: "response body exceeds 1024 bytes",
 		},
 		{
-			name: "body at the cap", body: `{"id":"x","description":"` + strings.Repeat("a", 1024-27) + `"}`,
+			name: "body at the cap", body: `{"id":"x","status":"ACTIVE","description":"` + strings.Repeat("a", 1024-45) + `"}`,
 			maxBody: 1024,
 			check: func(t *testing.T, img *Image) {
-				if len(img.Description) != 1024-27 {
+				if len(img.Description) != 1024-45 {
 					t.Errorf("description has %d bytes", len(img.Description))
 				}
 			},
@@ -341,7 +363,7 @@ func TestBodyCaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			const head, tail = `{"id":"x","data":[],"x_padding":"`, `"}`
+			const head, tail = `{"id":"x","status":"ACTIVE","data":[],"x_padding":"`, `"}`
 			body := head + strings.Repeat("a", tt.size-len(head)-len(tail)) + tail
 			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusOK, body)
@@ -429,32 +451,67 @@ func TestListImages(t *testing.T) {
 }
 
 // TestListImagesKeepsTheGoodElements: an element of data that does not
-// decode goes to Invalid, with its id when that can be read, and an error
-// naming the field; the other elements decode as usual.
+// decode, or lacks id or status, goes to Invalid, with its id (lower-cased)
+// when that can be read, and an error naming the field and the page's
+// request id; the other elements come as usual, their ids lower-cased. A
+// page that decodes cleanly takes the one-pass path, one with an
+// undecodable element the per-element one: both sort alike.
 func TestListImagesKeepsTheGoodElements(t *testing.T) {
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Request-Id", "req-1")
-		writeJSON(w, http.StatusOK, `{"total":4,"data":[{"id":"a"},{"id":"b","size":"12"},{"id":7},{"id":"d","size":3}]}`)
-	})
-	c, _ := newAKSKClient(t, handler, nil)
-	list, err := c.ListImages(context.Background(), ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	const prefix = "ListImage: malformed response (HTTP 200) request_id=req-1: "
+	tests := []struct {
+		name        string
+		data        string
+		wantData    []string
+		wantInvalid [][2]string // id, error text after prefix
+	}{
+		{
+			name:     "clean page",
+			data:     `{"id":"A","status":"ACTIVE"},{"status":"ACTIVE"},{"id":"C"},{"id":"d","status":""},{"id":"E","status":"active"}`,
+			wantData: []string{"a", "e"},
+			wantInvalid: [][2]string{
+				{"", "data[1] has no id"}, {"c", "data[2] has no status"}, {"d", "data[3] has no status"},
+			},
+		},
+		{
+			name:     "page with undecodable elements",
+			data:     `{"id":"a","status":"ACTIVE"},{"id":"B","size":"12"},{"id":7},{"status":"ACTIVE"},{"id":"E"},{"id":"F","status":"ACTIVE","size":3}`,
+			wantData: []string{"a", "f"},
+			wantInvalid: [][2]string{
+				{"b", "decode data[1]: json: cannot unmarshal string into Go struct field Image.size of type int64"},
+				{"", "decode data[2]: json: cannot unmarshal number into Go struct field Image.id of type string"},
+				{"", "data[3] has no id"},
+				{"e", "data[4] has no status"},
+			},
+		},
 	}
-	if len(list.Data) != 2 || list.Data[0].ID != "a" || list.Data[1].ID != "d" || list.Records() != 4 {
-		t.Errorf("data = %+v, %d records", list.Data, list.Records())
-	}
-	want := []struct{ id, err string }{
-		{"b", "ListImage: malformed response (HTTP 200) request_id=req-1: decode data[1]: json: cannot unmarshal string into Go struct field Image.size of type int64"},
-		{"", "ListImage: malformed response (HTTP 200) request_id=req-1: decode data[2]: json: cannot unmarshal number into Go struct field Image.id of type string"},
-	}
-	if len(list.Invalid) != len(want) {
-		t.Fatalf("invalid = %+v", list.Invalid)
-	}
-	for i, w := range want {
-		if got := list.Invalid[i]; got.ID != w.id || !errors.Is(got.Err, ErrMalformedResponse) || got.Err.Error() != w.err {
-			t.Errorf("invalid[%d] = %q, %v\nwant %q, %s", i, got.ID, got.Err, w.id, w.err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Request-Id", "req-1")
+				writeJSON(w, http.StatusOK, `{"total":9,"data":[`+tt.data+`]}`)
+			})
+			c, _ := newAKSKClient(t, handler, nil)
+			list, err := c.ListImages(context.Background(), ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, img := range list.Data {
+				ids = append(ids, img.ID)
+			}
+			if !reflect.DeepEqual(ids, tt.wantData) || list.Total != 9 || list.Records() != len(tt.wantData)+len(tt.wantInvalid) {
+				t.Errorf("data ids = %v, want %v; %d records, total %d", ids, tt.wantData, list.Records(), list.Total)
+			}
+			if len(list.Invalid) != len(tt.wantInvalid) {
+				t.Fatalf("invalid = %+v", list.Invalid)
+			}
+			for i, w := range tt.wantInvalid {
+				got := list.Invalid[i]
+				if got.ID != w[0] || !errors.Is(got.Err, ErrMalformedResponse) || got.Err.Error() != prefix+w[1] {
+					t.Errorf("invalid[%d] = %q, %v\nwant %q, %s", i, got.ID, got.Err, w[0], prefix+w[1])
+				}
+			}
+		})
 	}
 }
 
@@ -596,7 +653,7 @@ func TestProjectLookupAKSK(t *testing.T) {
 		if r.URL.Path != "/v1/"+testProjectID+"/images/x" || r.Header.Get("X-Project-Id") != testProjectID {
 			t.Errorf("API request = %s with X-Project-Id %q", r.URL, r.Header.Get("X-Project-Id"))
 		}
-		writeJSON(w, 200, `{"id":"x"}`)
+		writeJSON(w, 200, `{"id":"x","status":"ACTIVE"}`)
 	})
 	iamSrv, obs := startServer(t, iam), &recordingObserver{}
 	c, _ := newAKSKClient(t, api, func(cfg *Config) {
@@ -729,7 +786,7 @@ func TestCustomHTTPClient(t *testing.T) {
 		used.Store(true)
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{}`) })
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{"id":"x","status":"ACTIVE"}`) })
 	c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.HTTPClient = custom })
 	if _, err := c.ShowImage(context.Background(), "x"); err != nil {
 		t.Fatal(err)

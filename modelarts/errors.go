@@ -53,6 +53,7 @@ type APIError struct {
 	ErrorCode  string // e.g. "ModelArts.6404", "APIG.0308"
 	Message    string // error_msg from the body, cut to a sane length
 	RequestID  string // X-Request-Id header, or request_id from the body
+	URL        string // scheme://host/path called; "" when no answer arrived
 	Class      error  // one of the Err* values
 	Cause      error  // underlying transport or decode error, may be nil
 }
@@ -74,6 +75,16 @@ func (e *APIError) Error() string {
 	}
 	if e.Cause != nil {
 		s += ": " + e.Cause.Error()
+	}
+	if e.Class == ErrEndpoint {
+		setting := "modelarts_endpoint"
+		if e.FromIAM() {
+			setting = "iam_endpoint"
+		}
+		if e.URL != "" {
+			s += ": called " + e.URL
+		}
+		s += "; check " + setting + " and region"
 	}
 	return s
 }

@@ -31,9 +31,10 @@ func fuzzResponse(status int, body []byte) *http.Response {
 // checkDecode holds for any body decoded into out: an error is a
 // malformed-response *APIError; a success means valid JSON within the cap,
 // and the decoded value survives a JSON round trip unchanged. The elements
-// of an ImageList that did not decode (not part of the round trip) are
-// described like a malformed answer.
-func checkDecode[T any](t *testing.T, body []byte) {
+// of an ImageList that did not decode or lack id or status (not part of the
+// round trip) are described like a malformed answer; the others have a
+// lowercase id and a status. It returns the decoded value, nil on error.
+func checkDecode[T any](t *testing.T, body []byte) *T {
 	var out T
 	err := decodeResponse(context.Background(), OpShowImage, fuzzResponse(http.StatusOK, body), fuzzMaxBody, &out)
 	if err != nil {
@@ -47,7 +48,7 @@ func checkDecode[T any](t *testing.T, body []byte) {
 		if msg := err.Error(); msg == "" || strings.ContainsAny(msg, "\n\r") {
 			t.Fatalf("error message %q is empty or spans lines", msg)
 		}
-		return
+		return nil
 	}
 	if len(body) > fuzzMaxBody {
 		t.Fatalf("a body of %d bytes passed the cap of %d", len(body), fuzzMaxBody)
@@ -62,6 +63,11 @@ func checkDecode[T any](t *testing.T, body []byte) {
 			}
 		}
 		list.Invalid = nil
+		for _, img := range list.Data {
+			if img.ID == "" || img.ID != strings.ToLower(img.ID) || img.Status == "" {
+				t.Fatalf("element %+v kept without a lowercase id and a status", img)
+			}
+		}
 	}
 	again, err := json.Marshal(out)
 	if err != nil {
@@ -71,6 +77,7 @@ func checkDecode[T any](t *testing.T, body []byte) {
 	if err := json.Unmarshal(again, &back); err != nil || !reflect.DeepEqual(out, back) {
 		t.Fatalf("round trip changed the value: %+v -> %s -> %+v (%v)", out, again, back, err)
 	}
+	return &out
 }
 
 var imageSeeds = []string{
@@ -87,14 +94,36 @@ var imageSeeds = []string{
 	`{"id":"x"}{"id":"y"}`,
 }
 
-// FuzzDecodeImage feeds ShowImage answers to the client's decoder.
+// FuzzDecodeImage feeds ShowImage answers to the client's decoder and to
+// the check of the answer against the id asked: an answer is believed only
+// when it has the id asked (in any case), returned in lower case, and a status.
 //
 //	go test -run '^$' -fuzz '^FuzzDecodeImage$' -fuzztime 30s -fuzzminimizetime 2s ./modelarts/
 func FuzzDecodeImage(f *testing.F) {
 	for _, s := range imageSeeds {
-		f.Add([]byte(s))
+		f.Add([]byte(s), "x")
 	}
-	f.Fuzz(func(t *testing.T, body []byte) { checkDecode[Image](t, body) })
+	f.Add([]byte(`{"id":"X","status":"ACTIVE"}`), "x")
+	f.Add([]byte(`{"id":"\u0130","status":"ACTIVE"}`), "i")
+	f.Fuzz(func(t *testing.T, body []byte, asked string) {
+		img := checkDecode[Image](t, body)
+		if img == nil {
+			return
+		}
+		id, status := img.ID, img.Status
+		err := checkShown(img, asked, fuzzResponse(http.StatusOK, nil), nil)
+		believed := id != "" && status != "" && strings.EqualFold(strings.ToLower(id), asked)
+		switch {
+		case err == nil && !believed:
+			t.Fatalf("answer with id %q and status %q believed for %q", id, status, asked)
+		case err != nil && believed:
+			t.Fatalf("answer with id %q and status %q refused for %q: %v", id, status, asked, err)
+		case err != nil && (!errors.Is(err, ErrMalformedResponse) || AsAPIError(err).RequestID == "" || strings.ContainsAny(err.Error(), "\n\r")):
+			t.Fatalf("error %v is not a one-line malformed-response error with the request id", err)
+		case err == nil && img.ID != strings.ToLower(id):
+			t.Fatalf("id %q returned as %q, want it in lower case", id, img.ID)
+		}
+	})
 }
 
 // FuzzDecodeImageList feeds ListImage answers to the client's decoder.
@@ -128,6 +157,9 @@ func FuzzStatusError(f *testing.F) {
 		{503, "<TITLE>a<b>c</b></TITLE>"},
 		{500, "plain\x00text\x1b[31m"},
 		{404, `{"error_msg":"` + strings.Repeat("\u00e9", 300) + `"}`},
+		{404, `{"error_code":"APIG.0101","error_msg":"The API does not exist"}`},
+		{403, `{"error_code":"ModelArts.0203","error_msg":"Invalid token."}`},
+		{400, `{"error_code":"ModelArts.6400","error_msg":"fromIndex(200) > toIndex(33)"}`},
 	} {
 		f.Add(s.status, []byte(s.body))
 	}

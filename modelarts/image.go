@@ -6,6 +6,7 @@ package modelarts
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // The documented image states (ShowImage, field "status").
@@ -52,35 +53,56 @@ type Image struct {
 // ImageList is one page of ListImage.
 type ImageList struct {
 	Current int `json:"current"`
-	// Data are the elements of the page's data that decoded as images.
+	// Data are the elements of the page's data that decoded as images with
+	// an id (in lower case) and a status.
 	Data []Image `json:"data"`
-	// Invalid are the elements that did not (e.g. a size sent as a string),
-	// in page order: one bad image does not spoil the page.
+	// Invalid are the elements that did not (e.g. a size sent as a string,
+	// no status), in page order: one bad image does not spoil the page.
 	Invalid []InvalidImage `json:"-"`
 	Pages   int            `json:"pages"`
 	Size    int            `json:"size"`
 	Total   int64          `json:"total"`
 }
 
-// InvalidImage is an element of a ListImage page that could not be decoded.
+// InvalidImage is an element of a ListImage page that could not be decoded
+// or lacks id or status.
 type InvalidImage struct {
-	// ID is the element's id; "" when not even that could be read.
+	// ID is the element's id in lower case; "" when it has none or not even that could be read.
 	ID string
-	// Err wraps ErrMalformedResponse and names the field at fault.
+	// Err wraps ErrMalformedResponse and names the field at fault or missing.
 	Err *APIError
 }
 
 // Records is the number of elements of the page's data, decoded or not.
 func (l *ImageList) Records() int { return len(l.Data) + len(l.Invalid) }
 
+// check lower-cases the id of img (configured ids are lowercase UUIDs) and
+// names the first field the client needs that img lacks: "id", "status" or
+// "" when none.
+func (img *Image) check() (missing string) {
+	img.ID = strings.ToLower(img.ID)
+	switch {
+	case img.ID == "":
+		return "id"
+	case img.Status == "":
+		return "status"
+	}
+	return ""
+}
+
 // UnmarshalJSON decodes the page, and its data element by element: an
-// element that does not decode goes to Invalid instead of failing the page.
+// element that does not decode, or lacks id or status, goes to Invalid
+// instead of failing the page.
 func (l *ImageList) UnmarshalJSON(b []byte) error {
 	type page ImageList // without this method
-	// The common case, a page without a bad element, is decoded in one pass.
+	// The common case, a page without an undecodable element, is decoded in one pass.
 	var whole page
 	if err := json.Unmarshal(b, &whole); err == nil {
 		*l = ImageList(whole)
+		l.Data = l.Data[:0] // the elements that check, filtered in place
+		for i, img := range whole.Data {
+			l.add(i, img)
+		}
 		return nil
 	}
 	var raw struct {
@@ -98,14 +120,25 @@ func (l *ImageList) UnmarshalJSON(b []byte) error {
 				ID string `json:"id"`
 			}
 			_ = json.Unmarshal(elem, &id) // "" when unreadable
-			l.Invalid = append(l.Invalid, InvalidImage{ID: id.ID, Err: &APIError{
-				Operation: OpListImage, Class: ErrMalformedResponse, Cause: fmt.Errorf("decode data[%d]: %w", i, err),
-			}})
+			l.invalid(strings.ToLower(id.ID), fmt.Errorf("decode data[%d]: %w", i, err))
 			continue
 		}
-		l.Data = append(l.Data, img)
+		l.add(i, img)
 	}
 	return nil
+}
+
+// add appends img, element i of the page's data, to Data, or to Invalid when it lacks a field.
+func (l *ImageList) add(i int, img Image) {
+	if missing := img.check(); missing != "" {
+		l.invalid(img.ID, fmt.Errorf("data[%d] has no %s", i, missing))
+		return
+	}
+	l.Data = append(l.Data, img)
+}
+
+func (l *ImageList) invalid(id string, cause error) {
+	l.Invalid = append(l.Invalid, InvalidImage{ID: id, Err: &APIError{Operation: OpListImage, Class: ErrMalformedResponse, Cause: cause}})
 }
 
 // ListOptions are the ListImage query parameters. Zero values are left out of the query.

@@ -49,7 +49,7 @@ type projectsResponse struct {
 func newProjectLookup(client *http.Client, iamEndpoint, region, userAgent string, maxBody int64, now func() time.Time, secrets func() []string) *projectLookup {
 	return &projectLookup{
 		client:    client,
-		url:       iamURL(iamEndpoint, "projects") + "?" + url.Values{"name": {region}}.Encode(),
+		url:       iamURL(iamEndpoint, "projects") + "?" + CanonicalQuery(url.Values{"name": {region}}),
 		region:    region,
 		userAgent: userAgent,
 		maxBody:   maxBody,
@@ -95,22 +95,12 @@ func (p *projectLookup) cached() (string, bool, error) {
 }
 
 func (p *projectLookup) fetch(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(withOperation(ctx, OpListProjects), http.MethodGet, p.url, nil)
-	if err != nil {
-		return "", &APIError{Operation: OpListProjects, Class: ErrUnreachable, Cause: err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", p.userAgent)
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return "", transportError(OpListProjects, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", statusError(OpListProjects, resp, p.maxBody, p.secrets())
-	}
 	var body projectsResponse
-	if err := decodeResponse(ctx, OpListProjects, resp, p.maxBody, &body); err != nil {
+	resp, err := send(ctx, p.client, request{
+		op: OpListProjects, method: http.MethodGet, url: p.url, userAgent: p.userAgent,
+		ok: []int{http.StatusOK}, maxBody: p.maxBody, secrets: p.secrets,
+	}, &body)
+	if err != nil {
 		return "", err
 	}
 	for _, project := range body.Projects {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -34,10 +36,64 @@ const (
 	maxRequestIDLen = 128
 )
 
-// errorCodes that mean "image not found" although they come with HTTP 400.
-var notFoundCodes = map[string]bool{
-	"ModelArts.6404": true,
-	"ModelArts.6797": true,
+// Error codes that decide the class of an answer (OTC ModelArts API
+// reference, appendix "Error Codes").
+var (
+	// notFoundCodes mean "image not found" although they come with HTTP 400.
+	notFoundCodes = map[string]bool{"ModelArts.6404": true, "ModelArts.6797": true}
+	// refusedCodes refuse the credentials although they come with HTTP 403:
+	// invalid token (0203, 2784), invalid AK/SK (0206), project id not
+	// matching the credentials (0210).
+	refusedCodes = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true, "ModelArts.0210": true}
+)
+
+// codeEndOfList answers a ListImage page that starts past the end of the listing.
+const codeEndOfList = "ModelArts.6400"
+
+// request is one HTTP call of the client, to ModelArts or to IAM.
+type request struct {
+	op        string // one of the Op* names, for the Observer and the errors
+	method    string
+	url       string
+	body      []byte // nil: none
+	projectID string // sent as X-Project-Id when not empty
+	userAgent string
+	ok        []int // the success statuses; any other answer is an error
+	maxBody   int64 // what is read of the answer at most
+	// secrets returns what is scrubbed from an error that quotes the answer;
+	// asked after the answer, which may come to a renewed token.
+	secrets func() []string
+}
+
+// send makes the call r with client and decodes a success answer into out.
+// It returns the answer, its body read and closed, for its headers. Every
+// error is an *APIError. A call whose ctx is already done is not sent.
+func send(ctx context.Context, client *http.Client, r request, out any) (*http.Response, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(withOperation(ctx, r.op), r.method, r.url, body)
+	if err != nil {
+		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", r.userAgent)
+	if r.projectID != "" {
+		req.Header.Set(headerProjectID, r.projectID)
+	}
+	if err := ctx.Err(); err != nil { // e.g. the scrape ended while waiting for the rate limit
+		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, transportError(r.op, err)
+	}
+	defer resp.Body.Close()
+	if !slices.Contains(r.ok, resp.StatusCode) {
+		return nil, statusError(r.op, resp, r.maxBody, r.secrets())
+	}
+	return resp, decodeResponse(ctx, r.op, resp, r.maxBody, out)
 }
 
 // errorBody is the union of the error bodies ModelArts, the API gateway and IAM send.
@@ -68,24 +124,27 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 	case err != nil:
 		return bodyReadError(ctx, op, resp, err)
 	case tooLarge:
-		return &APIError{
-			Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
-			Class: ErrMalformedResponse, Cause: fmt.Errorf("response body exceeds %d bytes", limit),
-		}
+		return malformed(op, resp, fmt.Errorf("response body exceeds %d bytes", limit))
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return &APIError{
-			Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, body),
-			Class: ErrMalformedResponse, Cause: fmt.Errorf("decode body: %w", err),
-		}
+		return malformed(op, resp, fmt.Errorf("decode body: %w", err))
 	}
 	if list, ok := out.(*ImageList); ok && len(list.Invalid) > 0 {
-		id := requestID(resp, body) // tell which answer they came in
+		id := requestID(resp, nil) // tell which answer they came in
 		for _, bad := range list.Invalid {
-			bad.Err.StatusCode, bad.Err.RequestID = resp.StatusCode, id
+			bad.Err.StatusCode, bad.Err.RequestID, bad.Err.URL = resp.StatusCode, id, calledURL(resp)
 		}
 	}
 	return nil
+}
+
+// malformed is the error for the answer resp to a call of operation op that
+// the client cannot believe, for the reason cause.
+func malformed(op string, resp *http.Response, cause error) *APIError {
+	return &APIError{
+		Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil), URL: calledURL(resp),
+		Class: ErrMalformedResponse, Cause: cause,
+	}
 }
 
 // bodyReadError classifies a failure while reading a body: the caller's
@@ -113,7 +172,7 @@ func bodyReadError(ctx context.Context, op string, resp *http.Response, err erro
 func statusError(op string, resp *http.Response, limit int64, secrets []string) *APIError {
 	body, _, _ := readBody(resp.Body, limit)
 	text := func(s string) string { return cleanText(redact(s, secrets), maxMessageLen) }
-	e := &APIError{Operation: op, StatusCode: resp.StatusCode}
+	e := &APIError{Operation: op, StatusCode: resp.StatusCode, URL: calledURL(resp)}
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
 		e.ErrorCode = text(eb.ErrorCode)
@@ -139,14 +198,44 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// classify maps an HTTP status and a ModelArts error code to an error class.
+// refusal returns the error of resp, the answer to a request of operation
+// op, when it refuses the credentials (ErrUnauthorized), else nil. It reads
+// the body (at most limit bytes) of a 401 or 403 answer only, and gives resp
+// a body that reads the same.
+func refusal(op string, resp *http.Response, limit int64, secrets []string) *APIError {
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+	rest := resp.Body
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), rest), rest}
+
+	answer := *resp
+	answer.Body = io.NopCloser(bytes.NewReader(body))
+	if e := statusError(op, &answer, limit, secrets); e.Class == ErrUnauthorized {
+		return e
+	}
+	return nil
+}
+
+// classify maps an HTTP status and an error code (ModelArts, API gateway or
+// none) to an error class, as the comments of the Err* values say.
 func classify(status int, errorCode string) error {
 	switch {
-	case status == http.StatusNotFound:
+	case status == http.StatusNotFound && strings.HasPrefix(errorCode, "ModelArts."):
 		return ErrNotFound
+	case status == http.StatusNotFound:
+		return ErrEndpoint
 	case status == http.StatusBadRequest && notFoundCodes[errorCode]:
 		return ErrNotFound
+	case status == http.StatusBadRequest && errorCode == codeEndOfList:
+		return ErrEndOfList
 	case status == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case status == http.StatusForbidden && refusedCodes[errorCode]:
 		return ErrUnauthorized
 	case status == http.StatusForbidden:
 		return ErrForbidden
@@ -157,6 +246,16 @@ func classify(status int, errorCode string) error {
 	default:
 		return ErrUnexpectedStatus
 	}
+}
+
+// calledURL returns scheme://host/path of the request resp answers: no
+// query, no user information; "" when resp does not tell.
+func calledURL(resp *http.Response) string {
+	if resp.Request == nil || resp.Request.URL == nil {
+		return ""
+	}
+	u := resp.Request.URL
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
 // requestID returns the X-Request-Id header, else the request_id of a JSON

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -72,18 +73,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// do performs one API call and decodes a 200 answer into out. A throttled
-// call is retried as the client's RetryPolicy allows; every attempt waits for
-// the client-side rate limit first and is seen by the Observer.
-func (c *Client) do(ctx context.Context, call apiCall, out any) error {
+// do performs one API call and decodes a 200 answer into out, which it
+// returns for its headers. A throttled call is retried as the client's
+// RetryPolicy allows; every attempt waits for the client-side rate limit
+// first and is seen by the Observer.
+func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response, error) {
 	for retries := 0; ; retries++ {
-		err := c.safeAttempt(ctx, call, out)
+		resp, err := c.safeAttempt(ctx, call, out)
 		if !errors.Is(err, ErrThrottled) {
-			return err
+			return resp, err
 		}
 		wait, ok := c.retry.backoff(ctx, retries, time.Now())
 		if !ok || !sleep(ctx, wait) {
-			return err
+			return nil, err
 		}
 	}
 }
@@ -91,7 +93,7 @@ func (c *Client) do(ctx context.Context, call apiCall, out any) error {
 // safeAttempt is attempt, with a panic while handling an answer turned into
 // this call's error: bad input from the cloud must cost one call, never the
 // process (the call runs on a scrape's goroutine, where a panic would end it).
-func (c *Client) safeAttempt(ctx context.Context, call apiCall, out any) (err error) {
+func (c *Client) safeAttempt(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}

@@ -181,7 +181,7 @@ func TestPanicWhileHandlingAnAnswerFailsTheCall(t *testing.T) {
 	c, _ := newAKSKClient(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"id":"x"}`)
 	}), nil)
-	err := c.do(context.Background(), apiCall{op: OpShowImage, resource: "images/x", maxBody: DefaultMaxBodyBytes}, &panickyOut{})
+	_, err := c.do(context.Background(), apiCall{op: OpShowImage, resource: "images/x", maxBody: DefaultMaxBodyBytes}, &panickyOut{})
 	if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), "odd answer") {
 		t.Fatalf("err = %v, want a malformed response naming the panic", err)
 	}

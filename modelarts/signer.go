@@ -311,26 +311,27 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
-	if err == nil && resp.StatusCode == http.StatusUnauthorized {
-		rt.guard.refused(operationFrom(req.Context()), resp)
+	if err == nil {
+		rt.guard.answered(operationFrom(req.Context()), resp)
 	}
 	return resp, err
 }
 
 const (
 	// keyRefusalPause is how long nothing is signed with an access key after
-	// the cloud refused a request signed with it (401): the cloud locks a key
-	// pair after keyLockoutFailures consecutive signature failures, and every
-	// scrape would otherwise spend one. The same pause as after IAM refuses a
-	// password (tokenRetryIntervalUnauthorized).
+	// the cloud refused a request signed with it (ErrUnauthorized): the cloud
+	// locks a key pair after keyLockoutFailures consecutive signature
+	// failures, and every scrape would otherwise spend one. The same pause as
+	// after IAM refuses a password (tokenRetryIntervalUnauthorized).
 	keyRefusalPause = 5 * time.Minute
 	// keyLockoutFailures is how many consecutive bad signatures lock a key pair.
 	keyLockoutFailures = 5
 )
 
-// keyGuard remembers the last refusal (401) of a request signed with the
-// client's access key, and answers it instead of sending anything signed for
-// keyRefusalPause. A reload builds a new client, and with it a new guard.
+// keyGuard remembers the last refusal (ErrUnauthorized) of a request signed
+// with the client's access key, and answers it instead of sending anything
+// signed for keyRefusalPause. A reload builds a new client, and with it a
+// new guard.
 type keyGuard struct {
 	now     func() time.Time
 	maxBody int64           // of the refused answer, read to describe it
@@ -369,24 +370,18 @@ func (g *keyGuard) check(op string) error {
 	}
 }
 
-// refused remembers the 401 answer resp to a request of operation op. It reads
-// (at most maxBody of) the body to describe the refusal and gives resp a body
-// that reads the same.
-func (g *keyGuard) refused(op string, resp *http.Response) {
+// answered remembers the answer resp to a request of operation op when it
+// refuses the key (ErrUnauthorized: 401, or 403 with a code that refuses the
+// credentials). Only the body of a 401 or 403 is read, and resp is given a
+// body that reads the same.
+func (g *keyGuard) answered(op string, resp *http.Response) {
 	if g == nil {
 		return
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, g.maxBody))
-	rest := resp.Body
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), rest), rest}
-
-	answer := *resp
-	answer.Body = io.NopCloser(bytes.NewReader(body))
-	refusal := statusError(op, &answer, g.maxBody, g.secrets())
-
+	refusal := refusal(op, resp, g.maxBody, g.secrets())
+	if refusal == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refusedAt, g.refusal = g.now(), refusal

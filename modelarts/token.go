@@ -4,7 +4,6 @@
 package modelarts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -227,36 +226,24 @@ func (ts *tokenSource) renew(ctx context.Context) (*token, error) {
 
 // create performs POST /v3/auth/tokens.
 func (ts *tokenSource) create(ctx context.Context) (*token, error) {
-	req, err := http.NewRequestWithContext(withOperation(ctx, OpCreateToken),
-		http.MethodPost, ts.url, bytes.NewReader(ts.body))
-	if err != nil {
-		return nil, &APIError{Operation: OpCreateToken, Class: ErrUnreachable, Cause: err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", ts.userAgent)
-
 	start := ts.now()
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		return nil, transportError(OpCreateToken, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return nil, statusError(OpCreateToken, resp, ts.maxBody, []string{ts.password})
-	}
 	var body tokenResponse
-	if err := decodeResponse(ctx, OpCreateToken, resp, ts.maxBody, &body); err != nil {
+	resp, err := send(ctx, ts.client, request{
+		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body, userAgent: ts.userAgent,
+		ok: []int{http.StatusCreated, http.StatusOK}, maxBody: ts.maxBody, secrets: ts.secrets,
+	}, &body)
+	if err != nil {
 		return nil, err
 	}
 	tok, err := newToken(resp.Header.Get(headerSubjectToken), body, start)
 	if err != nil {
-		return nil, &APIError{
-			Operation: OpCreateToken, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
-			Class: ErrMalformedResponse, Cause: err,
-		}
+		return nil, malformed(OpCreateToken, resp, err)
 	}
 	return tok, nil
 }
+
+// secrets are what IAM's answer must not get into an error: the password.
+func (ts *tokenSource) secrets() []string { return []string{ts.password} }
 
 // newToken builds the cached token from IAM's answer to a request sent at
 // start. When IAM tells issued_at, the lifetime (expires_at - issued_at) is
@@ -287,7 +274,8 @@ func newToken(value string, body tokenResponse, start time.Time) (*token, error)
 }
 
 // tokenRoundTripper sends every request with X-Auth-Token. When the API
-// refuses the token (401), it drops it, gets a new one and retries once.
+// refuses the token (401, or 403 invalid token), it drops it, gets a new one
+// and retries once.
 type tokenRoundTripper struct {
 	source *tokenSource
 	next   http.RoundTripper
@@ -301,7 +289,7 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	resp, err := rt.send(req, tok, req.Body)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
+	if err != nil || !replayable(req) || !invalidToken(req, resp, rt.source.maxBody) {
 		return resp, err
 	}
 	// The token was revoked early (password or rights changed) or the clocks
@@ -316,6 +304,14 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	return rt.send(req, tok, body)
+}
+
+// invalidToken reports whether resp refuses the token of req: 401, or 403
+// with ModelArts.0203 or ModelArts.2784 (invalid token). Other refusals (an
+// AK/SK code, a project id that does not match) a new token does not mend.
+func invalidToken(req *http.Request, resp *http.Response, maxBody int64) bool {
+	e := refusal(operationFrom(req.Context()), resp, maxBody, nil)
+	return e != nil && (e.StatusCode == http.StatusUnauthorized || e.ErrorCode == "ModelArts.0203" || e.ErrorCode == "ModelArts.2784")
 }
 
 func (rt *tokenRoundTripper) send(req *http.Request, tok *token, body io.ReadCloser) (*http.Response, error) {

@@ -4,6 +4,7 @@
 package modelarts
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,9 +87,12 @@ func (f *fakeIAM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		issued, now.Add(f.lifetime).Format("2006-01-02T15:04:05.000000Z"), testProjectID))
 }
 
-// fakeAPI answers ShowImage 200 to the accepted tokens and 401 otherwise.
+// fakeAPI answers ShowImage 200 to the accepted tokens and refuses the others
+// with refusal (401 ModelArts.0203 when 0).
 type fakeAPI struct {
 	t        *testing.T
+	refusal  int    // the status of a refusal; 0 means 401
+	code     string // the error code of a refusal; "" means ModelArts.0203
 	mu       sync.Mutex
 	accepted map[string]bool // nil: any token
 	tokens   []string
@@ -104,7 +108,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ok := tok != "" && (f.accepted == nil || f.accepted[tok])
 	f.mu.Unlock()
 	if !ok {
-		writeJSON(w, 401, `{"error_code":"ModelArts.0203","error_msg":"Invalid token."}`)
+		writeJSON(w, cmp.Or(f.refusal, 401), `{"error_code":"`+cmp.Or(f.code, "ModelArts.0203")+`","error_msg":"Invalid token."}`)
 		return
 	}
 	writeJSON(w, 200, `{"id":"x","status":"ACTIVE"}`)
@@ -190,7 +194,7 @@ func TestTokenProjectID(t *testing.T) {
 	var paths []string
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		paths = append(paths, r.URL.Path+" "+r.Header.Get("X-Project-Id"))
-		writeJSON(w, 200, `{}`)
+		writeJSON(w, 200, `{"id":"x","status":"ACTIVE"}`)
 	})
 	c := newTokenClient(t, iam, api, clock, func(cfg *Config) { cfg.ProjectID = "" })
 	id, err := c.ProjectID(context.Background())
@@ -318,11 +322,14 @@ func TestTokenIAMUnreachable(t *testing.T) {
 	assertNoSecrets(t, err)
 }
 
-// TestToken401RenewsOnceAndRetriesOnce: a refused token is replaced once and
-// the request retried once, never more.
+// TestToken401RenewsOnceAndRetriesOnce: a refused token (401, or 403 invalid
+// token) is replaced once and the request retried once, never more; a 403
+// that a new token does not mend is not retried.
 func TestToken401RenewsOnceAndRetriesOnce(t *testing.T) {
 	tests := []struct {
 		name       string
+		refusal    int
+		code       string
 		accepted   map[string]bool
 		wantErr    error
 		wantTokens []string
@@ -341,12 +348,32 @@ func TestToken401RenewsOnceAndRetriesOnce(t *testing.T) {
 			wantTokens: []string{"token-1", "token-2"},
 			wantObs:    []observation{{"CreateToken", 201}, {"ShowImage", 401}, {"CreateToken", 201}, {"ShowImage", 401}},
 		},
+		{
+			name: "403 invalid token, renewed token accepted", refusal: 403, code: "ModelArts.0203",
+			accepted:   map[string]bool{"token-2": true},
+			wantTokens: []string{"token-1", "token-2"},
+			wantObs:    []observation{{"CreateToken", 201}, {"ShowImage", 403}, {"CreateToken", 201}, {"ShowImage", 200}},
+		},
+		{
+			name: "403 project mismatch is not retried", refusal: 403, code: "ModelArts.0210",
+			accepted:   map[string]bool{"token-2": true},
+			wantErr:    ErrUnauthorized,
+			wantTokens: []string{"token-1"},
+			wantObs:    []observation{{"CreateToken", 201}, {"ShowImage", 403}},
+		},
+		{
+			name: "403 no permission is not retried", refusal: 403, code: "ModelArts.0108",
+			accepted:   map[string]bool{"token-2": true},
+			wantErr:    ErrForbidden,
+			wantTokens: []string{"token-1"},
+			wantObs:    []observation{{"CreateToken", 201}, {"ShowImage", 403}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := testStart()
 			iam := newFakeIAM(t, clock)
-			api := &fakeAPI{t: t, accepted: tt.accepted}
+			api := &fakeAPI{t: t, refusal: tt.refusal, code: tt.code, accepted: tt.accepted}
 			obs := &recordingObserver{}
 			c := newTokenClient(t, iam, api, clock, func(cfg *Config) { cfg.Observer = obs })
 			_, err := c.ShowImage(context.Background(), "x")
