@@ -5,6 +5,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
@@ -420,6 +422,179 @@ func TestBelieveNoBad200(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// pagesOf is the ListImage calls a listing of images takes, a page of each
+// type, at size records a page.
+func pagesOf(images []modelarts.Image, size int) int {
+	n := map[string]int{"BUILD_IN": 0, "DEDICATED": 0}
+	for _, img := range images {
+		n[img.Type]++
+	}
+	return max((n["BUILD_IN"]+size-1)/size, 1) + max((n["DEDICATED"]+size-1)/size, 1)
+}
+
+// TestBadCredentialsCostOneCall: a wrong key costs one call, however many
+// images, listed or fetched one by one.
+func TestBadCredentialsCostOneCall(t *testing.T) {
+	images := modelartstest.GenerateImages(2000, 2)
+	for _, mode := range untypedModes {
+		sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode})
+		for _, n := range []int{2, 10, 2000} {
+			sim.ResetCounters()
+			res := scrapeOnce(simProject(t, sim, idsOf(images[:n]), "wrong-secret-key"))
+			if got := sim.Requests(""); got != 1 {
+				t.Errorf("untyped %s, %d IDs: %d calls with a wrong key, want 1", mode, n, got)
+			}
+			for _, r := range res.Images {
+				if res.Up || r.Err == nil {
+					t.Fatalf("untyped %s, %d IDs: up %v, image %s error %v; want down", mode, n, res.Up, r.ID, r.Err)
+				}
+			}
+		}
+		sim.Close()
+	}
+}
+
+// TestFailedListingCausesNoStorm: when the listing fails, more IDs than
+// showImageBudget are not fetched one by one.
+func TestFailedListingCausesNoStorm(t *testing.T) {
+	f := &pagingFake{images: fakeImages(5000), listErr: serverErr()}
+	res := scrapeOnce(Project{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 10})
+	if f.listCalls.Load() != 2 || f.showCalls.Load() != 0 {
+		t.Errorf("ListImage %d, ShowImage %d; want 2 (a page of each type), 0", f.listCalls.Load(), f.showCalls.Load())
+	}
+	for _, r := range res.Images {
+		if !res.Up || r.Err == nil || !strings.Contains(r.Err.Error(), "not listed") {
+			t.Fatalf("up %v, image %s: err = %v; want up, the listing's error", res.Up, r.ID, r.Err)
+		}
+	}
+}
+
+// TestFailedPageFallsBackForFewImages: a page fails, and the few IDs it held
+// are fetched one by one.
+func TestFailedPageFallsBackForFewImages(t *testing.T) {
+	f := &pagingFake{images: fakeImages(1040)}
+	wanted := idsOf(f.images[960:]) // 40 on the first page, 40 on the second
+	p := Project{Name: "p", Client: &failSecondPage{pagingFake: f}, ImageIDs: append(idsOf(f.images[:20]), wanted...), Concurrency: 10}
+	assertAllUp(t, scrapeOnce(p), 100)
+	if f.listCalls.Load() != 3 || f.showCalls.Load() != 40 {
+		t.Errorf("ListImage %d, ShowImage %d; want 3, 40", f.listCalls.Load(), f.showCalls.Load())
+	}
+}
+
+// failSecondPage fails every ListImage call after the first page.
+type failSecondPage struct{ *pagingFake }
+
+func (f *failSecondPage) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+	if opts.Offset > 0 {
+		f.listCalls.Add(1)
+		return nil, serverErr()
+	}
+	return f.pagingFake.ListImages(ctx, opts)
+}
+
+// TestDiscovery: configured and discovered images are exported once each;
+// configured IDs a listing returned cost no further call.
+func TestDiscovery(t *testing.T) {
+	images := modelartstest.GenerateImages(300, 3)
+	var builtIn, dedicated []string
+	for _, img := range images {
+		if img.Type == "BUILD_IN" {
+			builtIn = append(builtIn, img.ID)
+		} else {
+			dedicated = append(dedicated, img.ID)
+		}
+	}
+	const missing = "00000000-0000-4000-8000-000000000404"
+	for _, mode := range untypedModes {
+		t.Run("untyped "+mode, func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode})
+			defer sim.Close()
+			p := simProject(t, sim, []string{builtIn[0], dedicated[0], dedicated[1], missing}, modelartstest.DemoSecretKey)
+			p.Discovery = &modelarts.ListOptions{Type: "BUILD_IN"}
+			res := scrapeOnce(p)
+			wantIDs := len(builtIn) + 3
+			if len(res.Images) != wantIDs {
+				t.Fatalf("%d images, want %d (%d discovered, 3 more configured)", len(res.Images), wantIDs, len(builtIn))
+			}
+			// BUILD_IN for discovery, DEDICATED for the configured IDs, ShowImage for the one no listing has.
+			if sim.Requests(modelartstest.OpListImage) != 2 || sim.Requests(modelartstest.OpShowImage) != 1 {
+				t.Errorf("ListImage %d, ShowImage %d calls; want 2, 1", sim.Requests(modelartstest.OpListImage), sim.Requests(modelartstest.OpShowImage))
+			}
+			c, err := NewImageCollector([]ProjectResult{res})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := testutil.CollectAndCount(c, "modelarts_image_up"); n != wantIDs {
+				t.Errorf("%d modelarts_image_up series, want %d", n, wantIDs)
+			}
+		})
+	}
+}
+
+// TestDiscoveredImageGoneIsForgotten: an image a complete discovery listing
+// no longer returns has no series, and its last good value is dropped.
+func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
+	f := &pagingFake{images: fakeImages(10)}
+	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, Concurrency: 2, Discovery: &modelarts.ListOptions{}}})
+	if n := len(s.Scrape(context.Background())[0].Images); n != 10 {
+		t.Fatalf("%d images, want 10", n)
+	}
+	f.images = f.images[1:]
+	if n := len(s.Scrape(context.Background())[0].Images); n != 9 {
+		t.Errorf("%d images after one vanished, want 9", n)
+	}
+	if n := len(s.states[0].known); n != 9 {
+		t.Errorf("%d last good values kept, want 9", n)
+	}
+}
+
+// TestOneBadImageSparesItsPage: when one element of a ListImage page does not
+// decode, that image alone reports down, naming the field; the others are
+// up, and nothing is fetched again one by one.
+func TestOneBadImageSparesItsPage(t *testing.T) {
+	images := modelartstest.GenerateImages(200, 4)
+	bad := images[120].ID
+	for _, tt := range []struct {
+		name      string
+		maxPage   int
+		discovery bool
+	}{
+		{name: "configured, one page", maxPage: 1000},
+		{name: "configured, pages of 50", maxPage: 50},
+		{name: "discovered, pages of 50", maxPage: 50, discovery: true},
+	} {
+		for _, mode := range untypedModes {
+			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
+				sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage, UntypedListing: mode})
+				defer sim.Close()
+				sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultWrongTypes, Operation: modelartstest.OpListImage, ImageID: bad})
+				p := simProject(t, sim, idsOf(images), modelartstest.DemoSecretKey)
+				if tt.discovery {
+					p.ImageIDs, p.Discovery = nil, &modelarts.ListOptions{}
+				}
+				res := scrapeOnce(p)
+				if !res.Up || len(res.Images) != len(images) {
+					t.Fatalf("up = %v, %d images; want true, %d", res.Up, len(res.Images), len(images))
+				}
+				for _, r := range res.Images {
+					switch {
+					case r.ID == bad && (r.Image != nil || !errors.Is(r.Err, modelarts.ErrMalformedResponse) || !strings.Contains(fmt.Sprint(r.Err), "Image.size")):
+						t.Errorf("bad image: %v, want down with a malformed response naming Image.size", r.Err)
+					case r.ID != bad && (r.Err != nil || r.Image == nil):
+						t.Errorf("image %s: %v", r.ID, r.Err)
+					}
+				}
+				if got, want := sim.Requests(modelartstest.OpListImage), pagesOf(images, tt.maxPage); got != want {
+					t.Errorf("%d ListImage calls, want %d", got, want)
+				}
+				if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
+					t.Errorf("%d ShowImage calls, want 0", got)
+				}
+			})
 		}
 	}
 }

@@ -103,7 +103,7 @@ func (e *e2e) checkSeries(ctx context.Context, images map[string]modelarts.Image
 		checked, len(akskImages())+len(tokenImages))
 
 	for _, p := range []string{projectAKSK, projectToken} {
-		expr := fmt.Sprintf(`sum(modelarts_api_requests_total{project=%q,operation="ShowImage",code="200"})`, p)
+		expr := fmt.Sprintf(`sum(modelarts_api_requests_total{project=%q,operation=~"ShowImage|ListImage",code="200"})`, p)
 		s, err := e.one(ctx, expr)
 		if err != nil {
 			return err
@@ -118,10 +118,10 @@ func (e *e2e) checkSeries(ctx context.Context, images map[string]modelarts.Image
 	if _, err := e.one(ctx, `sum(modelarts_api_requests_total{project="`+projectToken+`",operation="CreateToken"}) > 0`); err != nil {
 		return err
 	}
-	if _, err := e.one(ctx, `sum(modelarts_api_request_duration_seconds_count{operation="ShowImage"}) > 0`); err != nil {
+	if _, err := e.one(ctx, `sum(modelarts_api_request_duration_seconds_count{operation=~"ShowImage|ListImage"}) > 0`); err != nil {
 		return err
 	}
-	e.ok("API request counters (ShowImage 200 per project, CreateToken for the token project), latency histogram and scrape durations arrived")
+	e.ok("API request counters (ModelArts 200s per project, CreateToken for the token project), latency histogram and scrape durations arrived")
 	return nil
 }
 
@@ -379,11 +379,11 @@ func (e *e2e) checkFlipToError(ctx context.Context, images map[string]modelarts.
 }
 
 // checkAPIFaults makes the simulator refuse the token project's IAM
-// credentials and throttle every ShowImage call.
+// credentials and throttle every ModelArts call.
 func (e *e2e) checkAPIFaults(ctx context.Context, _ map[string]modelarts.Image) error {
 	for _, f := range []modelartstest.Fault{
 		{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpCreateToken, Status: http.StatusUnauthorized},
-		{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpShowImage, Status: http.StatusTooManyRequests},
+		{Kind: modelartstest.FaultStatus, Status: http.StatusTooManyRequests}, // ShowImage and ListImage
 	} {
 		if err := doJSON(ctx, http.MethodPost, e.simURL+"/-/sim/faults", f, http.StatusCreated, nil); err != nil {
 			return err
@@ -393,7 +393,7 @@ func (e *e2e) checkAPIFaults(ctx context.Context, _ map[string]modelarts.Image) 
 		return err
 	}
 	injected := time.Now()
-	e.logf("faults: CreateToken answers 401 (tokens expired), ShowImage answers 429")
+	e.logf("faults: CreateToken answers 401 (tokens expired), ShowImage and ListImage answer 429")
 
 	if err := poll(ctx, "modelarts_up", 20*time.Second, func() error {
 		if err := e.expectValue(ctx, `modelarts_up{project="`+projectToken+`"}`, 0); err != nil {
