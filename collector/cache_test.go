@@ -430,7 +430,7 @@ func TestEveryFailedImageHasAnError(t *testing.T) {
 	clock := newTestClock()
 	id := ids(1)[0]
 	ps := newProjectState(&Project{Name: "p", ImageIDs: []string{id}, ServeStaleFor: time.Hour}, log.NewNopLogger(), clock.Now)
-	ps.known[id] = knownImage{image: &modelarts.Image{ID: id}, at: clock.Now()}
+	ps.known[id] = ImageResult{Image: &modelarts.Image{ID: id}, LastSuccess: clock.Now()}
 	out := &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, answered: true}
 	r := ps.record(&flight{start: clock.Now()}, out, false, 0).Images[0]
 	if r.Err == nil || r.Image == nil {

@@ -4,10 +4,11 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -18,148 +19,123 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-const (
-	// listLimit is the limit asked of a first ListImage page. Servers may grant
-	// less; the first page's size tells the page size used for the others.
-	listLimit = 1000
-	// maxListPages bounds the pages read of one listing, whatever its total says.
-	maxListPages = 200
-	// showImageBudget is the most images fetched one by one after a listing
-	// that lacks them: they take turns, so that thousands of images in another
-	// workspace, or gone, do not cost a call each every scrape.
-	showImageBudget = 50
-	// probeWait bounds how long calls wait for the first call of a project
-	// whose credentials are not proven yet (see fetcher.do).
-	probeWait = 2 * time.Second
-)
-
-// imageTypes are the values of ListImage's type filter, each listed on its
-// own: an untyped listing is documented to return BUILD_IN images only.
+// imageTypes are listed one by one: an untyped listing returns BUILD_IN only.
 var imageTypes = []string{"BUILD_IN", "DEDICATED"}
 
-var (
-	// errFallbackBudget marks images a complete listing lacks that wait for
-	// their turn of ShowImage calls.
-	errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
-	errRepeatedPage   = errors.New("a ListImage page repeated only records already listed: the server ignores offset")
-)
+var errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
+var errNotStarted = errors.New("not fetched: the scrape ended first")
 
 // fetchOutcome is what one fetch of a project learnt.
 type fetchOutcome struct {
-	images map[string]*modelarts.Image // fetched successfully
-	errs   map[string]error            // failed
-	// discovered are the IDs the discovery listings returned, in their order;
-	// discoveryErr is set when one of them did not complete.
-	discovered   []string
-	discoveryErr error
-	// pages is, per image type, the calls a whole listing of it takes.
-	pages map[string]int
-	// fallbackNext is where the next fetch starts its turn through the IDs a
-	// complete listing lacks; -1 when this fetch took no turn.
-	fallbackNext int
-	// projectErr is a failure that concerns every image (credentials refused,
-	// wrong endpoint, IAM failing); the calls after it were not made.
-	projectErr error
-	// answered: a call got an answer from ModelArts; proven: one that shows
-	// the credentials work.
-	answered, proven bool
-	// conflicts are the IDs listed twice with different values.
-	conflicts []string
+	images           map[string]*modelarts.Image
+	errs             map[string]error
+	discovered       []string       // by the discovery listings, in their order
+	discoveryErr     error          // one of them did not complete
+	pages            map[string]int // per image type, the calls a whole listing takes
+	fallbackNext     int            // where the next turn of fallback IDs starts; -1: no turn taken
+	projectErr       error          // concerns every image: no call was made after it
+	answered, proven bool           // ModelArts answered; an answer showed the credentials work
+	conflicts        []string       // IDs listed twice with different values
 }
 
-// up tells modelarts_up.
-func (o *fetchOutcome) up() bool { return o.projectErr == nil && o.answered }
-
-// fetcher runs one fetch of a project: the listings worth reading, then
-// ShowImage for the configured IDs they did not cover.
+// fetcher runs one fetch of a project.
 type fetcher struct {
-	p      *Project
-	logger log.Logger
-	wanted map[string]bool // the configured IDs
-	// pages is what listing each type took last time; a type not in it is
-	// taken as one page.
-	pages        map[string]int
+	p            *Project
+	logger       log.Logger
+	wanted       map[string]bool // the configured IDs
+	pages        map[string]int  // what listing each type took last time
 	fallbackFrom int
-
-	sem      chan struct{} // bounds the calls in flight
-	probed   chan struct{} // closed when the first call is answered; nil when the credentials are proven
-	probeEnd time.Time     // when the others stop waiting for the first call; only run's goroutine admits calls
-
-	mu  sync.Mutex // guards out, which a scrape that gives up reads meanwhile
-	out *fetchOutcome
+	sem          chan struct{} // bounds the calls in flight
+	probed       chan struct{} // closed when the probe is answered; nil once credentials are proven
+	probeEnd     time.Time     // when the others stop waiting for the probe
+	mu           sync.Mutex    // guards out, which a scrape that gives up reads meanwhile
+	out          *fetchOutcome
 }
 
 func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int, proven bool) *fetcher {
-	f := &fetcher{
-		p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom,
-		sem: make(chan struct{}, max(p.Concurrency, 1)),
-		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1, proven: proven},
-	}
+	f := &fetcher{p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom, sem: make(chan struct{}, max(p.Concurrency, 1)),
+		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1, proven: proven}}
 	if !proven {
 		f.probed = make(chan struct{})
 	}
 	return f
 }
 
-// run fetches everything the project exports.
+// run reads the listings worth reading, then calls ShowImage for the
+// configured IDs they did not cover.
 func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	ids := f.p.ImageIDs
 	if f.p.Discovery == nil && len(ids) == 0 {
 		f.out.answered = true // nothing to ask: nothing failed
 		return f.out
 	}
-	var lists []*listing
-	covered := 0 // types a discovery listing lists in full
+	var lists, own []*listing // own: listings for the configured IDs alone
+	covered := 0              // types a discovery listing lists in full
 	if d := f.p.Discovery; d != nil {
-		for _, t := range typesOf(d.Type) {
+		types := imageTypes
+		if d.Type != "" {
+			types = []string{d.Type}
+		}
+		for _, t := range types {
 			opts := *d
 			opts.Type = t
-			lists = append(lists, &listing{opts: opts, discovery: true})
+			lists = append(lists, &listing{opts: opts, discovery: true, seen: map[string]bool{}})
 			if listsEverything(opts) {
 				covered++
 			}
 		}
 	}
-	var own []*listing // listings for the configured IDs alone
 	for _, t := range imageTypes {
 		if !slices.ContainsFunc(lists, func(l *listing) bool { return l.opts.Type == t && listsEverything(l.opts) }) {
-			own = append(own, &listing{opts: modelarts.ListOptions{Type: t}})
+			own = append(own, &listing{opts: modelarts.ListOptions{Type: t}, seen: map[string]bool{}})
 		}
 	}
-	if len(ids) == 0 || len(ids) <= f.cost(own) {
-		own = nil // one ShowImage call per image is cheaper
+	cost, left := 0, 0
+	for _, l := range own {
+		cost += max(f.pages[l.opts.Type], 1)
+	}
+	if len(ids) == 0 || len(ids) <= cost {
+		own = nil
 	}
 	lists = append(lists, own...)
 	f.readPages(ctx, lists, true)
-	if left := f.notFetched(ids); len(own) > 0 && len(left) <= callsLeft(own) {
+	for _, l := range own {
+		if l.open() {
+			left += l.pages - l.next
+		}
+	}
+	if len(own) > 0 && len(f.notFetched(ids)) <= left {
 		for _, l := range own {
 			l.cut = l.open() // now that the pages are known, one by one is cheaper
 		}
 	}
 	f.readPages(ctx, lists, false)
-	f.takeDiscovered(lists)
 	f.showEach(ctx, f.fallback(ids, lists, covered+len(own) == len(imageTypes)))
 	return f.out
 }
 
-// cost is the calls the listings take, as learnt from the last fetches.
-func (f *fetcher) cost(lists []*listing) int {
-	n := 0
-	for _, l := range lists {
-		n += max(f.pages[l.opts.Type], 1)
-	}
-	return n
-}
-
-// fallback returns the configured IDs to fetch one by one, and gives the
-// others their error. After complete listings of every type (listed), the IDs they
-// lack (another workspace, or gone) take turns, showImageBudget a scrape;
-// after a failed listing, they are fetched only if they are few, so that one
-// failed call does not turn into a storm of calls.
+// fallback records what the listings found beyond images and returns the IDs to fetch one by one:
+// after complete listings of every type, those they lack take turns, showImageBudget a scrape;
+// after a failed listing, they are fetched only if few.
 func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string {
+	missing := f.notFetched(ids)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	missing := f.notFetchedLocked(ids)
+	for _, l := range lists {
+		if l.discovery {
+			f.out.discovered = append(f.out.discovered, l.ids...) // result drops duplicates
+			if l.err != nil && f.out.discoveryErr == nil {
+				f.out.discoveryErr = l.err
+			}
+		}
+		switch {
+		case !listsEverything(l.opts) || l.size == 0:
+		case l.cut:
+			f.out.pages[l.opts.Type] = l.pages
+		case l.done:
+			f.out.pages[l.opts.Type] = max(l.read, 1)
+		}
+	}
 	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed {
 		return missing
 	}
@@ -167,11 +143,11 @@ func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string
 		if l.cut {
 			return missing
 		}
-		if err := l.failure(); err != nil && (!l.discovery || listsEverything(l.opts)) {
+		if l.err != nil && (!l.discovery || listsEverything(l.opts)) {
 			for _, id := range missing {
-				f.out.errs[id] = err
+				f.out.errs[id] = l.err
 			}
-			level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", err)
+			level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", l.err)
 			return nil
 		}
 	}
@@ -186,22 +162,35 @@ func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string
 	return turn[:showImageBudget]
 }
 
-// showEach fetches ids with one ShowImage call each, concurrently. Once ctx
-// has ended no call is started; the images left are logged in one line.
+// showEach fetches ids with one ShowImage call each, concurrently.
 func (f *fetcher) showEach(ctx context.Context, ids []string) {
 	var wg sync.WaitGroup
 	late := 0
+	take := func(id string, img *modelarts.Image, err error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err == nil {
+			f.out.images[id] = img
+			return
+		}
+		f.out.errs[id] = err
+		if !projectWide(err) && !errors.Is(err, errNotStarted) && !errors.Is(err, f.out.projectErr) {
+			level.Warn(f.logger).Log(append([]any{"msg", "Failed to fetch image", "project", f.p.Name, "image", id}, apiErrorKV(err)...)...)
+		}
+	}
 	for _, id := range ids {
 		probe, err := f.admit(ctx)
 		if err != nil {
-			late += boolInt(errors.Is(err, errNotStarted))
-			f.takeShown(id, nil, err)
+			if errors.Is(err, errNotStarted) {
+				late++
+			}
+			take(id, nil, err)
 			continue
 		}
 		wg.Go(func() {
 			img, err := f.p.Client.ShowImage(ctx, id)
 			f.done(probe, err)
-			f.takeShown(id, img, err)
+			take(id, img, err)
 		})
 	}
 	wg.Wait()
@@ -210,30 +199,26 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 	}
 }
 
-var errNotStarted = errors.New("not fetched: the scrape ended first")
-
-// admit waits until the fetch may make one more call, and reports whether
-// that call is the probe. While the project's credentials are not proven,
-// the first call goes alone and the others wait for its answer, at most
-// probeWait: refused credentials then cost one call (the cloud locks an
-// AK/SK pair after five bad signatures), and a slow first call holds the
-// others for a moment only. After a failure that concerns the whole project
-// no call is made. Every admitted call ends with done.
+// admit waits until one more call may go, and reports if it is the probe:
+// until the credentials are proven, the others wait for it (at most
+// probeWait), as the cloud locks an AK/SK pair after five bad signatures.
+// Only run's goroutine admits; each admitted call ends with done.
 func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
 	if f.probed != nil {
 		if probe = f.probeEnd.IsZero(); probe {
 			f.probeEnd = time.Now().Add(probeWait)
 		} else {
-			t := time.NewTimer(time.Until(f.probeEnd))
 			select {
 			case <-f.probed:
-			case <-t.C:
+			case <-time.After(time.Until(f.probeEnd)):
 			case <-ctx.Done():
 			}
-			t.Stop()
 		}
 	}
-	if err := f.projectErr(); err != nil {
+	f.mu.Lock()
+	err = f.out.projectErr
+	f.mu.Unlock()
+	if err != nil {
 		return false, fmt.Errorf("not fetched: %w", err)
 	}
 	select {
@@ -250,33 +235,13 @@ func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
 	return false, fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
 }
 
-// done ends a call admit admitted, taking what its answer says of the project.
+// done ends an admitted call, taking what its answer says of the project.
 func (f *fetcher) done(probe bool, err error) {
 	<-f.sem
-	f.settle(err)
-	if probe {
-		close(f.probed)
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func (f *fetcher) projectErr() error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.out.projectErr
-}
-
-// settle takes what the answer of a call says about the project.
-func (f *fetcher) settle(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	answered := !unanswered(err)
+	apiErr := modelarts.AsAPIError(err) // below: did an answer from ModelArts come back?
+	answered := !(apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted))
 	f.out.answered = f.out.answered || answered
 	switch {
 	case projectWide(err):
@@ -291,19 +256,9 @@ func (f *fetcher) settle(err error) {
 	case answered:
 		f.out.proven = true
 	}
-}
-
-// takeShown records the answer to one ShowImage call.
-func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err == nil {
-		f.out.images[id] = img
-		return
-	}
-	f.out.errs[id] = err
-	if !projectWide(err) && !errors.Is(err, errNotStarted) && !errors.Is(err, f.out.projectErr) {
-		logFailure(f.logger, f.p.Name, id, err)
+	f.mu.Unlock()
+	if probe {
+		close(f.probed)
 	}
 }
 
@@ -311,10 +266,6 @@ func (f *fetcher) takeShown(id string, img *modelarts.Image, err error) {
 func (f *fetcher) notFetched(ids []string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.notFetchedLocked(ids)
-}
-
-func (f *fetcher) notFetchedLocked(ids []string) []string {
 	var out []string
 	for _, id := range ids {
 		_, ok := f.out.images[id]
@@ -325,65 +276,175 @@ func (f *fetcher) notFetchedLocked(ids []string) []string {
 	return out
 }
 
-// snapshot returns a copy of what the fetch has learnt so far.
-func (f *fetcher) snapshot() *fetchOutcome {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := *f.out
-	out.images, out.errs = maps.Clone(f.out.images), maps.Clone(f.out.errs)
-	return &out
-}
-
-// projectWide reports whether err concerns every image of the project, not
-// the one asked about: credentials refused, no such API at the endpoint, or
-// IAM failing (no token, no project id).
+// projectWide: credentials refused, no such API at the endpoint, or IAM failing.
 func projectWide(err error) bool {
 	apiErr := modelarts.AsAPIError(err)
 	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrEndpoint) || (apiErr != nil && apiErr.FromIAM())
 }
 
-// unanswered reports whether no answer from ModelArts came back.
-func unanswered(err error) bool {
-	if apiErr := modelarts.AsAPIError(err); apiErr != nil && apiErr.FromIAM() {
-		return true
-	}
-	return errors.Is(err, modelarts.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted)
-}
-
 // imageNotFound reports whether err is ShowImage's answer that the image does
-// not exist. The same class from another call says nothing about an image.
+// not exist.
 func imageNotFound(err error) bool {
 	apiErr := modelarts.AsAPIError(err)
 	return apiErr != nil && apiErr.Operation == modelarts.OpShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
 }
 
-// typesOf returns the image types a listing with type t covers.
-func typesOf(t string) []string {
-	if t == "" {
-		return imageTypes
-	}
-	return []string{t}
-}
-
-// listsEverything reports whether filters list every image of their type in
-// workspace "0", as a listing for the configured IDs does.
+// listsEverything reports whether o lists every image of its type in
+// workspace "0".
 func listsEverything(o modelarts.ListOptions) bool {
 	return o.Name == "" && o.Namespace == "" && o.ServiceType == "" && (o.WorkspaceID == "" || o.WorkspaceID == "0")
 }
 
-// logFailure logs one failed fetch, once, with what support needs to trace it.
-func logFailure(logger log.Logger, project, id string, err error) {
-	kv := append([]any{"msg", "Failed to fetch image", "project", project, "image", id}, apiErrorKV(err)...)
-	level.Warn(logger).Log(kv...)
+// apiErrorKV returns the log fields of an error.
+func apiErrorKV(err error) []any {
+	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
+		return []any{"code", apiErr.StatusCode, "error_code", apiErr.ErrorCode, "request_id", apiErr.RequestID, "err", err}
+	}
+	return []any{"err", err}
 }
 
-// apiErrorKV returns the log fields of an API error: HTTP code, error_code,
-// request id and the error itself.
-func apiErrorKV(err error) []any {
-	var kv []any
-	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
-		kv = append(kv, "code", apiErr.StatusCode, "error_code", apiErr.ErrorCode, "request_id", apiErr.RequestID)
+// listing is one ListImage listing (one set of filters, one type). Offset
+// only picks the page (offset / limit): offsets sent are multiples of size.
+type listing struct {
+	opts        modelarts.ListOptions // Type always set
+	discovery   bool
+	size, total int   // the server's page size; the pages its total announces
+	pages, next int   // the pages to read (total, capped); the next to ask for
+	read        int   // the pages that brought records
+	done, cut   bool  // cut: left unread on purpose, one by one is cheaper
+	err         error // why it is incomplete
+	seen        map[string]bool
+	ids         []string // the IDs listed, in page order
+}
+
+func (l *listing) open() bool { return !l.done && !l.cut && l.err == nil && l.next < max(l.pages, 1) }
+
+type pageAnswer struct {
+	l    *listing
+	k    int
+	page *modelarts.ImageList
+	err  error
+}
+
+// readPages reads the first page of every listing, or the rest, in waves of
+// at most Concurrency pages a listing.
+func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
+	for {
+		var wave []*pageAnswer
+		for _, l := range lists {
+			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && !(first && l.next > 0); n++ {
+				wave = append(wave, &pageAnswer{l: l, k: l.next})
+				l.next++
+			}
+		}
+		if len(wave) == 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		for _, a := range wave {
+			opts := a.l.opts // size is 0 until the first page is read
+			opts.Limit, opts.Offset = cmp.Or(a.l.size, listLimit), a.k*a.l.size
+			probe, err := f.admit(ctx)
+			if a.err = err; err != nil {
+				continue
+			}
+			wg.Go(func() {
+				a.page, a.err = f.p.Client.ListImages(ctx, opts)
+				f.done(probe, a.err)
+			})
+		}
+		wg.Wait()
+		for _, a := range wave { // in page order
+			f.takePage(a)
+		}
+		if first {
+			return
+		}
 	}
-	return append(kv, "err", err)
+}
+
+// takePage takes one answer into its listing. A listing ends at its total,
+// on an empty or short page, or on ModelArts.6400 (a page past the end).
+func (f *fetcher) takePage(a *pageAnswer) {
+	l := a.l
+	switch {
+	case l.done || l.err != nil:
+		return // an earlier page ended the listing
+	case errors.Is(a.err, modelarts.ErrEndOfList):
+		l.done = true
+		return
+	case a.err != nil:
+		l.err = fmt.Errorf("not listed: %w", a.err)
+		if !projectWide(a.err) {
+			level.Warn(f.logger).Log(append([]any{"msg", "Failed to list images", "project", f.p.Name, "type", l.opts.Type, "discovery", l.discovery}, apiErrorKV(a.err)...)...)
+		}
+		return
+	}
+	n := a.page.Records()
+	if a.k == 0 { // the page size is the size field, else what a page short of the total held
+		l.size = listLimit
+		if a.page.Size > 0 && a.page.Size <= listLimit {
+			l.size = a.page.Size
+		} else if n > 0 && n < listLimit && a.page.Total > int64(n) {
+			l.size = n
+		}
+		l.total = int((a.page.Total + int64(l.size) - 1) / int64(l.size))
+		l.pages = min(max(l.total, 1), maxListPages)
+	}
+	added := f.addRecords(l, a.page)
+	if added > 0 {
+		l.read++
+	}
+	switch {
+	case n == 0 || n < l.size:
+		l.done = true
+	case a.k > 0 && added == 0:
+		l.err = errors.New("not listed: a ListImage page repeated only records already listed: the server ignores offset")
+	case a.k+1 >= l.pages && l.total > maxListPages:
+		l.err = fmt.Errorf("not listed: ListImage paging stopped at the cap of %d pages", maxListPages)
+	case a.k+1 >= l.pages:
+		l.done = true
+	}
+}
+
+// addRecords takes the records of a page and returns how many are new to l.
+// Of an image listed twice the most recently updated record is kept.
+func (f *fetcher) addRecords(l *listing, page *modelarts.ImageList) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	before := len(l.ids)
+	take := func(id string, img *modelarts.Image, err error) {
+		if id == "" {
+			return
+		}
+		if !l.seen[id] {
+			l.seen[id] = true
+			l.ids = append(l.ids, id)
+		}
+		if !l.discovery && !f.wanted[id] {
+			return // kept only for the configured IDs
+		}
+		old, ok := f.out.images[id]
+		switch {
+		case img == nil:
+			if !ok {
+				f.out.errs[id] = err
+			}
+		case !ok:
+			f.out.images[id] = img
+			delete(f.out.errs, id)
+		case !reflect.DeepEqual(old, img):
+			f.out.conflicts = append(f.out.conflicts, id)
+			if img.UpdateAt > old.UpdateAt {
+				f.out.images[id] = img
+			}
+		}
+	}
+	for i := range page.Data {
+		take(page.Data[i].ID, &page.Data[i], nil)
+	}
+	for _, bad := range page.Invalid {
+		take(bad.ID, nil, bad.Err)
+	}
+	return len(l.ids) - before
 }

@@ -207,7 +207,9 @@ func TestPagingGuards(t *testing.T) {
 				calls = append(calls, tt.fake.calls()-before)
 				up := 0
 				for _, r := range res.Images {
-					up += boolInt(r.Err == nil)
+					if r.Err == nil {
+						up++
+					}
 				}
 				if tt.wantUp && up != len(res.Images) {
 					t.Errorf("%d of %d images up:\n%s", up, len(res.Images), logs.take())
