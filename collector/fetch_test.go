@@ -127,9 +127,11 @@ func TestListingByTypeAndCost(t *testing.T) {
 				for scrape := range 3 {
 					res := s.Scrape(context.Background())[0]
 					assertAllUp(t, res, tt.wantImages)
-					if calls := apiCalls(sim); scrape > 0 && calls > tt.maxCalls {
+					calls := apiCalls(sim)
+					if scrape > 0 && calls > tt.maxCalls {
 						t.Errorf("scrape %d: %d calls, want at most %d", scrape, calls, tt.maxCalls)
 					}
+					t.Logf("scrape %d: %d calls, %d of %d images up", scrape, calls, len(res.Images), tt.wantImages)
 				}
 				if strings.Contains(logs.take(), "level=warn") {
 					t.Errorf("warnings logged")
