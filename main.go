@@ -33,6 +33,7 @@ import (
 
 	"github.com/modelarts-exporter/modelarts_exporter/collector"
 	"github.com/modelarts-exporter/modelarts_exporter/config"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
 const exporterName = "modelarts_exporter"
@@ -184,6 +185,7 @@ type exporter struct {
 	configFile string
 	registry   *prometheus.Registry
 	apiMetrics *collector.APIMetrics
+	shared     *modelarts.Shared // the credential guards, kept across reloads
 
 	reloadMu      sync.Mutex
 	state         atomic.Pointer[state]
@@ -208,6 +210,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 		configFile: configFile,
 		registry:   reg,
 		apiMetrics: collector.NewAPIMetrics(reg),
+		shared:     modelarts.NewShared(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modelarts_exporter_config_last_reload_successful",
 			Help: "1 when the last configuration load or reload succeeded, else 0.",
@@ -229,7 +232,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 // connections of the one it replaces and records the success. A failure
 // changes nothing: reload records it (at start-up the process exits).
 func (e *exporter) apply(cfg *config.Config) error {
-	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version)
+	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version, e.shared)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/modelarts-exporter/modelarts_exporter/config"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -93,7 +94,7 @@ func (l *lockedBuffer) take() string {
 // scraper that logs to logs.
 func newFaultScraper(t *testing.T, cfg *config.Config, logs *lockedBuffer) *Scraper {
 	t.Helper()
-	projects, err := NewProjects(cfg, NewAPIMetrics(prometheus.NewRegistry()), "modelarts_exporter/test")
+	projects, err := NewProjects(cfg, NewAPIMetrics(prometheus.NewRegistry()), "modelarts_exporter/test", modelarts.NewShared())
 	if err != nil {
 		t.Fatal(err)
 	}

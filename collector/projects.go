@@ -12,8 +12,8 @@ import (
 )
 
 // NewProjects builds one API client per configured project. cfg must have
-// passed config validation.
-func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string) ([]Project, error) {
+// passed config validation; shared is the process's, kept across reloads.
+func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string, shared *modelarts.Shared) ([]Project, error) {
 	projects := make([]Project, 0, len(cfg.Projects))
 	for _, pc := range cfg.Projects {
 		httpClient, err := newHTTPClient(pc)
@@ -38,6 +38,7 @@ func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string) ([]P
 			UserAgent:  userAgent,
 			RateLimit:  pc.RateLimit,
 			RateBurst:  pc.RateBurst,
+			Shared:     shared,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("project %q: %w", pc.Name, err)

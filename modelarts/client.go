@@ -34,10 +34,20 @@ type Credentials struct {
 	AccessKey     string
 	SecretKey     string
 	SecurityToken string
+	// SecretKeyFile and SecurityTokenFile, when set, are read again whenever
+	// they change, replacing SecretKey and SecurityToken.
+	SecretKeyFile     string
+	SecurityTokenFile string
+	// MetadataEndpoint, when set, is the ECS metadata service that gives
+	// temporary access keys and security tokens (e.g. http://169.254.169.254);
+	// the access key fields are then empty.
+	MetadataEndpoint string
 
 	DomainName string
 	Username   string
 	Password   string
+	// PasswordFile, when set, is read again whenever it changes, replacing Password.
+	PasswordFile string
 }
 
 // Config configures a Client for one project.
@@ -72,6 +82,9 @@ type Config struct {
 	RateBurst int
 	// Retry is the policy for throttled calls; nil means DefaultRetryPolicy.
 	Retry *RetryPolicy
+	// Shared holds the guards every client of the process shares across
+	// reloads; nil gives the client guards of its own.
+	Shared *Shared
 }
 
 // API is what the collector needs of a client; *Client implements it.
