@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -312,18 +315,9 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 		defer cancel()
 
 		scrapeStart := time.Now()
-		images, err := collector.NewImageCollector(st.scraper.Scrape(ctx))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		scrapeReg := prometheus.NewRegistry()
-		if err := scrapeReg.Register(images); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+		results := st.scraper.Scrape(ctx)
 		renderStart := time.Now()
-		promhttp.HandlerFor(prometheus.Gatherers{e.registry, scrapeReg}, promhttp.HandlerOpts{
+		promhttp.HandlerForTransactional(scrapeGatherer{e.registry, results}, promhttp.HandlerOpts{
 			ErrorLog:      promLogger{e.logger},
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
@@ -332,6 +326,22 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 		level.Debug(e.logger).Log("msg", "Scrape answered", "api_timeout", timeout, "last_render", lastRender,
 			"api", renderStart.Sub(scrapeStart), "render", render)
 	})
+}
+
+// scrapeGatherer serves the exporter's own metrics and the image families of
+// one scrape. Those are consistent and sorted by construction
+// (collector.Families): only the few families are put in name order, no
+// series is sorted or checked again.
+type scrapeGatherer struct {
+	own     prometheus.Gatherer
+	results []collector.ProjectResult
+}
+
+func (g scrapeGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
+	mfs, err := g.own.Gather()
+	mfs = append(mfs, collector.Families(g.results)...)
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return mfs, func() {}, err
 }
 
 // maxHeaderTimeout: a X-Prometheus-Scrape-Timeout-Seconds above it is absurd

@@ -235,14 +235,10 @@ func TestNoStaleValuesByDefault(t *testing.T) {
 // exposition renders results as the text format, HELP and TYPE lines included.
 func exposition(t *testing.T, results []ProjectResult) string {
 	t.Helper()
-	c, err := NewImageCollector(results)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(gatherer(results)); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
-	text, err := renderText(c)
+	text, err := renderText(results)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,140 +1,145 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Package collector turns the results of a scrape of the ModelArts API into
-// Prometheus metrics.
+// Package collector fetches the images of the configured projects and turns
+// the results into Prometheus metric families.
 package collector
 
 import (
-	"errors"
+	"cmp"
 	"slices"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-const namespace = "modelarts"
-
-var imageLabels = []string{"project", "id", "name", "arch", "type", "visibility"}
-
-// The descriptors are built once; they are immutable and shared by every scrape.
-var (
-	sizeDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "size_bytes"),
-		"Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images).",
-		imageLabels, nil)
-	statusDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "status"),
-		"Status of the image as a state set: 1 for the current status, 0 for the other documented ones (INIT, CREATING, CREATE_FAILED, ERROR, DELETED, ACTIVE). An undocumented status gets a series of its own.",
-		append(slices.Clone(imageLabels), "status"), nil)
-	createdDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "created_timestamp_seconds"),
-		"Time the image was created, in seconds since the Unix epoch (create_at).",
-		imageLabels, nil)
-	updatedDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "updated_timestamp_seconds"),
-		"Time the image was last updated, in seconds since the Unix epoch (update_at).",
-		imageLabels, nil)
-	infoDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "info"),
-		"Descriptive fields of the image; always 1. List fields are sorted and comma-joined.",
-		append(slices.Clone(imageLabels), "service_type", "origin", "namespace", "tag", "swr_path", "workspace_id", "dev_services", "resource_categories"), nil)
-	imageUpDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "up"),
-		"1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.",
-		[]string{"project", "id"}, nil)
-	lastSuccessDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "last_success_timestamp_seconds"),
-		"Time the image was last fetched successfully, in seconds since the Unix epoch: the age of the values exported. No series before the first success.",
-		[]string{"project", "id"}, nil)
-	notFoundDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "image", "not_found"),
-		"1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0.",
-		[]string{"project", "id"}, nil)
-	upDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "", "up"),
-		"0 when the project's credentials were refused or the API could not be reached in this scrape, else 1.",
-		[]string{"project"}, nil)
-	durationDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "scrape", "duration_seconds"),
-		"Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval).",
-		[]string{"project"}, nil)
+// The metric families, in the order a registry gathers them (by name).
+const (
+	famCreated = iota
+	famInfo
+	famLastSuccess
+	famNotFound
+	famSize
+	famStatus
+	famImageUp
+	famUpdated
+	famDuration
+	famUp
+	famCount
 )
 
-// ImageCollector exports the results of one scrape as constant metrics.
-type ImageCollector struct {
-	results []ProjectResult
+var families = [famCount]struct{ name, help string }{
+	famCreated:     {"modelarts_image_created_timestamp_seconds", "Time the image was created, in seconds since the Unix epoch (create_at)."},
+	famInfo:        {"modelarts_image_info", "Descriptive fields of the image; always 1. List fields are sorted and comma-joined."},
+	famLastSuccess: {"modelarts_image_last_success_timestamp_seconds", "Time the image was last fetched successfully, in seconds since the Unix epoch: the age of the values exported. No series before the first success."},
+	famNotFound:    {"modelarts_image_not_found", "1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0."},
+	famSize:        {"modelarts_image_size_bytes", "Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images)."},
+	famStatus:      {"modelarts_image_status", "Status of the image as a state set: 1 for the current status, 0 for the other documented ones (INIT, CREATING, CREATE_FAILED, ERROR, DELETED, ACTIVE). An undocumented status gets a series of its own."},
+	famImageUp:     {"modelarts_image_up", "1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values."},
+	famUpdated:     {"modelarts_image_updated_timestamp_seconds", "Time the image was last updated, in seconds since the Unix epoch (update_at)."},
+	famDuration:    {"modelarts_scrape_duration_seconds", "Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval)."},
+	famUp:          {"modelarts_up", "0 when the project's credentials were refused or the API could not be reached in this scrape, else 1."},
 }
 
-var _ prometheus.Collector = (*ImageCollector)(nil)
+// sortedStatuses are the documented states in label order.
+var sortedStatuses = slices.Sorted(slices.Values(modelarts.Statuses))
 
-// NewImageCollector returns a collector that exports results.
-func NewImageCollector(results []ProjectResult) (*ImageCollector, error) {
-	seen := make(map[string]bool, len(results))
-	for _, r := range results {
-		if seen[r.Name] {
-			return nil, errors.New("duplicate project " + r.Name)
+// Families returns the metric families of results as a registry would
+// gather them: families by name, series by label values, byte for byte.
+// The label pairs of an image are made once and shared by its series; the
+// order comes from sorting the images once, not the 13 series each has.
+func Families(results []ProjectResult) []*dto.MetricFamily {
+	var fams [famCount][]*dto.Metric
+	type entry struct {
+		project string
+		r       *ImageResult
+	}
+	var all []entry
+	for i := range results {
+		p := &results[i]
+		project := label("project", p.Name)
+		fams[famUp] = append(fams[famUp], gauge([]*dto.LabelPair{project}, boolValue(p.Up)))
+		fams[famDuration] = append(fams[famDuration], gauge([]*dto.LabelPair{project}, p.Duration.Seconds()))
+		for j := range p.Images {
+			all = append(all, entry{p.Name, &p.Images[j]})
 		}
-		seen[r.Name] = true
 	}
-	return &ImageCollector{results: results}, nil
-}
-
-// Describe sends every descriptor Collect can emit.
-func (c *ImageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{sizeDesc, statusDesc, createdDesc, updatedDesc, infoDesc, imageUpDesc, lastSuccessDesc, notFoundDesc, upDesc, durationDesc} {
-		ch <- d
-	}
-}
-
-// Collect sends the metrics of every project and image.
-func (c *ImageCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.results {
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(p.Up), p.Name)
-		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, p.Duration.Seconds(), p.Name)
-		for _, r := range p.Images {
-			collectImage(ch, p.Name, r)
+	// Health series: labels id, project.
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project)) })
+	for _, e := range all {
+		pairs := []*dto.LabelPair{label("id", e.r.ID), label("project", e.project)}
+		fams[famImageUp] = append(fams[famImageUp], gauge(pairs, boolValue(e.r.Err == nil && e.r.Image != nil)))
+		fams[famNotFound] = append(fams[famNotFound], gauge(pairs, boolValue(imageNotFound(e.r.Err))))
+		if !e.r.LastSuccess.IsZero() {
+			fams[famLastSuccess] = append(fams[famLastSuccess], gauge(pairs, float64(e.r.LastSuccess.UnixMilli())/1000))
 		}
 	}
+	// Image series: labels arch, id, name, project, (status,) type, visibility.
+	all = slices.DeleteFunc(all, func(e entry) bool { return e.r.Image == nil })
+	slices.SortFunc(all, func(a, b entry) int {
+		x, y := a.r.Image, b.r.Image
+		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
+	})
+	for _, e := range all {
+		imageFamilies(&fams, e.project, e.r.ID, e.r.Image)
+	}
+	out := make([]*dto.MetricFamily, 0, famCount)
+	for i, ms := range fams {
+		if len(ms) > 0 {
+			out = append(out, &dto.MetricFamily{Name: &families[i].name, Help: &families[i].help, Type: dto.MetricType_GAUGE.Enum(), Metric: ms})
+		}
+	}
+	return out
 }
 
-func collectImage(ch chan<- prometheus.Metric, project string, r ImageResult) {
-	ch <- prometheus.MustNewConstMetric(imageUpDesc, prometheus.GaugeValue, boolValue(r.Err == nil && r.Image != nil), project, r.ID)
-	ch <- prometheus.MustNewConstMetric(notFoundDesc, prometheus.GaugeValue, boolValue(imageNotFound(r.Err)), project, r.ID)
-	if !r.LastSuccess.IsZero() {
-		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(r.LastSuccess.UnixMilli())/1000, project, r.ID)
-	}
-	img := r.Image
-	if img == nil {
-		return
-	}
+// imageFamilies adds the series of one image's values.
+func imageFamilies(fams *[famCount][]*dto.Metric, project, id string, img *modelarts.Image) {
 	// Label values are passed on as they are: Prometheus wants valid UTF-8,
 	// and they are. Project names and configured IDs are validated ASCII;
 	// everything else was decoded by encoding/json, which replaces invalid
 	// UTF-8 with U+FFFD.
-	labels := []string{project, r.ID, img.Name, img.Arch, img.Type, img.Visibility}
-
+	arch, idp, name, proj := label("arch", img.Arch), label("id", id), label("name", img.Name), label("project", project)
+	typ, vis := label("type", img.Type), label("visibility", img.Visibility)
+	pairs := []*dto.LabelPair{arch, idp, name, proj, typ, vis}
 	if img.Size != nil {
-		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(*img.Size)*1024, labels...)
+		fams[famSize] = append(fams[famSize], gauge(pairs, float64(*img.Size)*1024))
 	}
 	status := strings.ToUpper(strings.TrimSpace(img.Status))
-	for _, s := range modelarts.Statuses {
-		ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, boolValue(s == status), append(labels, s)...)
+	states := sortedStatuses
+	if status != "" && !slices.Contains(states, status) {
+		states = slices.Insert(slices.Clone(states), sortedIndex(states, status), status)
 	}
-	if status != "" && !slices.Contains(modelarts.Statuses, status) {
-		ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, 1, append(labels, status)...)
+	for _, s := range states {
+		fams[famStatus] = append(fams[famStatus], gauge([]*dto.LabelPair{arch, idp, name, proj, label("status", s), typ, vis}, boolValue(s == status)))
 	}
 	if img.CreateAt > 0 {
-		ch <- prometheus.MustNewConstMetric(createdDesc, prometheus.GaugeValue, float64(img.CreateAt)/1000, labels...)
+		fams[famCreated] = append(fams[famCreated], gauge(pairs, float64(img.CreateAt)/1000))
 	}
 	if img.UpdateAt > 0 {
-		ch <- prometheus.MustNewConstMetric(updatedDesc, prometheus.GaugeValue, float64(img.UpdateAt)/1000, labels...)
+		fams[famUpdated] = append(fams[famUpdated], gauge(pairs, float64(img.UpdateAt)/1000))
 	}
-	ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, append(labels,
-		img.ServiceType, img.Origin, img.Namespace, img.Tag, img.SWRPath, img.WorkspaceID,
-		joinSorted(img.DevServices), joinSorted(img.ResourceCategories))...)
+	fams[famInfo] = append(fams[famInfo], gauge([]*dto.LabelPair{
+		arch, label("dev_services", joinSorted(img.DevServices)), idp, name, label("namespace", img.Namespace),
+		label("origin", img.Origin), proj, label("resource_categories", joinSorted(img.ResourceCategories)),
+		label("service_type", img.ServiceType), label("swr_path", img.SWRPath), label("tag", img.Tag), typ, vis,
+		label("workspace_id", img.WorkspaceID),
+	}, 1))
+}
+
+func sortedIndex(sorted []string, s string) int {
+	i, _ := slices.BinarySearch(sorted, s)
+	return i
+}
+
+func label(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+func gauge(pairs []*dto.LabelPair, v float64) *dto.Metric {
+	return &dto.Metric{Label: pairs, Gauge: &dto.Gauge{Value: proto.Float64(v)}}
 }
 
 func joinSorted(values []string) string {

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
@@ -83,12 +85,9 @@ func TestCollectStatus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: exampleImage(tc.status)}}}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := gatherer([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: exampleImage(tc.status)}}}})
 			want := statusHelp + statusLines("x86_64", tc.want)
-			if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
+			if err := testutil.GatherAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
 				t.Error(err)
 			}
 		})
@@ -97,13 +96,10 @@ func TestCollectStatus(t *testing.T) {
 
 func TestCollectImage(t *testing.T) {
 	img := exampleImage("ACTIVE")
-	c, err := NewImageCollector([]ProjectResult{{
+	c := gatherer([]ProjectResult{{
 		Name: "prod", Up: true, Duration: 1500 * time.Millisecond,
 		Images: []ImageResult{{ID: imageID, Image: img}},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const labels = `arch="x86_64",id="278e88d1-5b71-4766-8502-b3ba72e824d9",name="pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",project="prod",type="BUILD_IN",visibility="PUBLIC"`
 	want := `# HELP modelarts_image_created_timestamp_seconds Time the image was created, in seconds since the Unix epoch (create_at).
 # TYPE modelarts_image_created_timestamp_seconds gauge
@@ -135,10 +131,10 @@ modelarts_up{project="prod"} 1
 		"modelarts_image_size_bytes", "modelarts_image_up", "modelarts_image_updated_timestamp_seconds",
 		"modelarts_scrape_duration_seconds", "modelarts_up",
 	}
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
@@ -148,15 +144,15 @@ func TestCollectMissingFields(t *testing.T) {
 	img.Size = nil
 	img.CreateAt, img.UpdateAt = 0, 0
 	img.Arch = "aarch64"
-	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: img}}}})
+	c := gatherer([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{{ID: imageID, Image: img}}}})
 	for _, name := range []string{"modelarts_image_size_bytes", "modelarts_image_created_timestamp_seconds", "modelarts_image_updated_timestamp_seconds"} {
-		if n := testutil.CollectAndCount(c, name); n != 0 {
+		if n, _ := testutil.GatherAndCount(c, name); n != 0 {
 			t.Errorf("%s: got %d series for an image without the field, want 0", name, n)
 		}
 	}
 	// The lowercase arch is passed on as the API sends it.
 	want := statusHelp + statusLines("aarch64", "ACTIVE")
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
+	if err := testutil.GatherAndCompare(c, strings.NewReader(want), "modelarts_image_status"); err != nil {
 		t.Error(err)
 	}
 }
@@ -166,7 +162,7 @@ func TestCollectFailedImages(t *testing.T) {
 	serverErr := &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer}
 	listNotFound := &modelarts.APIError{Operation: "ListImage", StatusCode: 404, Class: modelarts.ErrNotFound}
 	noProject := &modelarts.APIError{Operation: "ListProjects", Class: modelarts.ErrNotFound}
-	c, _ := NewImageCollector([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{
+	c := gatherer([]ProjectResult{{Name: "prod", Up: true, Images: []ImageResult{
 		{ID: "00000000-0000-0000-0000-000000000001", Err: fmt.Errorf("show image: %w", notFound)},
 		{ID: "00000000-0000-0000-0000-000000000002", Err: serverErr},
 		{ID: "00000000-0000-0000-0000-000000000003", Err: fmt.Errorf("not listed: %w", listNotFound)},
@@ -188,14 +184,14 @@ modelarts_image_up{id="00000000-0000-0000-0000-000000000003",project="prod"} 0
 modelarts_image_up{id="00000000-0000-0000-0000-000000000004",project="prod"} 0
 modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "modelarts_image_up", "modelarts_image_not_found"); err != nil {
+	if err := testutil.GatherAndCompare(c, strings.NewReader(want), "modelarts_image_up", "modelarts_image_not_found"); err != nil {
 		t.Error(err)
 	}
 	// Only the image that was fetched has data series.
-	if n := testutil.CollectAndCount(c, "modelarts_image_info"); n != 1 {
+	if n, _ := testutil.GatherAndCount(c, "modelarts_image_info"); n != 1 {
 		t.Errorf("modelarts_image_info: got %d series, want 1", n)
 	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
@@ -214,8 +210,8 @@ func TestCollectInvalidUTF8FromTheAPI(t *testing.T) {
 	if r := res.Images[0]; r.Err != nil || r.Image == nil {
 		t.Fatalf("image: %v", r.Err)
 	}
-	c, _ := NewImageCollector([]ProjectResult{res})
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	c := gatherer([]ProjectResult{res})
+	if problems, err := testutil.GatherAndLint(c); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 	want := "modelarts_image_status{arch=\"x86_64\uFFFD\",id=\"" + imageID + "\",name=\"bad\uFFFDname\",project=\"p\",status=\"W\uFFFDIRD\",type=\"\",visibility=\"\"} 1"
@@ -224,9 +220,7 @@ func TestCollectInvalidUTF8FromTheAPI(t *testing.T) {
 	}
 }
 
-func TestNewImageCollectorDuplicateProject(t *testing.T) {
-	_, err := NewImageCollector([]ProjectResult{{Name: "a"}, {Name: "a"}})
-	if err == nil {
-		t.Fatal("want an error for a duplicate project")
-	}
+// gatherer serves the families of results, as /metrics does.
+func gatherer(results []ProjectResult) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return Families(results), nil })
 }

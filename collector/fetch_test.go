@@ -528,11 +528,7 @@ func TestDiscovery(t *testing.T) {
 			if sim.Requests(modelartstest.OpListImage) != 2 || sim.Requests(modelartstest.OpShowImage) != 1 {
 				t.Errorf("ListImage %d, ShowImage %d calls; want 2, 1", sim.Requests(modelartstest.OpListImage), sim.Requests(modelartstest.OpShowImage))
 			}
-			c, err := NewImageCollector([]ProjectResult{res})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := testutil.CollectAndCount(c, "modelarts_image_up"); n != wantIDs {
+			if n, err := testutil.GatherAndCount(gatherer([]ProjectResult{res}), "modelarts_image_up"); err != nil || n != wantIDs {
 				t.Errorf("%d modelarts_image_up series, want %d", n, wantIDs)
 			}
 		})

@@ -107,15 +107,7 @@ func scrapeText(t *testing.T, s *Scraper, timeout time.Duration) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := NewImageCollector(s.Scrape(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
+	mfs, err := prometheus.Gatherers{gatherer(s.Scrape(ctx))}.Gather() // checks consistency like a registry
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}

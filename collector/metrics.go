@@ -23,13 +23,13 @@ type APIMetrics struct {
 func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
 	m := &APIMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
+			Namespace: "modelarts",
 			Subsystem: "api",
 			Name:      "requests_total",
 			Help:      "HTTP requests the exporter sent to the ModelArts and IAM APIs, by project, operation and HTTP status code (\"error\" when no response arrived).",
 		}, []string{"project", "operation", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace,
+			Namespace: "modelarts",
 			Subsystem: "api",
 			Name:      "request_duration_seconds",
 			Help:      "Latency of the exporter's HTTP requests to the ModelArts and IAM APIs, by operation.",

@@ -192,11 +192,7 @@ func BenchmarkRender(b *testing.B) {
 	}
 	var size int
 	for b.Loop() {
-		c, err := NewImageCollector([]ProjectResult{res})
-		if err != nil {
-			b.Fatal(err)
-		}
-		text, err := renderText(c)
+		text, err := renderText([]ProjectResult{res})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -205,14 +201,10 @@ func BenchmarkRender(b *testing.B) {
 	b.ReportMetric(float64(size), "bytes")
 }
 
-// renderText gathers c in its own registry and encodes it as /metrics does
-// in the text format.
-func renderText(c prometheus.Collector) (string, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(c); err != nil {
-		return "", err
-	}
-	mfs, err := reg.Gather()
+// renderText gathers the families of results, checking their consistency
+// as a registry would, and encodes them in the text format.
+func renderText(results []ProjectResult) (string, error) {
+	mfs, err := prometheus.Gatherers{gatherer(results)}.Gather()
 	if err != nil {
 		return "", err
 	}
