@@ -1,12 +1,13 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Command modelarts-simulator serves a fake ModelArts and IAM API on loopback
-// for demos and end-to-end tests (package modelartstest as a program).
+// Command modelarts-simulator serves a fake ModelArts and IAM API, and the ECS
+// metadata service's temporary credentials, on loopback for demos and
+// end-to-end tests (package modelartstest as a program).
 //
 // Point an exporter at the printed endpoint, both as ModelArts and as IAM
 // endpoint, with the printed project id and region, and with either the access
-// key pair or the user, password and domain. The defaults are fake demo
+// key pair, the user, password and domain, or the printed metadata endpoint. The defaults are fake demo
 // credentials (see --help); override them with the flags, and read the secret
 // key from a file with --secret-key-file.
 //
@@ -63,6 +64,8 @@ type flags struct {
 	currentFromOne bool
 	untypedListing string
 	refuseWith403  bool
+	temporaryTTL   time.Duration
+	sessionToken   string
 }
 
 func main() {
@@ -126,6 +129,12 @@ func parseFlags(args []string) (*flags, error) {
 		EnumVar(&f.untypedListing, modelartstest.UntypedBuildIn, modelartstest.UntypedAll)
 	app.Flag("refuse-with-403", "Answer a bad signature with 403 ModelArts.0206 and a bad token with 403 ModelArts.0203 instead of 401.").
 		BoolVar(&f.refuseWith403)
+	app.Flag("temporary-key-ttl", "Validity of the metadata service's temporary access keys; a new one is issued at half of it.").
+		Default(modelartstest.DefaultTemporaryKeyTTL.String()).DurationVar(&f.temporaryTTL)
+	app.Flag("metadata-session-token", "How the metadata service treats session tokens: optional, required, or 404 or 405 (a service without them).").
+		Default(modelartstest.SessionTokenOptional).
+		EnumVar(&f.sessionToken, modelartstest.SessionTokenOptional, modelartstest.SessionTokenRequired,
+			modelartstest.SessionToken404, modelartstest.SessionToken405)
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
 	}
@@ -156,6 +165,9 @@ func (f *flags) options() (modelartstest.Options, error) {
 		Latency:        f.latency,
 		MaxInFlight:    f.maxInFlight,
 		MaxPageSize:    f.maxPageSize,
+
+		MetadataSessionToken: f.sessionToken,
+		TemporaryKeyTTL:      f.temporaryTTL,
 	}, nil
 }
 
@@ -193,6 +205,9 @@ func initialImages(spec string, seed int64) ([]modelarts.Image, error) {
 // serve listens, says where, and serves until ctx is done.
 func serve(ctx context.Context, logger log.Logger, f *flags, opts modelartstest.Options) error {
 	sim := modelartstest.New(opts)
+	if f.securityToken != "" {
+		sim.AddKey(f.accessKey, opts.Keys[f.accessKey], f.securityToken)
+	}
 	ln, err := net.Listen("tcp", f.listenAddress)
 	if err != nil {
 		return err
@@ -203,6 +218,8 @@ func serve(ctx context.Context, logger log.Logger, f *flags, opts modelartstest.
 		"endpoint", endpoint, "iam_endpoint", endpoint,
 		"project_id", sim.ProjectID(), "region", sim.Region(),
 		"access_key", f.accessKey, "user", f.user, "domain", f.domain,
+		"metadata_endpoint", endpoint, "metadata_session_token", opts.MetadataSessionToken,
+		"temporary_key_ttl", opts.TemporaryKeyTTL,
 		"images", len(opts.Images), "untyped_listing", opts.UntypedListing, "refuse_with_403", opts.RefuseWith403,
 		"admin_api", endpoint+"/-/sim/")
 

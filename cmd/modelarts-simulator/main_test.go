@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -229,10 +230,10 @@ func TestUntypedListingFlag(t *testing.T) {
 
 func TestReadingsFlags(t *testing.T) {
 	t.Setenv(modelartstest.UntypedListingEnv, "")
-	url, _, stop := start(t, "--untyped-listing=ALL", "--refuse-with-403", "--images=none")
+	url, _, stop := start(t, "--untyped-listing=ALL", "--refuse-with-403", "--images=none", "--metadata-session-token=405")
 	defer stop()
 	code, body := get(t, url+"/-/sim/settings")
-	if code != http.StatusOK || string(body) != `{"untyped_listing":"ALL","refuse_with_403":true}` {
+	if code != http.StatusOK || string(body) != `{"untyped_listing":"ALL","refuse_with_403":true,"metadata_session_token":"405"}` {
 		t.Errorf("settings: %d %s", code, body)
 	}
 	// A bad token is refused with 403 under --refuse-with-403.
@@ -250,5 +251,95 @@ func TestReadingsFlags(t *testing.T) {
 	if code, body := get(t, url+"/prefix/v1/"+modelartstest.DefaultProjectID+"/images"); code != http.StatusNotFound ||
 		!strings.Contains(string(body), modelartstest.CodeAPINotFound) {
 		t.Errorf("wrong base path: %d %s", code, body)
+	}
+}
+
+func TestMetadataFlags(t *testing.T) {
+	url, logs, stop := start(t, "--images=none", "--metadata-session-token=required", "--temporary-key-ttl=90m")
+	defer stop()
+	securityKey := func(session string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url+modelartstest.SecurityKeyPath, nil)
+		if session != "" {
+			req.Header.Set("X-Metadata-Token", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if code, _ := securityKey(""); code != http.StatusUnauthorized {
+		t.Errorf("no session token under --metadata-session-token=required: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodPut, url+modelartstest.MetadataTokenPath, nil)
+	req.Header.Set("X-Metadata-Token-Ttl-Seconds", "21600")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	code, body := securityKey(string(session))
+	var got struct {
+		Credential struct {
+			ExpiresAt string `json:"expires_at"`
+		} `json:"credential"`
+	}
+	if err := json.Unmarshal(body, &got); code != http.StatusOK || err != nil {
+		t.Fatalf("securitykey: %d %v %s", code, err, body)
+	}
+	expires, err := time.Parse(time.RFC3339Nano, got.Credential.ExpiresAt)
+	if ttl := time.Until(expires); err != nil || ttl < 89*time.Minute || ttl > 90*time.Minute {
+		t.Errorf("expires_at %s: %v, %v from now under --temporary-key-ttl=90m", got.Credential.ExpiresAt, err, ttl)
+	}
+	for _, want := range []string{"metadata_endpoint=" + url, "metadata_session_token=required", "temporary_key_ttl=1h30m0s"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if _, err := parseFlags([]string{"--metadata-session-token=always"}); err == nil {
+		t.Error("--metadata-session-token=always accepted")
+	}
+}
+
+// TestSecurityTokenFlag: --security-token makes the access key a temporary one.
+func TestSecurityTokenFlag(t *testing.T) {
+	f, err := parseFlags([]string{"--access-key=TEMPKEY", "--secret-key=temp-secret", "--security-token=tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _, stop := start(t, "--images=none", "--access-key=TEMPKEY", "--secret-key=temp-secret", "--security-token=tok")
+	defer stop()
+	for _, token := range []string{"", "tok"} {
+		req, _ := http.NewRequest(http.MethodGet, url+"/v3/projects", nil)
+		if token != "" {
+			req.Header.Set("X-Security-Token", token)
+		}
+		sign(t, req, f.accessKey, f.secretKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		want := http.StatusOK
+		if token == "" {
+			want = http.StatusUnauthorized
+		}
+		if resp.StatusCode != want {
+			t.Errorf("security token %q: %d, want %d", token, resp.StatusCode, want)
+		}
+	}
+}
+
+// sign signs req with the client's signer, which signs X-Security-Token when
+// req carries it.
+func sign(t *testing.T, req *http.Request, accessKey, secretKey string) {
+	t.Helper()
+	s := &modelarts.Signer{AccessKey: accessKey, SecretKey: secretKey}
+	if err := s.Sign(req); err != nil {
+		t.Fatal(err)
 	}
 }

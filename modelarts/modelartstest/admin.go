@@ -165,13 +165,14 @@ func (s *Server) adminResetStats(w http.ResponseWriter, _ *http.Request) {
 // settings are the readings switchable at run time; in a PUT, absent fields
 // keep their value.
 type settings struct {
-	UntypedListing *string `json:"untyped_listing,omitempty"`
-	RefuseWith403  *bool   `json:"refuse_with_403,omitempty"`
+	UntypedListing       *string `json:"untyped_listing,omitempty"`
+	RefuseWith403        *bool   `json:"refuse_with_403,omitempty"`
+	MetadataSessionToken *string `json:"metadata_session_token,omitempty"`
 }
 
 func (s *Server) adminSettings(w http.ResponseWriter, _ *http.Request) {
-	mode, refuse := s.untypedListing(), s.refuse403.Load()
-	writeJSON(w, http.StatusOK, settings{UntypedListing: &mode, RefuseWith403: &refuse})
+	mode, refuse, session := s.untypedListing(), s.refuse403.Load(), s.MetadataSessionToken()
+	writeJSON(w, http.StatusOK, settings{UntypedListing: &mode, RefuseWith403: &refuse, MetadataSessionToken: &session})
 }
 
 func (s *Server) adminPutSettings(w http.ResponseWriter, r *http.Request) {
@@ -181,10 +182,23 @@ func (s *Server) adminPutSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if change.UntypedListing != nil {
-		if err := s.SetUntypedListing(*change.UntypedListing); err != nil {
+		if err := checkUntypedListing(*change.UntypedListing); err != nil {
 			adminError(w, http.StatusBadRequest, "%v", err)
 			return
 		}
+	}
+	if change.MetadataSessionToken != nil {
+		if err := checkSessionTokenMode(*change.MetadataSessionToken); err != nil {
+			adminError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	// Both are valid now: a refused PUT changes nothing.
+	if change.UntypedListing != nil {
+		_ = s.SetUntypedListing(*change.UntypedListing) // checked above
+	}
+	if change.MetadataSessionToken != nil {
+		_ = s.SetMetadataSessionToken(*change.MetadataSessionToken) // checked above
 	}
 	if change.RefuseWith403 != nil {
 		s.SetRefuseWith403(*change.RefuseWith403)

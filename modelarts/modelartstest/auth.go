@@ -37,7 +37,8 @@ type principal struct {
 
 type secretKey struct {
 	secret        string
-	securityToken string // "" for permanent keys
+	securityToken string    // "" for permanent keys
+	expiresAt     time.Time // zero: never
 }
 
 type userKey struct{ domain, name string }
@@ -83,10 +84,15 @@ func newAuthState(keys map[string]string, users []User) *authState {
 // AddKey accepts a further access key. A non-empty securityToken makes it a
 // temporary key: its requests must carry X-Security-Token with that value.
 // Adding an existing access key replaces its secret.
+// Such a key never expires; the metadata service issues ones that do.
 func (s *Server) AddKey(accessKey, sk, securityToken string) {
+	s.putKey(accessKey, secretKey{secret: sk, securityToken: securityToken})
+}
+
+func (s *Server) putKey(accessKey string, key secretKey) {
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
-	s.auth.keys[accessKey] = secretKey{secret: sk, securityToken: securityToken}
+	s.auth.keys[accessKey] = key
 }
 
 // RemoveKey stops accepting an access key.
@@ -218,11 +224,12 @@ func (s *Server) refuseSignature(c *call, msg string) reply {
 }
 
 func (s *Server) authenticateSignature(c *call, header string) (*principal, *reply) {
+	a, err := parseAuthorization(header)
 	fail := func(msg string) (*principal, *reply) {
+		s.stats.refusedSignature(a.access)
 		rp := s.refuseSignature(c, msg)
 		return nil, &rp
 	}
-	a, err := parseAuthorization(header)
 	if err != nil {
 		return fail("Incorrect IAM authentication information: Authorization format incorrect")
 	}
@@ -255,8 +262,8 @@ func (s *Server) verifySignature(r *http.Request, a authorization, key secretKey
 	if skew := s.now().Sub(date); skew > MaxClockSkew || skew < -MaxClockSkew {
 		return "Incorrect IAM authentication information: the request has expired, x-sdk-date is too far from server time"
 	}
-	if key.securityToken != "" && !hmac.Equal([]byte(r.Header.Get("X-Security-Token")), []byte(key.securityToken)) {
-		return "Incorrect IAM authentication information: security token invalid"
+	if msg := s.checkTemporaryKey(r, a, key); msg != "" {
+		return msg
 	}
 	bodyHash, err := requestBodyHash(r)
 	if err != nil {
@@ -265,6 +272,24 @@ func (s *Server) verifySignature(r *http.Request, a authorization, key secretKey
 	want, err := computeSignature(r, a.signedHeaders, bodyHash, key.secret)
 	if err != nil || !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return MsgSignatureFailed
+	}
+	return ""
+}
+
+// checkTemporaryKey returns "" for a permanent key, or for a temporary one
+// that has not expired and whose security token was sent and signed, as
+// huaweicloud-sdk-go-v3 core/auth/base_credentials.go does (it adds
+// X-Security-Token before signing); else why not.
+func (s *Server) checkTemporaryKey(r *http.Request, a authorization, key secretKey) string {
+	switch {
+	case key.securityToken == "":
+		return ""
+	case !key.expiresAt.IsZero() && !s.now().Before(key.expiresAt):
+		return "Incorrect IAM authentication information: the security token has expired"
+	case !hmac.Equal([]byte(r.Header.Get("X-Security-Token")), []byte(key.securityToken)):
+		return "Incorrect IAM authentication information: security token invalid"
+	case !a.signs("x-security-token"):
+		return "Incorrect IAM authentication information: x-security-token is not signed"
 	}
 	return ""
 }

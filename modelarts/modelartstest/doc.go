@@ -1,16 +1,19 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Package modelartstest is a local fake of the ModelArts image API and of the
-// parts of IAM the exporter uses, for tests, benchmarks and demos.
+// Package modelartstest is a local fake of the ModelArts image API, of the
+// parts of IAM the exporter uses and of the ECS metadata service's temporary
+// credentials, for tests, benchmarks and demos.
 //
-// One [Server] answers both APIs on one base URL, so a client is pointed at it
-// with the same URL as ModelArts endpoint and as IAM endpoint:
+// One [Server] answers all three on one base URL, so a client is pointed at it
+// with the same URL as ModelArts, IAM and metadata endpoint:
 //
-//	GET  /v1/{project_id}/images/{id}   ShowImage
-//	GET  /v1/{project_id}/images        ListImage
-//	POST /v3/auth/tokens                CreateToken (password method)
-//	GET  /v3/projects?name={region}     ListProjects
+//	GET  /v1/{project_id}/images/{id}    ShowImage
+//	GET  /v1/{project_id}/images         ListImage
+//	POST /v3/auth/tokens                 CreateToken (password method)
+//	GET  /v3/projects?name={region}      ListProjects
+//	PUT  /meta-data/latest/api/token     MetadataToken (session token)
+//	GET  /openstack/latest/securitykey   GetSecurityKey (temporary credential)
 //
 // It follows Huawei's own code and documentation, citing them where they are
 // followed, and offers each plausible reading where they leave a behaviour
@@ -38,7 +41,26 @@
 // ModelArts.0203. After [LockoutThreshold] consecutive failures for one access
 // key, every request with that key is refused for [LockoutDuration], as the
 // real gateway does, under either reading: tests use this to prove that a
-// client never retries a refused signature.
+// client never retries a refused signature. [Server.RefusedSignatures] counts
+// the refusals per access key.
+//
+// # Temporary credentials
+//
+// The metadata routes need no credentials. PUT /meta-data/latest/api/token
+// with X-Metadata-Token-Ttl-Seconds (60 to 21600) answers a session token as
+// text/plain; GET /openstack/latest/securitykey answers
+// {"credential":{"access":...,"secret":...,"securitytoken":...,"expires_at":"2020-01-08T03:50:07.574000Z"}}.
+// [Options].MetadataSessionToken picks how session tokens are treated:
+// optional (the default: a token sent must be valid), required (401 without a
+// valid one), or a service without them that answers the token request with
+// 404 or 405. Each temporary key is valid for [Options].TemporaryKeyTTL
+// (default [DefaultTemporaryKeyTTL]); the service hands out the current one
+// and issues a new one (access key, secret and security token) once the
+// current one has less than half of its validity left, by the server's clock.
+// Keys overlap: an older key stays valid until its own expiry, then gets 401
+// (or 403 with RefuseWith403) like a bad signature, and counts towards the
+// lockout. A temporary key must come with its own security token in a signed
+// X-Security-Token header. [Server.TemporaryKeysIssued] counts the keys issued.
 //
 // # Listing and paging
 //
@@ -82,10 +104,10 @@
 //	DELETE /-/sim/faults                 removes all faults
 //	DELETE /-/sim/faults/{id}
 //	POST   /-/sim/tokens/expire          expires every issued token
-//	GET    /-/sim/stats                  request counters
+//	GET    /-/sim/stats                  request counters, refused signatures, temporary keys issued
 //	DELETE /-/sim/stats                  resets the counters
 //	GET    /-/sim/settings               the readings switchable at run time
-//	PUT    /-/sim/settings               body: {"untyped_listing":"ALL","refuse_with_403":true}, either field optional
+//	PUT    /-/sim/settings               body: {"untyped_listing":"ALL","refuse_with_403":true,"metadata_session_token":"required"}, each field optional
 //
 // The admin API is unauthenticated and meant for loopback testing only: never
 // expose a simulator on a network others can reach.

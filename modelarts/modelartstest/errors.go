@@ -132,11 +132,14 @@ func iamError(status int, msg string) reply {
 
 // errorReply answers status with code and msg in the body format the code
 // belongs to: the gateway's for APIG codes, IAM's for IAM operations without
-// a code, ModelArts' otherwise.
+// a code, plain text for the metadata service without a code, ModelArts'
+// otherwise.
 func errorReply(c *call, status int, code, msg string) reply {
 	switch {
 	case strings.HasPrefix(code, "APIG."):
 		return gatewayError(status, code, msg, c.requestID)
+	case code == "" && isMetadataOperation(c.op):
+		return metadataError(status, msg)
 	case code == "" && isIAMOperation(c.op):
 		return iamError(status, msg)
 	default:
@@ -148,6 +151,9 @@ func isIAMOperation(op string) bool { return op == OpCreateToken || op == OpList
 
 // documentedError is the usual error code and message for a status.
 func documentedError(op string, status int) (code, msg string) {
+	if isMetadataOperation(op) { // no gateway in front of 169.254.169.254
+		return "", http.StatusText(status)
+	}
 	if isIAMOperation(op) {
 		switch status {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:

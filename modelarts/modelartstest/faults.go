@@ -21,7 +21,9 @@ const (
 	// 429 APIG.0308 "The throttling threshold has been reached", 401
 	// ModelArts.0203, 403 ModelArts.0210, 404 ModelArts.6404, 500 ModelArts.0001,
 	// 502/503 APIG.0202, 504 APIG.0203; IAM operations get IAM's body
-	// ({"error":{...}}) except for gateway errors. ErrorCode overrides the
+	// ({"error":{...}}) except for gateway errors; metadata operations get
+	// the status text as plain text (e.g. 503 on OpSecurityKey: the service
+	// is down; 401 with ErrorMsg MsgNoAgency: no agency). ErrorCode overrides the
 	// code, with the message the error code table documents for that status
 	// and code (e.g. 403 ModelArts.0112, 0108, 5014, 0203, 0206, 2784; 429
 	// ModelArts.4206); ErrorMsg overrides the message.
@@ -79,8 +81,8 @@ var faultKinds = []FaultKind{
 // string such as "1.5s".
 type Fault struct {
 	Kind FaultKind `json:"kind"`
-	// Operation is OpShowImage, OpListImage, OpCreateToken, OpListProjects or
-	// empty for both ModelArts operations.
+	// Operation is OpShowImage, OpListImage, OpCreateToken, OpListProjects,
+	// OpMetadataToken, OpSecurityKey or empty for both ModelArts operations.
 	Operation string `json:"operation,omitempty"`
 	// ImageID restricts the fault to calls about one image.
 	ImageID string `json:"image_id,omitempty"`
@@ -147,7 +149,7 @@ func (f Fault) Validate() error {
 	}
 	switch f.Operation {
 	case "", OpShowImage, OpListImage:
-	case OpCreateToken, OpListProjects:
+	case OpCreateToken, OpListProjects, OpMetadataToken, OpSecurityKey:
 		if f.ImageID != "" {
 			return errors.New("image_id only applies to ShowImage and ListImage")
 		}

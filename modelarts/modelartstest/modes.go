@@ -67,3 +67,50 @@ func (s *Server) untypedListing() string {
 // ModelArts.0206 / ModelArts.0203 (on) or 401 APIG.0301 / ModelArts.0203 (off).
 // See Options.RefuseWith403.
 func (s *Server) SetRefuseWith403(on bool) { s.refuse403.Store(on) }
+
+// Readings of the metadata service's session token, for
+// Options.MetadataSessionToken. "optional" and "required" are the values of
+// the ECS metadata option http_tokens (api-ecs, "Querying ECS Metadata
+// Configuration"); 404 and 405 are the answers of services without session
+// tokens, which huaweicloud-sdk-go-v3 core/auth/internal/metadata_accessor.go
+// takes as "go on without one".
+const (
+	// SessionTokenOptional issues session tokens and accepts a securitykey
+	// request without one; a token that is sent must be valid. The default.
+	SessionTokenOptional = "optional"
+	// SessionTokenRequired refuses a securitykey request without a valid
+	// session token with 401.
+	SessionTokenRequired = "required"
+	// SessionToken404 and SessionToken405 answer the token request with 404
+	// or 405 and ignore X-Metadata-Token.
+	SessionToken404 = "404"
+	SessionToken405 = "405"
+)
+
+func checkSessionTokenMode(mode string) error {
+	switch mode {
+	case SessionTokenOptional, SessionTokenRequired, SessionToken404, SessionToken405:
+		return nil
+	}
+	return fmt.Errorf("metadata session token %q: want %s, %s, %s or %s", mode,
+		SessionTokenOptional, SessionTokenRequired, SessionToken404, SessionToken405)
+}
+
+// SetMetadataSessionToken switches the metadata service's session token
+// reading (see Options.MetadataSessionToken). Issued session tokens stay valid.
+func (s *Server) SetMetadataSessionToken(mode string) error {
+	if err := checkSessionTokenMode(mode); err != nil {
+		return err
+	}
+	s.meta.mu.Lock()
+	defer s.meta.mu.Unlock()
+	s.meta.mode = mode
+	return nil
+}
+
+// MetadataSessionToken returns the metadata service's session token reading.
+func (s *Server) MetadataSessionToken() string {
+	s.meta.mu.Lock()
+	defer s.meta.mu.Unlock()
+	return s.meta.mode
+}

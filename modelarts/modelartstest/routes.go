@@ -15,6 +15,8 @@ func (s *Server) routes() http.Handler {
 	rt.handle("GET /v1/{project_id}/images", s.operation(OpListImage, s.listImages))
 	rt.handle("POST /v3/auth/tokens", s.operation(OpCreateToken, s.createToken))
 	rt.handle("GET /v3/projects", s.operation(OpListProjects, s.listProjects))
+	rt.handle("PUT "+MetadataTokenPath, s.operation(OpMetadataToken, s.metadataToken))
+	rt.handle("GET "+SecurityKeyPath, s.operation(OpSecurityKey, s.securityKey))
 	s.adminRoutes(rt)
 	rt.finish()
 	// A path no API has (wrong base path, version or region) is answered by

@@ -25,6 +25,9 @@ const (
 	OpListImage    = "ListImage"
 	OpCreateToken  = "CreateToken"
 	OpListProjects = "ListProjects"
+	// The ECS metadata service's (see metadata.go).
+	OpMetadataToken = "MetadataToken"  // PUT /meta-data/latest/api/token
+	OpSecurityKey   = "GetSecurityKey" // GET /openstack/latest/securitykey
 )
 
 // Defaults of [Options].
@@ -100,8 +103,18 @@ type Options struct {
 	MaxInFlight int
 	// MaxPageSize caps ListImage's limit; default DefaultMaxPageSize.
 	MaxPageSize int
-	// Now is the clock for tokens, X-Sdk-Date checks and lockouts; default time.Now.
+	// Now is the clock for tokens, temporary keys, X-Sdk-Date checks and
+	// lockouts; default time.Now.
 	Now func() time.Time
+	// MetadataSessionToken is how the metadata service treats session tokens:
+	// SessionTokenOptional (default), SessionTokenRequired, SessionToken404 or
+	// SessionToken405. Another value panics. Server.SetMetadataSessionToken
+	// changes it later.
+	MetadataSessionToken string
+	// TemporaryKeyTTL is the validity of the temporary access keys the
+	// metadata service issues; default DefaultTemporaryKeyTTL. A new key is
+	// issued when the current one has less than half of it left.
+	TemporaryKeyTTL time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -132,14 +145,24 @@ func (o Options) withDefaults() Options {
 	if err := checkUntypedListing(o.UntypedListing); err != nil {
 		panic("modelartstest: Options: " + err.Error())
 	}
+	if o.MetadataSessionToken == "" {
+		o.MetadataSessionToken = SessionTokenOptional
+	}
+	if err := checkSessionTokenMode(o.MetadataSessionToken); err != nil {
+		panic("modelartstest: Options: " + err.Error())
+	}
+	if o.TemporaryKeyTTL <= 0 {
+		o.TemporaryKeyTTL = DefaultTemporaryKeyTTL
+	}
 	return o
 }
 
-// Server is the fake ModelArts and IAM API. All its methods are safe for
+// Server is the fake ModelArts and IAM API, with the ECS metadata service. All its methods are safe for
 // concurrent use.
 type Server struct {
 	// URL is the base URL of a server made by NewServer, e.g.
-	// http://127.0.0.1:41234, for both the ModelArts and the IAM endpoint.
+	// http://127.0.0.1:41234, for the ModelArts, the IAM and the metadata
+	// endpoint alike.
 	// It is empty for a server made by New.
 	URL string
 
@@ -152,6 +175,7 @@ type Server struct {
 
 	images *imageStore
 	auth   *authState
+	meta   *metadataState
 	faults *faultSet
 	stats  *counters
 
@@ -172,6 +196,7 @@ func New(opts Options) *Server {
 		done:            make(chan struct{}),
 		images:          newImageStore(opts.Images),
 		auth:            newAuthState(opts.Keys, opts.Users),
+		meta:            &metadataState{mode: opts.MetadataSessionToken, sessions: map[string]time.Time{}},
 		faults:          newFaultSet(),
 		stats:           newCounters(),
 		requestIDPrefix: randomHex(8),
@@ -195,7 +220,7 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// Handler serves the ModelArts, IAM and admin routes.
+// Handler serves the ModelArts, IAM, metadata and admin routes.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // ProjectID is the id of the server's only project.
@@ -234,7 +259,7 @@ type call struct {
 	op        string
 	r         *http.Request
 	requestID string
-	who       *principal // nil for CreateToken
+	who       *principal // nil for CreateToken and the metadata service
 }
 
 // reply is an answer before it is written, so that faults can replace or
@@ -279,7 +304,7 @@ func (s *Server) operation(op string, h handlerFunc) http.Handler {
 // serve authenticates the call and runs the handler; admitted is false when
 // the credentials or the project were refused (faults do not apply then).
 func (s *Server) serve(c *call, h handlerFunc) (rp reply, admitted bool) {
-	if c.op == OpCreateToken {
+	if c.op == OpCreateToken || isMetadataOperation(c.op) {
 		return h(c), true
 	}
 	who, fail := s.authenticate(c)

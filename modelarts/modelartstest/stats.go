@@ -9,17 +9,36 @@ import (
 )
 
 // counters count API calls per operation and per operation and status code,
-// and the calls being served.
+// the calls being served, refused signatures and issued temporary keys.
 type counters struct {
-	mu       sync.Mutex
-	total    map[string]int
-	byStatus map[string]map[int]int
-	inFlight int
-	peak     int
+	mu            sync.Mutex
+	total         map[string]int
+	byStatus      map[string]map[int]int
+	inFlight      int
+	peak          int
+	refused       map[string]int // access key → refused signatures
+	temporaryKeys int
 }
 
 func newCounters() *counters {
-	return &counters{total: map[string]int{}, byStatus: map[string]map[int]int{}}
+	return &counters{total: map[string]int{}, byStatus: map[string]map[int]int{}, refused: map[string]int{}}
+}
+
+// refusedSignature counts a call signed with accessKey and refused; a call
+// whose Authorization header names no access key is not counted here.
+func (c *counters) refusedSignature(accessKey string) {
+	if accessKey == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refused[accessKey]++
+}
+
+func (c *counters) temporaryKeyIssued() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.temporaryKeys++
 }
 
 // begin counts a call as it arrives, before any waiting.
@@ -63,6 +82,8 @@ func (c *counters) reset() {
 	defer c.mu.Unlock()
 	clear(c.total)
 	clear(c.byStatus)
+	clear(c.refused)
+	c.temporaryKeys = 0
 	c.peak = c.inFlight
 }
 
@@ -80,6 +101,12 @@ type Stats struct {
 	PeakInFlight int `json:"peak_in_flight"`
 	// Images is the number of images held.
 	Images int `json:"images"`
+	// RefusedSignatures counts the refused AK/SK calls per access key (see
+	// Server.RefusedSignatures).
+	RefusedSignatures map[string]int `json:"refused_signatures"`
+	// TemporaryKeysIssued counts the temporary access keys the metadata
+	// service issued.
+	TemporaryKeysIssued int `json:"temporary_keys_issued"`
 }
 
 // Stats returns a copy of the request counters.
@@ -91,6 +118,9 @@ func (s *Server) Stats() Stats {
 		ByStatus:     make(map[string]map[int]int, len(c.byStatus)),
 		InFlight:     c.inFlight,
 		PeakInFlight: c.peak,
+
+		RefusedSignatures:   maps.Clone(c.refused),
+		TemporaryKeysIssued: c.temporaryKeys,
 	}
 	for op, m := range c.byStatus {
 		st.ByStatus[op] = maps.Clone(m)
@@ -132,6 +162,25 @@ func (s *Server) PeakInFlight() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.peak
+}
+
+// RefusedSignatures returns how many calls signed with an access key were
+// refused since the last ResetCounters, for any reason: a bad signature, a
+// missing, wrong or unsigned security token, an expired temporary key, an
+// unknown or locked key. "" sums all access keys. Failed logins are
+// RequestsWithStatus(OpCreateToken, 401).
+func (s *Server) RefusedSignatures(accessKey string) int {
+	c := s.stats
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if accessKey != "" {
+		return c.refused[accessKey]
+	}
+	n := 0
+	for _, v := range c.refused {
+		n += v
+	}
+	return n
 }
 
 // ResetCounters zeroes the request counters.
