@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
@@ -112,8 +111,10 @@ func imageFamilies(fams *[famCount][]*dto.Metric, project, id string, img *model
 	if status != "" && !slices.Contains(states, status) {
 		states = slices.Insert(slices.Clone(states), sortedIndex(states, status), status)
 	}
-	for _, s := range states {
-		fams[famStatus] = append(fams[famStatus], gauge([]*dto.LabelPair{arch, idp, name, proj, label("status", s), typ, vis}, boolValue(s == status)))
+	backing := make([]*dto.LabelPair, 7*len(states)) // one allocation for the label sets of all states
+	for i, s := range states {
+		pairs := append(backing[7*i:7*i:7*i+7], arch, idp, name, proj, statusLabel(s), typ, vis)
+		fams[famStatus] = append(fams[famStatus], gauge(pairs, boolValue(s == status)))
 	}
 	if img.CreateAt > 0 {
 		fams[famCreated] = append(fams[famCreated], gauge(pairs, float64(img.CreateAt)/1000))
@@ -134,12 +135,41 @@ func sortedIndex(sorted []string, s string) int {
 	return i
 }
 
-func label(name, value string) *dto.LabelPair {
-	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+// statusLabels are the label pairs of the documented states, shared by every image.
+var statusLabels = func() map[string]*dto.LabelPair {
+	m := map[string]*dto.LabelPair{}
+	for _, s := range modelarts.Statuses {
+		m[s] = label("status", s)
+	}
+	return m
+}()
+
+func statusLabel(s string) *dto.LabelPair {
+	if p, ok := statusLabels[s]; ok {
+		return p
+	}
+	return label("status", s)
 }
 
+// label returns a label pair in one allocation.
+func label(name, value string) *dto.LabelPair {
+	l := &struct {
+		pair        dto.LabelPair
+		name, value string
+	}{name: name, value: value}
+	l.pair.Name, l.pair.Value = &l.name, &l.value
+	return &l.pair
+}
+
+// gauge returns a gauge sample in one allocation.
 func gauge(pairs []*dto.LabelPair, v float64) *dto.Metric {
-	return &dto.Metric{Label: pairs, Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+	g := &struct {
+		metric dto.Metric
+		gauge  dto.Gauge
+		value  float64
+	}{value: v}
+	g.gauge.Value, g.metric.Gauge, g.metric.Label = &g.value, &g.gauge, pairs
+	return &g.metric
 }
 
 func joinSorted(values []string) string {

@@ -181,26 +181,6 @@ func BenchmarkHeapAfterScrapes(b *testing.B) {
 	b.ReportMetric((float64(at1000)-float64(at10))/(1<<20), "growth-MB")
 }
 
-// BenchmarkRender is the /metrics answer for 10,000 images: gather and
-// encode in the text format; bytes is its size.
-func BenchmarkRender(b *testing.B) {
-	images := modelartstest.GenerateImages(10_000, 1)
-	res := ProjectResult{Name: "prod", Up: true, Images: make([]ImageResult, len(images))}
-	now := time.Now()
-	for i := range images {
-		res.Images[i] = ImageResult{ID: images[i].ID, Image: &images[i], LastSuccess: now}
-	}
-	var size int
-	for b.Loop() {
-		text, err := renderText([]ProjectResult{res})
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = len(text)
-	}
-	b.ReportMetric(float64(size), "bytes")
-}
-
 // renderText gathers the families of results, checking their consistency
 // as a registry would, and encodes them in the text format.
 func renderText(results []ProjectResult) (string, error) {

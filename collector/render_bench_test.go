@@ -1,0 +1,215 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package collector
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+// renderResults is one project of n generated images, all fetched.
+func renderResults(n int) []ProjectResult {
+	images := modelartstest.GenerateImages(n, 1)
+	res := ProjectResult{Name: "prod", Up: true, Duration: time.Second, Images: make([]ImageResult, n)}
+	at := time.Unix(1_800_000_000, 0)
+	for i := range images {
+		res.Images[i] = ImageResult{ID: images[i].ID, Image: &images[i], LastSuccess: at}
+	}
+	return []ProjectResult{res}
+}
+
+// renderExporter writes results as /metrics does: Families, encoded as text.
+func renderExporter(w io.Writer, results []ProjectResult) error {
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range Families(results) {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderFloor is the floor: a hand-written text writer of the same series,
+// from the same data, in the same order. TestRenderFloorMatches keeps it
+// honest: its bytes are the exporter's.
+func renderFloor(w io.Writer, results []ProjectResult) error {
+	type entry struct {
+		project string
+		r       *ImageResult
+	}
+	var all []entry
+	for i := range results {
+		for j := range results[i].Images {
+			all = append(all, entry{results[i].Name, &results[i].Images[j]})
+		}
+	}
+	byID := slices.Clone(all)
+	slices.SortFunc(byID, func(a, b entry) int { return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project)) })
+	images := slices.DeleteFunc(slices.Clone(all), func(e entry) bool { return e.r.Image == nil })
+	slices.SortFunc(images, func(a, b entry) int {
+		x, y := a.r.Image, b.r.Image
+		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
+	})
+	b := make([]byte, 0, 1<<20)
+	q := func(name, v string) {
+		b = append(b, name...)
+		b = append(b, '=', '"')
+		b = append(b, v...)
+		b = append(b, '"')
+	}
+	num := func(v float64) { b = append(b, ' '); b = strconv.AppendFloat(b, v, 'g', -1, 64); b = append(b, '\n') }
+	head := func(i int) {
+		b = append(b, "# HELP "+families[i].name+" "+families[i].help+"\n# TYPE "+families[i].name+" gauge\n"...)
+	}
+	img := func(name string, e entry, status string) {
+		x := e.r.Image
+		b = append(b, name...)
+		b = append(b, '{')
+		q("arch", x.Arch)
+		b = append(b, ',')
+		q("id", e.r.ID)
+		b = append(b, ',')
+		q("name", x.Name)
+		b = append(b, ',')
+		q("project", e.project)
+		if status != "" {
+			b = append(b, ',')
+			q("status", status)
+		}
+		b = append(b, ',')
+		q("type", x.Type)
+		b = append(b, ',')
+		q("visibility", x.Visibility)
+		b = append(b, '}')
+	}
+	health := func(i int, value func(*ImageResult) (float64, bool)) {
+		head(i)
+		for _, e := range byID {
+			if v, ok := value(e.r); ok {
+				b = append(b, families[i].name+`{id="`...)
+				b = append(b, e.r.ID...)
+				b = append(b, `",project="`...)
+				b = append(b, e.project...)
+				b = append(b, `"}`...)
+				num(v)
+			}
+		}
+	}
+	perImage := func(i int, value func(*ImageResult) (float64, bool)) {
+		head(i)
+		for _, e := range images {
+			if v, ok := value(e.r); ok {
+				img(families[i].name, e, "")
+				num(v)
+			}
+		}
+	}
+	perImage(famCreated, func(r *ImageResult) (float64, bool) { return float64(r.Image.CreateAt) / 1000, r.Image.CreateAt > 0 })
+	head(famInfo)
+	for _, e := range images {
+		x := e.r.Image
+		b = append(b, families[famInfo].name+"{"...)
+		for k, kv := range [][2]string{{"arch", x.Arch}, {"dev_services", joinSorted(x.DevServices)}, {"id", e.r.ID}, {"name", x.Name},
+			{"namespace", x.Namespace}, {"origin", x.Origin}, {"project", e.project}, {"resource_categories", joinSorted(x.ResourceCategories)},
+			{"service_type", x.ServiceType}, {"swr_path", x.SWRPath}, {"tag", x.Tag}, {"type", x.Type}, {"visibility", x.Visibility}, {"workspace_id", x.WorkspaceID}} {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			q(kv[0], kv[1])
+		}
+		b = append(b, '}')
+		num(1)
+	}
+	health(famLastSuccess, func(r *ImageResult) (float64, bool) {
+		return float64(r.LastSuccess.UnixMilli()) / 1000, !r.LastSuccess.IsZero()
+	})
+	health(famNotFound, func(r *ImageResult) (float64, bool) { return boolValue(imageNotFound(r.Err)), true })
+	perImage(famSize, func(r *ImageResult) (float64, bool) {
+		if r.Image.Size == nil {
+			return 0, false
+		}
+		return float64(*r.Image.Size) * 1024, true
+	})
+	head(famStatus)
+	for _, e := range images {
+		status := strings.ToUpper(strings.TrimSpace(e.r.Image.Status))
+		states := sortedStatuses
+		if i, found := slices.BinarySearch(states, status); !found && status != "" {
+			states = slices.Insert(slices.Clone(states), i, status)
+		}
+		for _, s := range states {
+			img(families[famStatus].name, e, s)
+			num(boolValue(s == status))
+		}
+	}
+	health(famImageUp, func(r *ImageResult) (float64, bool) { return boolValue(r.Err == nil && r.Image != nil), true })
+	perImage(famUpdated, func(r *ImageResult) (float64, bool) { return float64(r.Image.UpdateAt) / 1000, r.Image.UpdateAt > 0 })
+	for _, i := range []int{famDuration, famUp} {
+		head(i)
+		for _, p := range results {
+			b = append(b, families[i].name+`{project="`...)
+			b = append(b, p.Name...)
+			b = append(b, `"}`...)
+			num(map[int]float64{famDuration: p.Duration.Seconds(), famUp: boolValue(p.Up)}[i])
+		}
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// TestRenderFloorMatches: the floor of BenchmarkRender writes the exporter's bytes.
+func TestRenderFloorMatches(t *testing.T) {
+	results := renderResults(300)
+	var got, want bytes.Buffer
+	if err := renderExporter(&want, results); err != nil {
+		t.Fatal(err)
+	}
+	if err := renderFloor(&got, results); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("the floor differs from the exporter:\n%s", diffLines(want.String(), got.String()))
+	}
+}
+
+// BenchmarkRender renders n images' series as text: the exporter's path
+// (Families, encoded by client_golang's expfmt) and the floor, a hand-written
+// writer of the same bytes. Compare them within one run.
+func BenchmarkRender(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 50_000} {
+		results := renderResults(n)
+		var buf bytes.Buffer
+		if err := renderExporter(&buf, results); err != nil {
+			b.Fatal(err)
+		}
+		series := float64(bytes.Count(buf.Bytes(), []byte("\n")) - 2*famCount)
+		for _, w := range []struct {
+			name   string
+			render func(io.Writer, []ProjectResult) error
+		}{{"exporter", renderExporter}, {"floor", renderFloor}} {
+			b.Run(fmt.Sprintf("images=%d/%s", n, w.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					buf.Reset()
+					if err := w.render(&buf, results); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(series, "series")
+				b.ReportMetric(float64(testing.AllocsPerRun(1, func() { buf.Reset(); _ = w.render(&buf, results) }))/series, "allocs/series")
+			})
+		}
+	}
+}
