@@ -22,14 +22,19 @@ import (
 // token and project lookups; not about calls it answers without sending
 // (context already done, a refused access key remembered). statusCode is 0
 // when no response arrived.
-// Operation names: OpShowImage, OpListImage, OpCreateToken, OpListProjects.
+// Operation names: OpShowImage, OpListImage, OpCreateToken, OpListProjects,
+// OpMetadataToken, OpSecurityKey.
 type Observer interface {
 	ObserveRequest(operation string, statusCode int, duration time.Duration)
 }
 
-// Credentials holds exactly one of the two ways to authenticate:
-// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing, or
-// DomainName+Username+Password for an IAM password token.
+// Credentials holds exactly one of the three ways to authenticate:
+// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing;
+// MetadataEndpoint for AK/SK signing with temporary keys; or
+// DomainName+Username+Password for an IAM password token. A secret and its
+// file are not both set. A file is read when a call needs it and read again
+// whenever its size or modification time changes (trailing white space
+// trimmed); when it cannot be read, its last good content is used.
 type Credentials struct {
 	AccessKey     string
 	SecretKey     string
@@ -101,6 +106,9 @@ const (
 	OpListImage    = "ListImage"    // GET /v1/{project_id}/images
 	OpCreateToken  = "CreateToken"  // POST {iam}/v3/auth/tokens
 	OpListProjects = "ListProjects" // GET {iam}/v3/projects
+
+	OpMetadataToken = "MetadataToken"  // PUT {metadata}/meta-data/latest/api/token
+	OpSecurityKey   = "GetSecurityKey" // GET {metadata}/openstack/latest/securitykey
 )
 
 const (
@@ -119,11 +127,13 @@ const (
 // limit. A 429 answer is retried with a jittered backoff as the RetryPolicy
 // allows, within the deadline of the caller's context; 5xx answers are not
 // retried. With a token, a 401 (or 403 invalid token) answer is retried once
-// with a renewed token; with AK/SK, never (five bad signatures lock the key
-// pair): after a refusal (ErrUnauthorized) of a signed request, nothing is
-// signed with the key for five minutes, and calls fail at once with the
-// remembered refusal. Redirects are not followed, so credentials never leave
-// the configured hosts. The caller's context bounds every call.
+// with a renewed token, unless the token was fresh; with AK/SK, never (five
+// bad signatures lock the key pair): after a refusal (ErrUnauthorized) of a
+// signed request, nothing is signed with the key for five minutes, and calls
+// fail at once with the remembered refusal. These memories, the IAM tokens
+// and the temporary keys live in Config.Shared. Redirects are not followed,
+// so credentials never leave the configured hosts. The caller's context
+// bounds every call.
 type Client struct {
 	endpoint   string // base URL without trailing slash
 	projectID  string // as configured; may be empty
@@ -133,10 +143,9 @@ type Client struct {
 	httpClient *http.Client      // authenticates every request
 	base       http.RoundTripper // under the authentication: holds the connection pool
 
-	tokens   *tokenSource   // password auth only
+	tokens   *passwordAuth  // password auth only
+	keys     keySource      // AK/SK only
 	projects *projectLookup // nil when the project id is configured
-	// credentials are the configured secrets: secret key, security token, password.
-	credentials []string
 
 	limiter *rate.Limiter // nil: no client-side rate limit
 	retry   RetryPolicy
@@ -145,8 +154,9 @@ type Client struct {
 // NewClient validates cfg and returns a Client. It makes no request.
 //
 // The endpoints must be absolute http or https URLs. Exactly one kind of
-// credentials must be complete: AccessKey and SecretKey (SecurityToken
-// optional), or DomainName, Username and Password. The IAM endpoint is
+// credentials must be complete: AccessKey and SecretKey or SecretKeyFile
+// (SecurityToken or SecurityTokenFile optional); MetadataEndpoint alone; or
+// DomainName, Username and Password or PasswordFile. The IAM endpoint is
 // required for password auth and whenever ProjectID is empty, Region
 // whenever ProjectID is empty.
 func NewClient(cfg Config) (*Client, error) {
@@ -154,12 +164,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	usePassword, err := cfg.Credentials.validate()
+	kind, err := cfg.Credentials.validate()
 	if err != nil {
 		return nil, err
 	}
 	var iamEndpoint string
-	if usePassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
+	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
 		if iamEndpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
 			return nil, err
 		}
@@ -183,8 +193,6 @@ func NewClient(cfg Config) (*Client, error) {
 		base:      baseTransport(cfg.HTTPClient),
 		limiter:   newLimiter(cfg.RateLimit, cfg.RateBurst),
 		retry:     DefaultRetryPolicy,
-
-		credentials: []string{cfg.Credentials.SecretKey, cfg.Credentials.SecurityToken, cfg.Credentials.Password},
 	}
 	if cfg.Retry != nil {
 		c.retry = *cfg.Retry
@@ -193,43 +201,58 @@ func NewClient(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-
-	observed := &observingRoundTripper{observer: cfg.Observer, next: c.base}
-	var auth http.RoundTripper
-	if usePassword {
-		c.tokens, err = newTokenSource(tokenSourceConfig{
-			client:      withTransport(cfg.HTTPClient, observed),
-			iamEndpoint: iamEndpoint,
-			domain:      cfg.Credentials.DomainName,
-			user:        cfg.Credentials.Username,
-			pass:        cfg.Credentials.Password,
-			projectID:   cfg.ProjectID,
-			regionName:  cfg.Region,
-			userAgent:   c.userAgent,
-			maxBody:     c.maxBody,
-			now:         now,
-		})
-		if err != nil {
-			return nil, err
-		}
-		auth = &tokenRoundTripper{source: c.tokens, next: observed}
-	} else {
-		auth = &signingRoundTripper{
-			signer: &Signer{
-				AccessKey:     cfg.Credentials.AccessKey,
-				SecretKey:     cfg.Credentials.SecretKey,
-				SecurityToken: cfg.Credentials.SecurityToken,
-				Now:           now,
-			},
-			next:  observed,
-			guard: newKeyGuard(now, c.maxBody, c.secrets),
-		}
+	auth, err := c.authenticator(cfg, kind, iamEndpoint, now)
+	if err != nil {
+		return nil, err
 	}
 	c.httpClient = withTransport(cfg.HTTPClient, auth)
 	if cfg.ProjectID == "" {
 		c.projects = newProjectLookup(c.httpClient, iamEndpoint, cfg.Region, c.userAgent, c.maxBody, now, c.secrets)
 	}
 	return c, nil
+}
+
+// authenticator sets up the client's credentials of kind and returns the
+// round tripper that authenticates its requests, with the guards, tokens and
+// temporary keys of cfg.Shared (of its own when nil).
+func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint string, now func() time.Time) (http.RoundTripper, error) {
+	shared := cfg.Shared
+	if shared == nil {
+		shared = NewShared()
+	}
+	cr := cfg.Credentials
+	observed := &observingRoundTripper{observer: cfg.Observer, next: c.base}
+	switch kind {
+	case kindPassword:
+		c.tokens = &passwordAuth{
+			shared:    shared,
+			id:        passwordID{iamURL: iamURL(iamEndpoint, "auth/tokens"), domain: cr.DomainName, user: cr.Username},
+			projectID: cfg.ProjectID,
+			region:    cfg.Region,
+			password:  newSecret(cr.Password, cr.PasswordFile, "password file"),
+			iam:       httpCaller{client: withTransport(cfg.HTTPClient, observed), userAgent: c.userAgent, maxBody: c.maxBody},
+			now:       now,
+		}
+		return &tokenRoundTripper{auth: c.tokens, next: observed}, nil
+	case kindMetadata:
+		endpoint, err := parseEndpoint("metadata endpoint", cr.MetadataEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		provider := shared.metadataProvider(endpoint, now)
+		direct := &observingRoundTripper{observer: cfg.Observer, next: provider.transport}
+		c.keys = &metadataKeys{
+			provider: provider,
+			caller:   httpCaller{client: withTransport(nil, direct), userAgent: c.userAgent, maxBody: c.maxBody},
+		}
+	default:
+		c.keys = &staticKeys{
+			accessKey:     cr.AccessKey,
+			secretKey:     newSecret(cr.SecretKey, cr.SecretKeyFile, "secret key file"),
+			securityToken: newSecret(cr.SecurityToken, cr.SecurityTokenFile, "security token file"),
+		}
+	}
+	return &signingRoundTripper{keys: c.keys, shared: shared, now: now, maxBody: c.maxBody, next: observed}, nil
 }
 
 // CloseIdleConnections closes the connections of the client's pool that are
@@ -249,7 +272,7 @@ func (c *Client) ProjectID(ctx context.Context) (string, error) {
 		return c.projectID, nil
 	}
 	if c.tokens != nil {
-		tok, err := c.tokens.Token(ctx)
+		tok, err := c.tokens.projectToken(ctx)
 		if err != nil {
 			return "", fmt.Errorf("resolve project id: %w", err)
 		}
@@ -367,16 +390,12 @@ func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Resp
 }
 
 // secrets are what an answer must not get into an error should the server
-// quote it back: the configured secrets and the IAM token in use.
+// quote it back: the secrets in use, and the IAM token.
 func (c *Client) secrets() []string {
-	if c.tokens == nil {
-		return c.credentials
+	if c.tokens != nil {
+		return c.tokens.secrets()
 	}
-	tok := c.tokens.current()
-	if tok == nil {
-		return c.credentials
-	}
-	return append(slices.Clip(c.credentials), tok.value)
+	return c.keys.secrets()
 }
 
 // transportError classifies an error of http.Client.Do: an *APIError from
@@ -392,35 +411,14 @@ func transportError(op string, err error) error {
 // String describes the credentials without their secrets, so that printing
 // them (e.g. with %v) cannot leak them.
 func (cr Credentials) String() string {
-	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, DomainName: %q, Username: %q, Password: %s}",
-		cr.AccessKey, redacted(cr.SecretKey), redacted(cr.SecurityToken), cr.DomainName, cr.Username, redacted(cr.Password))
+	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, SecretKeyFile: %q, SecurityTokenFile: %q, "+
+		"MetadataEndpoint: %q, DomainName: %q, Username: %q, Password: %s, PasswordFile: %q}",
+		cr.AccessKey, redacted(cr.SecretKey), redacted(cr.SecurityToken), cr.SecretKeyFile, cr.SecurityTokenFile,
+		cr.MetadataEndpoint, cr.DomainName, cr.Username, redacted(cr.Password), cr.PasswordFile)
 }
 
 // GoString is String, for %#v.
 func (cr Credentials) GoString() string { return cr.String() }
-
-// validate checks that exactly one kind of credentials is complete and
-// reports whether it is the password kind. Messages name fields, never values.
-func (cr Credentials) validate() (usePassword bool, err error) {
-	hasKeys := cr.AccessKey != "" || cr.SecretKey != "" || cr.SecurityToken != ""
-	hasPassword := cr.DomainName != "" || cr.Username != "" || cr.Password != ""
-	switch {
-	case hasKeys && hasPassword:
-		return false, errors.New("credentials: both access key and password credentials are set, configure exactly one kind")
-	case hasKeys:
-		if missing := missingFields(map[string]string{"access key": cr.AccessKey, "secret key": cr.SecretKey}); missing != "" {
-			return false, fmt.Errorf("credentials: %s missing for AK/SK signing", missing)
-		}
-		return false, nil
-	case hasPassword:
-		if missing := missingFields(map[string]string{"domain name": cr.DomainName, "username": cr.Username, "password": cr.Password}); missing != "" {
-			return false, fmt.Errorf("credentials: %s missing for password authentication", missing)
-		}
-		return true, nil
-	default:
-		return false, errors.New("credentials: none configured, set access key and secret key, or domain name, username and password")
-	}
-}
 
 // missingFields names the empty fields, sorted, joined by " and ".
 func missingFields(fields map[string]string) string {

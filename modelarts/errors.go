@@ -19,7 +19,9 @@ var (
 	ErrEndpoint = errors.New("no such API at this endpoint")
 	// ErrUnauthorized: the credentials were refused: HTTP 401, or 403 with
 	// ModelArts.0203 (invalid token), ModelArts.0206 (invalid AK/SK),
-	// ModelArts.2784 or ModelArts.0210 (project id does not match the credentials).
+	// ModelArts.2784 or ModelArts.0210 (project id does not match the credentials);
+	// or the call was not sent: the credentials were refused a moment ago, or
+	// their file never could be read.
 	ErrUnauthorized = errors.New("credentials refused")
 	// ErrForbidden: any other HTTP 403, e.g. ModelArts.0108, ModelArts.0112
 	// (workspace policy) or ModelArts.5014: no permission on that one resource.
@@ -77,22 +79,30 @@ func (e *APIError) Error() string {
 		s += ": " + e.Cause.Error()
 	}
 	if e.Class == ErrEndpoint {
-		setting := "modelarts_endpoint"
-		if e.FromIAM() {
-			setting = "iam_endpoint"
+		setting := "modelarts_endpoint and region"
+		switch e.Operation {
+		case OpCreateToken, OpListProjects:
+			setting = "iam_endpoint and region"
+		case OpMetadataToken, OpSecurityKey:
+			setting = "metadata_endpoint"
 		}
 		if e.URL != "" {
 			s += ": called " + e.URL
 		}
-		s += "; check " + setting + " and region"
+		s += "; check " + setting
 	}
 	return s
 }
 
-// FromIAM reports whether the call failed at IAM, getting a token
-// ("CreateToken") or the project id ("ListProjects"), rather than at ModelArts.
+// FromIAM reports whether the call failed at IAM or the metadata service,
+// getting a token ("CreateToken"), the project id ("ListProjects") or
+// temporary keys ("MetadataToken", "GetSecurityKey"), rather than at ModelArts.
 func (e *APIError) FromIAM() bool {
-	return e.Operation == OpCreateToken || e.Operation == OpListProjects
+	switch e.Operation {
+	case OpCreateToken, OpListProjects, OpMetadataToken, OpSecurityKey:
+		return true
+	}
+	return false
 }
 
 // Unwrap lets errors.Is match both the class and the cause (e.g. context.DeadlineExceeded).

@@ -118,3 +118,8 @@ func assertNoSecrets(t *testing.T, err error) {
 		}
 	}
 }
+
+// fixedKeys are configured access keys, without files.
+func fixedKeys(accessKey, secretKey, securityToken string) *staticKeys {
+	return &staticKeys{accessKey: accessKey, secretKey: newSecret(secretKey, "", ""), securityToken: newSecret(securityToken, "", "")}
+}

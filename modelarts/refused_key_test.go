@@ -141,3 +141,68 @@ func TestRefusedAccessKeyIsNotSignedWithAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedKeyIsPausedForEveryClientOfTheProcess: the guard of a key lives
+// in the Shared of the process, not in a client. Six projects sharing one
+// wrong key, twelve scrapes with a reload (new clients, same Shared) between
+// them: one refused signature in five minutes, not 72. A changed secret is a
+// different credential and is tried at once.
+func TestRefusedKeyIsPausedForEveryClientOfTheProcess(t *testing.T) {
+	tests := []struct {
+		name      string
+		projectID bool // configured; else looked up with ListProjects, which IAM refuses
+	}{
+		{name: "configured project id", projectID: true},
+		{name: "project id looked up", projectID: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+			clock := fakeclock.New(start)
+			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), Now: clock.Now})
+			t.Cleanup(sim.Close)
+			shared := modelarts.NewShared()
+			reload := func(secretKey string) []*modelarts.Client {
+				var clients []*modelarts.Client
+				for range 6 {
+					cfg := modelarts.Config{
+						Endpoint: sim.URL, IAMEndpoint: sim.URL, Region: sim.Region(),
+						Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secretKey},
+						Now:         clock.Now,
+						Shared:      shared,
+					}
+					if tt.projectID {
+						cfg.ProjectID = sim.ProjectID()
+					}
+					c, err := modelarts.NewClient(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					clients = append(clients, c)
+				}
+				return clients
+			}
+			ctx := context.Background()
+			id := modelartstest.SampleIDs()[0]
+			for scrape := range 12 {
+				clock.Set(start.Add(time.Duration(scrape) * 24 * time.Second)) // 4m24s in all
+				for _, c := range reload("wrong-secret-key") {
+					if _, err := c.ShowImage(ctx, id); !errors.Is(err, modelarts.ErrUnauthorized) {
+						t.Fatalf("scrape %d: err = %v, want ErrUnauthorized", scrape, err)
+					}
+				}
+			}
+			if n := sim.Requests(""); n != 1 {
+				t.Errorf("%d requests signed with the wrong key in 5 minutes, want 1", n)
+			}
+			if sim.Locked(modelartstest.DemoAccessKey) {
+				t.Error("the access key got locked")
+			}
+			for _, c := range reload(modelartstest.DemoSecretKey) {
+				if _, err := c.ShowImage(ctx, id); err != nil {
+					t.Errorf("the right secret key, during the pause of the wrong one: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -57,6 +57,7 @@ type request struct {
 	url       string
 	body      []byte // nil: none
 	projectID string // sent as X-Project-Id when not empty
+	header    map[string]string
 	userAgent string
 	ok        []int // the success statuses; any other answer is an error
 	maxBody   int64 // what is read of the answer at most
@@ -65,7 +66,8 @@ type request struct {
 	secrets func() []string
 }
 
-// send makes the call r with client and decodes a success answer into out.
+// send makes the call r with client and decodes a success answer into out
+// (a *[]byte gets the body as it is).
 // It returns the answer, its body read and closed, for its headers. Every
 // error is an *APIError. A call whose ctx is already done is not sent.
 func send(ctx context.Context, client *http.Client, r request, out any) (*http.Response, error) {
@@ -81,6 +83,9 @@ func send(ctx context.Context, client *http.Client, r request, out any) (*http.R
 	req.Header.Set("User-Agent", r.userAgent)
 	if r.projectID != "" {
 		req.Header.Set(headerProjectID, r.projectID)
+	}
+	for name, value := range r.header {
+		req.Header.Set(name, value)
 	}
 	if err := ctx.Err(); err != nil { // e.g. the scrape ended while waiting for the rate limit
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
@@ -125,6 +130,10 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 		return bodyReadError(ctx, op, resp, err)
 	case tooLarge:
 		return malformed(op, resp, fmt.Errorf("response body exceeds %d bytes", limit))
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = body
+		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return malformed(op, resp, fmt.Errorf("decode body: %w", err))

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -290,101 +289,43 @@ func sortedLower(names []string) []string {
 	return out
 }
 
-// signingRoundTripper signs a clone of every request with AK/SK before
-// passing it on. It never retries: an AK/SK pair is locked for five minutes
-// after five consecutive signature failures.
+// signingRoundTripper signs a clone of every request with the current access
+// keys before passing it on. It never retries, and it sends nothing signed
+// with keys that the cloud refused (ErrUnauthorized) less than refusalPause
+// ago: it answers the remembered refusal instead. The guard of each key is in
+// Shared, so the pause holds for every client of the process.
 type signingRoundTripper struct {
-	signer *Signer
-	next   http.RoundTripper
-	guard  *keyGuard // nil: every request is sent (tests only)
+	keys    keySource
+	shared  *Shared // nil: every request is sent (tests only)
+	now     func() time.Time
+	maxBody int64 // of a refused answer, read to describe it
+	next    http.RoundTripper
 }
 
 // RoundTrip implements http.RoundTripper.
 func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := rt.guard.check(operationFrom(req.Context())); err != nil {
+	op := operationFrom(req.Context())
+	keys, err := rt.keys.keys(req.Context())
+	if err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
+	guard := rt.shared.keyGuard(keys)
+	if err := guard.check(op, rt.now()); err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
 	clone := req.Clone(req.Context())
-	if err := rt.signer.Sign(clone); err != nil {
+	signer := Signer{AccessKey: keys.accessKey, SecretKey: keys.secretKey, SecurityToken: keys.securityToken, Now: rt.now}
+	if err := signer.Sign(clone); err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
-	if err == nil {
-		rt.guard.answered(operationFrom(req.Context()), resp)
+	if err == nil && guard != nil {
+		guard.refused(rt.now(), refusal(op, resp, rt.maxBody, rt.keys.secrets()))
 	}
 	return resp, err
-}
-
-const (
-	// keyRefusalPause is how long nothing is signed with an access key after
-	// the cloud refused a request signed with it (ErrUnauthorized): the cloud
-	// locks a key pair after keyLockoutFailures consecutive signature
-	// failures, and every scrape would otherwise spend one. The same pause as
-	// after IAM refuses a password (tokenRetryIntervalUnauthorized).
-	keyRefusalPause = 5 * time.Minute
-	// keyLockoutFailures is how many consecutive bad signatures lock a key pair.
-	keyLockoutFailures = 5
-)
-
-// keyGuard remembers the last refusal (ErrUnauthorized) of a request signed
-// with the client's access key, and answers it instead of sending anything
-// signed for keyRefusalPause. A reload builds a new client, and with it a
-// new guard.
-type keyGuard struct {
-	now     func() time.Time
-	maxBody int64           // of the refused answer, read to describe it
-	secrets func() []string // to scrub from the refused answer
-
-	mu        sync.Mutex
-	refusedAt time.Time
-	refusal   *APIError // nil: no refusal yet
-}
-
-func newKeyGuard(now func() time.Time, maxBody int64, secrets func() []string) *keyGuard {
-	return &keyGuard{now: now, maxBody: maxBody, secrets: secrets}
-}
-
-// check returns, for a request of operation op, the remembered refusal while
-// the pause lasts, else nil. A nil guard lets everything through.
-func (g *keyGuard) check(op string) error {
-	if g == nil {
-		return nil
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.refusal == nil {
-		return nil
-	}
-	until := g.refusedAt.Add(keyRefusalPause)
-	if !g.now().Before(until) {
-		return nil
-	}
-	return &APIError{
-		Operation: op,
-		Class:     ErrUnauthorized,
-		Cause: fmt.Errorf("not sent: this access key was refused at %s; the exporter waits %s before signing with it again, until %s "+
-			"(the cloud locks a key after %d bad signatures); fix the key and reload: %w",
-			g.refusedAt.UTC().Format(time.RFC3339), keyRefusalPause, until.UTC().Format(time.RFC3339), keyLockoutFailures, g.refusal),
-	}
-}
-
-// answered remembers the answer resp to a request of operation op when it
-// refuses the key (ErrUnauthorized: 401, or 403 with a code that refuses the
-// credentials). Only the body of a 401 or 403 is read, and resp is given a
-// body that reads the same.
-func (g *keyGuard) answered(op string, resp *http.Response) {
-	if g == nil {
-		return
-	}
-	refusal := refusal(op, resp, g.maxBody, g.secrets())
-	if refusal == nil {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refusedAt, g.refusal = g.now(), refusal
 }
 
 // closeRequestBody honours the http.RoundTripper contract of closing the

@@ -5,12 +5,12 @@ package modelarts
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -27,21 +27,22 @@ const (
 	// tokenExpirySkew: a token is not sent when less than this remains.
 	tokenExpirySkew = 30 * time.Second
 
-	// After a failed token request, callers get the same error (or keep using
-	// a still valid token) for this long instead of asking IAM again: concurrent
-	// API calls must not become a stream of failed password logins, which IAM
-	// punishes by locking the user.
-	tokenRetryInterval             = 30 * time.Second
-	tokenRetryIntervalUnauthorized = 5 * time.Minute
+	// freshTokenAge: a token that the API refuses less than this after IAM
+	// issued it is not renewed: a new one would be refused too.
+	freshTokenAge = time.Minute
 )
 
 // token is a cached IAM token. Times are on the local clock.
 type token struct {
 	value     string
 	projectID string
+	obtained  time.Time // when it was asked for, on the local clock
 	expiresAt time.Time
 	renewAt   time.Time
 }
+
+// due reports whether t should be renewed at now.
+func (t *token) due(now time.Time) bool { return t == nil || !now.Before(t.renewAt) }
 
 // usable reports whether t may still be sent at now.
 func (t *token) usable(now time.Time) bool {
@@ -83,155 +84,72 @@ type tokenResponse struct {
 	} `json:"token"`
 }
 
-// tokenSource obtains IAM password tokens, caches them and renews them before
-// they expire. One caller at a time asks IAM; the others wait for its result
-// (or keep using the old token while it is still valid).
+// tokenSource obtains the IAM tokens of one password and one scope, caches
+// them and renews them before they expire. It lives in Shared, so that every
+// client with these credentials, before and after a reload, uses the same
+// token, renews it once and shares the memory of a failure.
 type tokenSource struct {
-	client    *http.Client // unauthenticated
-	url       string       // {iam}/v3/auth/tokens
-	body      []byte       // the request body; holds the password, never printed
-	password  string       // only to scrub it from IAM's messages
+	url      string // {iam}/v3/auth/tokens
+	body     []byte // the request body; holds the password, never printed
+	password string // only to scrub it from IAM's messages
+	// passwordGuard holds IAM's refusal of the password, shared by every scope.
+	passwordGuard *refusalGuard
+	// fresh holds the API's refusal of a token IAM had just issued.
+	fresh  refusalGuard
+	tokens renewing[*token]
+}
+
+// httpCaller is how a client sends a request without authentication, to IAM
+// or the metadata service: its own HTTP client (with its Observer) and settings.
+type httpCaller struct {
+	client    *http.Client
 	userAgent string
 	maxBody   int64
-	now       func() time.Time
-
-	gate gate // held by the caller asking IAM
-
-	mu         sync.Mutex
-	tok        *token
-	lastErr    error     // the last failure, returned until retryAfter
-	retryAfter time.Time // no new token request before this
 }
 
-type tokenSourceConfig struct {
-	client                *http.Client
-	iamEndpoint           string // validated base URL, without trailing slash
-	domain, user, pass    string
-	projectID, regionName string
-	userAgent             string
-	maxBody               int64
-	now                   func() time.Time
-}
-
-func newTokenSource(cfg tokenSourceConfig) (*tokenSource, error) {
+func newTokenSource(url string, id tokenID, password string, projectID, region string, guard *refusalGuard, now func() time.Time) *tokenSource {
 	var req tokenRequest
 	req.Auth.Identity.Methods = []string{"password"}
-	req.Auth.Identity.Password.User.Name = cfg.user
-	req.Auth.Identity.Password.User.Password = cfg.pass
-	req.Auth.Identity.Password.User.Domain.Name = cfg.domain
-	if cfg.projectID != "" {
-		req.Auth.Scope.Project.ID = cfg.projectID
+	req.Auth.Identity.Password.User.Name = id.user
+	req.Auth.Identity.Password.User.Password = password
+	req.Auth.Identity.Password.User.Domain.Name = id.domain
+	if projectID != "" {
+		req.Auth.Scope.Project.ID = projectID
 	} else {
-		req.Auth.Scope.Project.Name = cfg.regionName
+		req.Auth.Scope.Project.Name = region
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, errors.New("encode token request") // never wrap: err could quote the body
-	}
+	body, _ := json.Marshal(req) // strings only: cannot fail
 	return &tokenSource{
-		client:    cfg.client,
-		url:       iamURL(cfg.iamEndpoint, "auth/tokens"),
-		body:      body,
-		password:  cfg.pass,
-		userAgent: cfg.userAgent,
-		maxBody:   cfg.maxBody,
-		now:       cfg.now,
-		gate:      newGate(),
-	}, nil
-}
-
-// Token returns a valid token, asking IAM for a new one when the cached one
-// is missing, invalidated or due for renewal.
-func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
-	if tok, ok, err := ts.cached(); ok {
-		return tok, err
-	}
-	if !ts.gate.tryLock() {
-		// Someone else is asking IAM. An old token that still works is good
-		// enough meanwhile; otherwise wait for the answer.
-		if tok := ts.current(); tok.usable(ts.now()) {
-			return tok, nil
-		}
-		if err := ts.gate.lock(ctx); err != nil {
-			return nil, &APIError{Operation: OpCreateToken, Class: ErrUnreachable, Cause: err}
-		}
-	}
-	defer ts.gate.unlock()
-	if tok, ok, err := ts.cached(); ok { // renewed, or failed, while we waited
-		return tok, err
-	}
-	return ts.renew(ctx)
-}
-
-// Invalidate drops tok from the cache (after the API refused it) so that the
-// next Token call asks IAM. A token that was already replaced is left alone,
-// so that concurrent refusals of one token cause one renewal.
-func (ts *tokenSource) Invalidate(tok *token) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if ts.tok == tok {
-		ts.tok = nil
+		url:           url,
+		body:          body,
+		password:      password,
+		passwordGuard: guard,
+		fresh:         refusalGuard{text: freshTokenRefusal},
+		tokens:        newRenewing[*token](OpCreateToken, now),
 	}
 }
 
-// cached returns what Token should answer without asking IAM, if anything:
-// a token not yet due for renewal, an old token still valid after a recent
-// failed renewal, or the recent failure itself.
-func (ts *tokenSource) cached() (*token, bool, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	now := ts.now()
-	if ts.tok != nil && now.Before(ts.tok.renewAt) {
-		return ts.tok, true, nil
-	}
-	if now.Before(ts.retryAfter) {
-		if ts.tok.usable(now) {
-			return ts.tok, true, nil
-		}
-		return nil, true, ts.lastErr
-	}
-	return nil, false, nil
+// Token returns a valid token, asking IAM through iam for a new one when the
+// cached one is missing, invalidated or due for renewal.
+func (ts *tokenSource) Token(ctx context.Context, iam httpCaller) (*token, error) {
+	return ts.tokens.get(ctx, func(ctx context.Context) (*token, error) { return ts.create(ctx, iam) })
 }
 
-func (ts *tokenSource) current() *token {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.tok
-}
-
-// renew asks IAM for a token and caches the outcome. A failure is not cached
-// when it is the caller's own deadline or cancellation: the next caller tries
-// with its own context.
-func (ts *tokenSource) renew(ctx context.Context) (*token, error) {
-	tok, err := ts.create(ctx)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	now := ts.now()
-	if err == nil {
-		ts.tok, ts.lastErr, ts.retryAfter = tok, nil, time.Time{}
-		return tok, nil
+// create performs POST /v3/auth/tokens, unless IAM refused the password less
+// than refusalPause ago, for this scope or another.
+func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, error) {
+	start := ts.tokens.now()
+	if err := ts.passwordGuard.check(OpCreateToken, start); err != nil {
+		return nil, err
 	}
-	if ctx.Err() == nil {
-		ts.lastErr = err
-		ts.retryAfter = now.Add(tokenRetryInterval)
-		if errors.Is(err, ErrUnauthorized) {
-			ts.retryAfter = now.Add(tokenRetryIntervalUnauthorized)
-		}
-	}
-	if ts.tok.usable(now) {
-		return ts.tok, nil
-	}
-	return nil, err
-}
-
-// create performs POST /v3/auth/tokens.
-func (ts *tokenSource) create(ctx context.Context) (*token, error) {
-	start := ts.now()
 	var body tokenResponse
-	resp, err := send(ctx, ts.client, request{
-		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body, userAgent: ts.userAgent,
-		ok: []int{http.StatusCreated, http.StatusOK}, maxBody: ts.maxBody, secrets: ts.secrets,
+	resp, err := send(ctx, iam.client, request{
+		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body, userAgent: iam.userAgent,
+		ok: []int{http.StatusCreated, http.StatusOK}, maxBody: iam.maxBody, secrets: ts.secrets,
 	}, &body)
+	if errors.Is(err, ErrUnauthorized) {
+		ts.passwordGuard.refused(ts.tokens.now(), AsAPIError(err))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +162,73 @@ func (ts *tokenSource) create(ctx context.Context) (*token, error) {
 
 // secrets are what IAM's answer must not get into an error: the password.
 func (ts *tokenSource) secrets() []string { return []string{ts.password} }
+
+// passwordAuth is the password authentication of one client: the current
+// password (re-read from its file) and the scope pick the token source in
+// Shared; the client's own HTTP client talks to IAM.
+type passwordAuth struct {
+	shared            *Shared
+	id                passwordID // without the password's hash
+	projectID, region string     // the scope
+	password          *secret
+	iam               httpCaller
+	now               func() time.Time
+}
+
+// source returns the token source of the current password, for a call of
+// operation op.
+func (a *passwordAuth) source(op string) (*tokenSource, error) {
+	pass, err := a.password.get(op)
+	if err != nil {
+		return nil, err
+	}
+	return a.sourceFor(pass), nil
+}
+
+func (a *passwordAuth) sourceFor(pass string) *tokenSource {
+	pid := a.id
+	pid.password = sha256.Sum256([]byte(pass))
+	id := tokenID{passwordID: pid, scope: "name:" + a.region}
+	if a.projectID != "" {
+		id.scope = "id:" + a.projectID
+	}
+	guard := a.shared.passwordGuard(pid)
+	return sharedEntry(a.shared, &a.shared.tokens, id, func() *tokenSource {
+		return newTokenSource(pid.iamURL, id, pass, a.projectID, a.region, guard, a.now)
+	})
+}
+
+// token returns the token source and a token for a call of operation op, or
+// the remembered refusal of a fresh token.
+func (a *passwordAuth) token(ctx context.Context, op string) (*tokenSource, *token, error) {
+	ts, err := a.source(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ts.fresh.check(op, a.now()); err != nil {
+		return nil, nil, err
+	}
+	tok, err := ts.Token(ctx, a.iam)
+	return ts, tok, err
+}
+
+// projectToken returns a token, for the project id it names.
+func (a *passwordAuth) projectToken(ctx context.Context) (*token, error) {
+	ts, err := a.source(OpCreateToken)
+	if err != nil {
+		return nil, err
+	}
+	return ts.Token(ctx, a.iam)
+}
+
+// secrets are the password and the token in use, to scrub from errors.
+func (a *passwordAuth) secrets() []string {
+	pass := a.password.current()
+	if tok := a.sourceFor(pass).tokens.current(); tok != nil {
+		return []string{pass, tok.value}
+	}
+	return []string{pass}
+}
 
 // newToken builds the cached token from IAM's answer to a request sent at
 // start. When IAM tells issued_at, the lifetime (expires_at - issued_at) is
@@ -268,6 +253,7 @@ func newToken(value string, body tokenResponse, start time.Time) (*token, error)
 	return &token{
 		value:     value,
 		projectID: body.Token.Project.ID,
+		obtained:  start,
 		expiresAt: expires,
 		renewAt:   expires.Add(-margin),
 	}, nil
@@ -275,43 +261,69 @@ func newToken(value string, body tokenResponse, start time.Time) (*token, error)
 
 // tokenRoundTripper sends every request with X-Auth-Token. When the API
 // refuses the token (401, or 403 invalid token), it drops it, gets a new one
-// and retries once.
+// and retries once; unless IAM had issued it less than freshTokenAge before:
+// a new token would be refused too, so the refusal is remembered for
+// refusalPause instead, during which calls fail at once.
 type tokenRoundTripper struct {
-	source *tokenSource
-	next   http.RoundTripper
+	auth *passwordAuth
+	next http.RoundTripper
 }
 
 // RoundTrip implements http.RoundTripper.
 func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := rt.source.Token(req.Context())
+	ctx := req.Context()
+	ts, tok, err := rt.auth.token(ctx, operationFrom(ctx))
 	if err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
 	resp, err := rt.send(req, tok, req.Body)
-	if err != nil || !replayable(req) || !invalidToken(req, resp, rt.source.maxBody) {
+	if err != nil || rt.settled(ts, tok, req, resp) || !replayable(req) {
 		return resp, err
 	}
 	// The token was revoked early (password or rights changed) or the clocks
 	// disagree: renew once and retry once.
 	discard(resp.Body)
-	rt.source.Invalidate(tok)
-	if tok, err = rt.source.Token(req.Context()); err != nil {
+	ts.tokens.invalidate(tok)
+	if tok, err = ts.Token(ctx, rt.auth.iam); err != nil {
 		return nil, err
 	}
 	body, err := replayBody(req)
 	if err != nil {
 		return nil, err
 	}
-	return rt.send(req, tok, body)
+	if resp, err = rt.send(req, tok, body); err == nil {
+		rt.settled(ts, tok, req, resp)
+	}
+	return resp, err
 }
 
-// invalidToken reports whether resp refuses the token of req: 401, or 403
-// with ModelArts.0203 or ModelArts.2784 (invalid token). Other refusals (an
-// AK/SK code, a project id that does not match) a new token does not mend.
-func invalidToken(req *http.Request, resp *http.Response, maxBody int64) bool {
-	e := refusal(operationFrom(req.Context()), resp, maxBody, nil)
-	return e != nil && (e.StatusCode == http.StatusUnauthorized || e.ErrorCode == "ModelArts.0203" || e.ErrorCode == "ModelArts.2784")
+// settled reports whether resp, the answer to req sent with tok, is final:
+// it does not refuse the token, or it refuses a fresh one, which ts then
+// remembers.
+func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
+	refused := invalidToken(req, resp, rt.auth.iam.maxBody, rt.auth.secrets())
+	if refused == nil {
+		return true
+	}
+	now := rt.auth.now()
+	if now.Sub(tok.obtained) >= freshTokenAge {
+		return false
+	}
+	ts.fresh.refused(now, refused)
+	return true
+}
+
+// invalidToken returns the refusal of the token of req by resp: 401, or 403
+// with ModelArts.0203 or ModelArts.2784 (invalid token); else nil. Other
+// refusals (an AK/SK code, a project id that does not match) a new token
+// does not mend.
+func invalidToken(req *http.Request, resp *http.Response, maxBody int64, secrets []string) *APIError {
+	e := refusal(operationFrom(req.Context()), resp, maxBody, secrets)
+	if e != nil && (e.StatusCode == http.StatusUnauthorized || e.ErrorCode == "ModelArts.0203" || e.ErrorCode == "ModelArts.2784") {
+		return e
+	}
+	return nil
 }
 
 func (rt *tokenRoundTripper) send(req *http.Request, tok *token, body io.ReadCloser) (*http.Response, error) {

@@ -323,8 +323,8 @@ func TestTokenIAMUnreachable(t *testing.T) {
 }
 
 // TestToken401RenewsOnceAndRetriesOnce: a refused token (401, or 403 invalid
-// token) is replaced once and the request retried once, never more; a 403
-// that a new token does not mend is not retried.
+// token) that is not fresh is replaced once and the request retried once,
+// never more; a 403 that a new token does not mend is not retried.
 func TestToken401RenewsOnceAndRetriesOnce(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -376,6 +376,10 @@ func TestToken401RenewsOnceAndRetriesOnce(t *testing.T) {
 			api := &fakeAPI{t: t, refusal: tt.refusal, code: tt.code, accepted: tt.accepted}
 			obs := &recordingObserver{}
 			c := newTokenClient(t, iam, api, clock, func(cfg *Config) { cfg.Observer = obs })
+			if _, err := c.tokens.projectToken(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(freshTokenAge) // no longer fresh: a refusal renews it
 			_, err := c.ShowImage(context.Background(), "x")
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -476,8 +480,8 @@ func TestTokenFailureIsRemembered(t *testing.T) {
 		body   string
 		wait   time.Duration
 	}{
-		{name: "401", status: 401, body: `{"error":{"code":401,"message":"The username or password is wrong.","title":"Unauthorized"}}`, wait: tokenRetryIntervalUnauthorized},
-		{name: "503", status: 503, body: `{"error_code":"IAM.0001","error_msg":"busy"}`, wait: tokenRetryInterval},
+		{name: "401", status: 401, body: `{"error":{"code":401,"message":"The username or password is wrong.","title":"Unauthorized"}}`, wait: refusalPause},
+		{name: "503", status: 503, body: `{"error_code":"IAM.0001","error_msg":"busy"}`, wait: renewRetryInterval},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

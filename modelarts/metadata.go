@@ -1,0 +1,190 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package modelarts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Temporary access keys from the ECS metadata service (an agency attached to
+// the server), the way huaweicloud-sdk-go-v3 gets them in
+// core/auth/internal/metadata_accessor.go, refreshed as
+// core/auth/basic_credentials.go and core/auth/provider/metadata_provider.go
+// do, but never per request: an optional session token
+// (PUT /meta-data/latest/api/token), then the keys
+// (GET /openstack/latest/securitykey).
+const (
+	metadataTokenPath   = "/meta-data/latest/api/token"
+	securityKeyPath     = "/openstack/latest/securitykey"
+	headerMetadataToken = "X-Metadata-Token"
+	headerMetadataTTL   = "X-Metadata-Token-Ttl-Seconds"
+	metadataTokenTTL    = "21600" // seconds: the SDK's six hours
+	// metadataRefreshMargin: the SDK refreshes temporary keys when less than
+	// this remains.
+	metadataRefreshMargin = 40 * time.Minute
+)
+
+// temporaryKeys are access keys from the metadata service. Times are on the
+// local clock but expiresAt, which the service tells.
+type temporaryKeys struct {
+	keys      accessKeys
+	expiresAt time.Time
+	refreshAt time.Time
+}
+
+func (k *temporaryKeys) due(now time.Time) bool { return k == nil || !now.Before(k.refreshAt) }
+
+func (k *temporaryKeys) usable(now time.Time) bool {
+	return k != nil && now.Before(k.expiresAt.Add(-tokenExpirySkew))
+}
+
+// securityKeyResponse is the answer of GET /openstack/latest/securitykey.
+type securityKeyResponse struct {
+	Credential struct {
+		Access        string `json:"access"`
+		Secret        string `json:"secret"`
+		SecurityToken string `json:"securitytoken"`
+		ExpiresAt     string `json:"expires_at"`
+	} `json:"credential"`
+}
+
+// newTemporaryKeys builds the cached keys from the answer to a request sent
+// at start. They are refreshed at the earlier of metadataRefreshMargin before
+// they expire and half their lifetime, or at half their lifetime when they
+// live less than the margin (they would otherwise be refreshed on every call).
+func newTemporaryKeys(body securityKeyResponse, start time.Time) (*temporaryKeys, error) {
+	c := body.Credential
+	if c.Access == "" || c.Secret == "" {
+		return nil, errors.New("answer has no credential.access or credential.secret")
+	}
+	expires, err := time.Parse(time.RFC3339Nano, c.ExpiresAt)
+	if err != nil {
+		return nil, fmt.Errorf("credential.expires_at %q is not an RFC 3339 time", cleanText(c.ExpiresAt, 64))
+	}
+	lifetime := expires.Sub(start)
+	if lifetime <= 0 {
+		return nil, fmt.Errorf("credential.expires_at %s is not in the future", c.ExpiresAt)
+	}
+	margin := max(lifetime/2, metadataRefreshMargin)
+	if margin >= lifetime {
+		margin = lifetime / 2
+	}
+	return &temporaryKeys{
+		keys:      accessKeys{accessKey: c.Access, secretKey: c.Secret, securityToken: c.SecurityToken},
+		expiresAt: expires,
+		refreshAt: expires.Add(-margin),
+	}, nil
+}
+
+// metadataProvider caches the temporary keys of one metadata endpoint for
+// every client of the process (see renewing): while the service fails, the
+// current keys are used until they expire.
+type metadataProvider struct {
+	endpoint  string
+	transport http.RoundTripper // direct: 169.254.169.254 must not go through a proxy
+	keys      renewing[*temporaryKeys]
+}
+
+func newMetadataProvider(endpoint string, now func() time.Time) *metadataProvider {
+	var transport http.RoundTripper = http.DefaultTransport
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = t.Clone()
+		t.Proxy = nil
+		transport = t
+	}
+	return &metadataProvider{endpoint: endpoint, transport: transport, keys: newRenewing[*temporaryKeys](OpSecurityKey, now)}
+}
+
+// metadataProvider returns the provider of endpoint.
+func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metadataProvider {
+	return sharedEntry(s, &s.metadata, endpoint, func() *metadataProvider { return newMetadataProvider(endpoint, now) })
+}
+
+// fetch asks the metadata service for keys, through c.
+func (p *metadataProvider) fetch(ctx context.Context, c httpCaller) (*temporaryKeys, error) {
+	start := p.keys.now()
+	session, err := p.sessionToken(ctx, c)
+	if err != nil {
+		return nil, metadataFailure(err)
+	}
+	r := request{
+		op: OpSecurityKey, method: http.MethodGet, url: p.endpoint + securityKeyPath, userAgent: c.userAgent,
+		ok: []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return []string{session} },
+	}
+	if session != "" {
+		r.header = map[string]string{headerMetadataToken: session}
+	}
+	var body securityKeyResponse
+	resp, err := send(ctx, c.client, r, &body)
+	if err != nil {
+		return nil, metadataFailure(err)
+	}
+	keys, err := newTemporaryKeys(body, start)
+	if err != nil {
+		return nil, metadataFailure(malformed(OpSecurityKey, resp, err))
+	}
+	return keys, nil
+}
+
+// sessionToken asks for a session token; "" when the service gives none
+// (404, 405 or 503: the service predates session tokens or does not want one).
+func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (string, error) {
+	var token []byte
+	_, err := send(ctx, c.client, request{
+		op: OpMetadataToken, method: http.MethodPut, url: p.endpoint + metadataTokenPath, userAgent: c.userAgent,
+		header: map[string]string{headerMetadataTTL: metadataTokenTTL},
+		ok:     []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return nil },
+	}, &token)
+	if e := AsAPIError(err); e != nil {
+		switch e.StatusCode {
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusServiceUnavailable:
+			return "", nil
+		}
+	}
+	return string(token), err
+}
+
+// metadataFailure says that err, an *APIError of send, kept the metadata
+// service from giving credentials.
+func metadataFailure(err error) error {
+	e := AsAPIError(err)
+	if e == nil {
+		return err
+	}
+	const why = "the ECS metadata service could not give credentials"
+	if e.Cause == nil {
+		e.Cause = errors.New(why)
+	} else {
+		e.Cause = fmt.Errorf("%s: %w", why, e.Cause)
+	}
+	return e
+}
+
+// metadataKeys are the keys of a client that signs with temporary keys: the
+// provider shared by the process, asked through the client's own caller.
+type metadataKeys struct {
+	provider *metadataProvider
+	caller   httpCaller
+}
+
+func (m *metadataKeys) keys(ctx context.Context) (accessKeys, error) {
+	k, err := m.provider.keys.get(ctx, func(ctx context.Context) (*temporaryKeys, error) {
+		return m.provider.fetch(ctx, m.caller)
+	})
+	if err != nil {
+		return accessKeys{}, err
+	}
+	return k.keys, nil
+}
+
+func (m *metadataKeys) secrets() []string {
+	if k := m.provider.keys.current(); k != nil {
+		return []string{k.keys.secretKey, k.keys.securityToken}
+	}
+	return nil
+}
