@@ -4,6 +4,7 @@
 package modelarts
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -70,12 +71,12 @@ func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
 		return nil
 	}
 	id := keyID{accessKey: k.accessKey, secretKey: sha256.Sum256([]byte(k.secretKey))}
-	return sharedEntry(s, &s.keys, id, func() *refusalGuard { return &refusalGuard{text: keyRefusal} })
+	return sharedEntry(s, &s.keys, id, func() *refusalGuard { return &refusalGuard{text: keyRefusal, gate: make(chan struct{}, 1)} })
 }
 
 // passwordGuard returns the guard of the password of id.
 func (s *Shared) passwordGuard(id passwordID) *refusalGuard {
-	return sharedEntry(s, &s.passwords, id, func() *refusalGuard { return &refusalGuard{text: passwordRefusal} })
+	return sharedEntry(s, &s.passwords, id, func() *refusalGuard { return &refusalGuard{text: passwordRefusal, gate: make(chan struct{}, 1)} })
 }
 
 // refusalPause is how long a refused credential is not tried again: the cloud
@@ -126,10 +127,57 @@ var (
 // everything through.
 type refusalGuard struct {
 	text refusalText
+	gate chan struct{} // held by the call that makes first contact
 
 	mu        sync.Mutex
 	refusedAt time.Time
 	refusal   *APIError // nil: no refusal yet
+	known     bool      // the credential was accepted once
+}
+
+// firstContactWait bounds how long a call waits for the one before it while
+// the credential has never been accepted.
+const firstContactWait = 2 * time.Second
+
+// firstContact lets one call at a time go with a credential that has never
+// been accepted, in any client of the process: however many projects start
+// at once with a wrong key, the cloud sees one bad signature. A call waits
+// for the one before it at most firstContactWait, so a slow answer holds the
+// others for a moment only. It reports whether the call holds the gate;
+// contacted releases it.
+func (g *refusalGuard) firstContact(ctx context.Context) bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	known := g.known
+	g.mu.Unlock()
+	if known {
+		return false
+	}
+	t := time.NewTimer(firstContactWait)
+	defer t.Stop()
+	select {
+	case g.gate <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// contacted ends a call firstContact let go.
+func (g *refusalGuard) contacted(held bool) {
+	if held {
+		<-g.gate
+	}
+}
+
+// accepted records that the credential was accepted.
+func (g *refusalGuard) accepted() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.known = true
 }
 
 // check returns, for a call of operation op at now, the remembered refusal

@@ -311,6 +311,7 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	guard := rt.shared.keyGuard(keys)
+	defer guard.contacted(guard.firstContact(req.Context()))
 	if err := guard.check(op, rt.now()); err != nil {
 		closeRequestBody(req)
 		return nil, err
@@ -323,7 +324,11 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
 	if err == nil && guard != nil {
-		guard.refused(rt.now(), refusal(op, resp, rt.maxBody, rt.keys.secrets()))
+		if refused := refusal(op, resp, rt.maxBody, rt.keys.secrets()); refused != nil {
+			guard.refused(rt.now(), refused)
+		} else if resp.StatusCode < 500 {
+			guard.accepted()
+		}
 	}
 	return resp, err
 }
