@@ -90,12 +90,11 @@ func (img *Image) check() (missing string) {
 	return ""
 }
 
-// UnmarshalJSON decodes the page, and its data element by element: an
-// element that does not decode, or lacks id or status, goes to Invalid
-// instead of failing the page.
-func (l *ImageList) UnmarshalJSON(b []byte) error {
-	type page ImageList // without this method
-	// The common case, a page without an undecodable element, is decoded in one pass.
+// decodeBody decodes a page in one json.Unmarshal when every element
+// decodes; else again, element by element: an element that does not decode,
+// or lacks id or status, goes to Invalid instead of failing the page.
+func (l *ImageList) decodeBody(b []byte) error {
+	type page ImageList
 	var whole page
 	if err := json.Unmarshal(b, &whole); err == nil {
 		*l = ImageList(whole)

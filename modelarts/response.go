@@ -135,7 +135,11 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 		*raw = body
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	decode := json.Unmarshal
+	if list, ok := out.(*ImageList); ok { // validated and decoded once, not once more by a json.Unmarshaler
+		decode = func(b []byte, _ any) error { return list.decodeBody(b) }
+	}
+	if err := decode(body, out); err != nil {
 		return malformed(op, resp, fmt.Errorf("decode body: %w", err))
 	}
 	if list, ok := out.(*ImageList); ok && len(list.Invalid) > 0 {
