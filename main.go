@@ -53,6 +53,7 @@ func run(args []string) int {
 		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
 		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path served at once; more are answered 503 at once, without API calls. 0 means no limit.").Default("40").Int()
 		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
+		lifecycle     = app.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").Bool()
 		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
 		toolkitFlags  = kingpinflag.AddFlags(app, ":9713")
 	)
@@ -104,28 +105,10 @@ func run(args []string) int {
 	}
 	level.Info(logger).Log("msg", "Loaded configuration", "file", *configFile, "projects", len(cfg.Projects))
 
-	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, exp.metricsHandler(*timeoutOffset, *maxTimeout, *maxRequests))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("/-/reload", exp.reloadHandler)
-	if *metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "ModelArts Exporter",
-			Description: "Prometheus exporter for ModelArts development images",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: *metricsPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-			},
-		})
-		if err != nil {
-			level.Error(logger).Log("msg", "Error creating the landing page", "err", err)
-			return 1
-		}
-		mux.Handle("/", landing)
+	mux, err := exp.routes(*metricsPath, exp.metricsHandler(*timeoutOffset, *maxTimeout, *maxRequests), *lifecycle)
+	if err != nil {
+		level.Error(logger).Log("msg", "Error creating the landing page", "err", err)
+		return 1
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -270,17 +253,47 @@ func (e *exporter) reload() error {
 	return nil
 }
 
-func (e *exporter) reloadHandler(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-		return
+// routes returns the exporter's HTTP routes; POST /-/reload reloads only
+// when lifecycle is set (--web.enable-lifecycle).
+func (e *exporter) routes(metricsPath string, metrics http.Handler, lifecycle bool) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(metricsPath, metrics)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method != http.MethodPost:
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+		case !lifecycle:
+			http.Error(w, "Lifecycle API is not enabled; start the exporter with --web.enable-lifecycle to reload over HTTP (SIGHUP always reloads).", http.StatusForbidden)
+		default:
+			if err := e.reload(); err != nil {
+				http.Error(w, fmt.Sprintf("Failed to reload the configuration: %v", err), http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintln(w, "Configuration reloaded.")
+		}
+	})
+	if metricsPath == "/" {
+		return mux, nil
 	}
-	if err := e.reload(); err != nil {
-		http.Error(w, fmt.Sprintf("Failed to reload the configuration: %v", err), http.StatusInternalServerError)
-		return
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "ModelArts Exporter",
+		Description: "Prometheus exporter for ModelArts development images",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: metricsPath, Text: "Metrics"},
+			{Address: "/-/healthy", Text: "Health"},
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprintln(w, "Configuration reloaded.")
+	mux.Handle("/", landing)
+	return mux, nil
 }
 
 // metricsHandler scrapes the API within the scrape's deadline and serves the

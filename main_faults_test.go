@@ -152,7 +152,7 @@ func TestBinaryReloadFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exp := startExporter(t, "--config.file="+cfgPath)
+			exp := startExporter(t, "--config.file="+cfgPath, "--web.enable-lifecycle")
 
 			reload := func(t *testing.T) (int, string) {
 				if via == "SIGHUP" {

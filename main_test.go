@@ -402,7 +402,7 @@ func TestBinaryReload(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:1])
 	good, _ := os.ReadFile(cfgPath)
-	exp := startExporter(t, "--config.file="+cfgPath)
+	exp := startExporter(t, "--config.file="+cfgPath, "--web.enable-lifecycle")
 	base := "http://" + exp.addr
 
 	resp, err := http.Get(base + "/-/reload")
@@ -531,6 +531,55 @@ func TestReloadClosesIdleConnections(t *testing.T) {
 	}
 }
 
+// TestReloadEndpoint: POST /-/reload reloads only with --web.enable-lifecycle;
+// without it the answer is 403 and nothing is reloaded. Other methods get 405
+// either way.
+func TestReloadEndpoint(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
+	if err := os.WriteFile(path, []byte("projects:\n"+akskProject(sim, "p", sim.URL, modelartstest.SampleIDs()[:1], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		lifecycle bool
+		code      int
+		body      string
+	}{
+		{false, http.StatusForbidden, "Lifecycle API is not enabled; start the exporter with --web.enable-lifecycle to reload over HTTP (SIGHUP always reloads).\n"},
+		{true, http.StatusOK, "Configuration reloaded.\n"},
+	} {
+		t.Run(fmt.Sprintf("lifecycle=%v", tt.lifecycle), func(t *testing.T) {
+			exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+			if err := exp.reload(); err != nil {
+				t.Fatal(err)
+			}
+			mux, err := exp.routes("/metrics", http.NotFoundHandler(), tt.lifecycle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serve := func(method string) *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(method, "/-/reload", nil))
+				return rec
+			}
+			before := exp.state.Load()
+			for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+				if rec := serve(method); rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != http.MethodPost {
+					t.Errorf("%s: %d, Allow %q; want 405, POST", method, rec.Code, rec.Header().Get("Allow"))
+				}
+			}
+			rec := serve(http.MethodPost)
+			if rec.Code != tt.code || rec.Body.String() != tt.body {
+				t.Errorf("POST: %d %q, want %d %q", rec.Code, rec.Body, tt.code, tt.body)
+			}
+			if reloaded := exp.state.Load() != before; reloaded != tt.lifecycle {
+				t.Errorf("reloaded: %v, want %v", reloaded, tt.lifecycle)
+			}
+		})
+	}
+}
+
 // setRecorder is a gauge that remembers the values it was set to.
 type setRecorder struct {
 	prometheus.Gauge
@@ -594,7 +643,8 @@ func TestReloadRecordsOutcomeOnce(t *testing.T) {
 }
 
 // TestBinaryLargeScrapeAnswersInTime: rendering the answer for ten thousand
-// images (about 20 MiB) takes seconds, more than --scrape.timeout-offset.
+// images (about 20 MiB) takes hundreds of milliseconds, more than the
+// --scrape.timeout-offset of this test.
 // When the API hangs and serve_stale_for lets the scrape answer with old
 // values, the answer must still reach Prometheus within the timeout of its
 // header: the API work ends early enough for the last render's time to fit.
@@ -622,7 +672,7 @@ func TestBinaryLargeScrapeAnswersInTime(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const offset = time.Second
+	const offset = 50 * time.Millisecond // below the render time of 10,000 images, so that it matters
 	exp := startExporter(t, "--config.file="+path, fmt.Sprintf("--scrape.timeout-offset=%v", offset), "--log.level=debug")
 	scrape := func(timeout time.Duration) (time.Duration, string) {
 		t.Helper()

@@ -27,7 +27,6 @@ const (
 	listLimit           = 1000                   // asked of a first page; the server may page with less
 	maxListPages        = 200                    // read of one listing, whatever its total says
 	showImageBudget     = 50                     // see fetcher.fallback
-	probeWait           = 2 * time.Second        // see fetcher.admit
 )
 
 // projectState is what a Scraper keeps of one project between scrapes.
@@ -47,7 +46,6 @@ type projectState struct {
 	pages        map[string]int         // per type, what a listing took, at pagesAt
 	pagesAt      time.Time
 	fallbackNext int                        // see fetchOutcome
-	proven       bool                       // the credentials worked, not refused since
 	warned       map[string]map[string]bool // data problems logged, by image
 }
 
@@ -136,7 +134,7 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 		pages = nil
 	}
 	f := &flight{ctx: newFetchContext(ctx, deadline), start: now, done: make(chan struct{}), waiters: 1,
-		fetcher: newFetcher(ps.project, ps.logger, ps.wanted, pages, ps.fallbackNext, ps.proven)}
+		fetcher: newFetcher(ps.project, ps.logger, ps.wanted, pages, ps.fallbackNext)}
 	ps.inFlight = f
 	go func() {
 		began := time.Now()
@@ -157,7 +155,6 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	if ps.inFlight == f {
 		ps.inFlight = nil
 	}
-	ps.proven = out.proven
 	for _, id := range out.conflicts {
 		ps.warn(id, "listed twice with different values; exporting the most recently updated record", true)
 	}

@@ -112,12 +112,12 @@ func TestFetchEndsWhenEveryScrapeGaveUp(t *testing.T) {
 	cancel()
 	<-first
 	// The held call ends, and the fetch starts no other.
-	waitFor(t, "the call of the abandoned fetch to be cancelled", func() bool { return f.cancelled.Load() == 1 })
+	waitFor(t, "the calls of the abandoned fetch to be cancelled", func() bool { return f.cancelled.Load() == 2 })
 
 	close(f.hold)
 	assertAllUp(t, s.Scrape(context.Background())[0], 3)
-	if got := f.calls(); got != 3 {
-		t.Errorf("%d calls, want 3: 1 by the abandoned fetch, a page of each type by the next", got)
+	if got := f.calls(); got != 4 {
+		t.Errorf("%d calls, want 4: a page of each type by the abandoned fetch, and by the next", got)
 	}
 }
 
@@ -403,7 +403,7 @@ func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
 	p := &Project{Name: "p", ImageIDs: ids(1)}
 	ps := newProjectState(p, log.NewNopLogger(), time.Now)
 	f := &flight{
-		fetcher: newFetcher(p, log.NewNopLogger(), nil, nil, 0, true),
+		fetcher: newFetcher(p, log.NewNopLogger(), nil, nil, 0),
 		ctx:     newFetchContext(context.Background(), time.Now().Add(time.Minute)),
 		done:    make(chan struct{}),
 		result:  ProjectResult{Name: "p", Up: true},

@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -27,15 +26,15 @@ var errNotStarted = errors.New("not fetched: the scrape ended first")
 
 // fetchOutcome is what one fetch of a project learnt.
 type fetchOutcome struct {
-	images           map[string]*modelarts.Image
-	errs             map[string]error
-	discovered       []string       // by the discovery listings, in their order
-	discoveryErr     error          // one of them did not complete
-	pages            map[string]int // per image type, the calls a whole listing takes
-	fallbackNext     int            // where the next turn of fallback IDs starts; -1: no turn taken
-	projectErr       error          // concerns every image: no call was made after it
-	answered, proven bool           // ModelArts answered; an answer showed the credentials work
-	conflicts        []string       // IDs listed twice with different values
+	images       map[string]*modelarts.Image
+	errs         map[string]error
+	discovered   []string       // by the discovery listings, in their order
+	discoveryErr error          // one of them did not complete
+	pages        map[string]int // per image type, the calls a whole listing takes
+	fallbackNext int            // where the next turn of fallback IDs starts; -1: no turn taken
+	projectErr   error          // concerns every image: no call was made after it
+	answered     bool           // a call got an answer from ModelArts
+	conflicts    []string       // IDs listed twice with different values
 }
 
 // fetcher runs one fetch of a project.
@@ -46,19 +45,13 @@ type fetcher struct {
 	pages        map[string]int  // what listing each type took last time
 	fallbackFrom int
 	sem          chan struct{} // bounds the calls in flight
-	probed       chan struct{} // closed when the probe is answered; nil once credentials are proven
-	probeEnd     time.Time     // when the others stop waiting for the probe
 	mu           sync.Mutex    // guards out, which a scrape that gives up reads meanwhile
 	out          *fetchOutcome
 }
 
-func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int, proven bool) *fetcher {
-	f := &fetcher{p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom, sem: make(chan struct{}, max(p.Concurrency, 1)),
-		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1, proven: proven}}
-	if !proven {
-		f.probed = make(chan struct{})
-	}
-	return f
+func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int) *fetcher {
+	return &fetcher{p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom, sem: make(chan struct{}, max(p.Concurrency, 1)),
+		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1}}
 }
 
 // run reads the listings worth reading, then calls ShowImage for the
@@ -179,7 +172,7 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 		}
 	}
 	for _, id := range ids {
-		probe, err := f.admit(ctx)
+		err := f.admit(ctx)
 		if err != nil {
 			if errors.Is(err, errNotStarted) {
 				late++
@@ -189,7 +182,7 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 		}
 		wg.Go(func() {
 			img, err := f.p.Client.ShowImage(ctx, id)
-			f.done(probe, err)
+			f.done(err)
 			take(id, img, err)
 		})
 	}
@@ -199,66 +192,47 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 	}
 }
 
-// admit waits until one more call may go, and reports if it is the probe:
-// until the credentials are proven, the others wait for it (at most
-// probeWait), as the cloud locks an AK/SK pair after five bad signatures.
+// admit waits for a free slot of Concurrency; after a failure that concerns
+// the whole project, or once ctx has ended, it admits no more calls. (While an
+// access key has never been accepted, the client itself lets one call at a
+// time go, whatever the project: a wrong key costs one bad signature.)
 // Only run's goroutine admits; each admitted call ends with done.
-func (f *fetcher) admit(ctx context.Context) (probe bool, err error) {
-	if f.probed != nil {
-		if probe = f.probeEnd.IsZero(); probe {
-			f.probeEnd = time.Now().Add(probeWait)
-		} else {
-			select {
-			case <-f.probed:
-			case <-time.After(time.Until(f.probeEnd)):
-			case <-ctx.Done():
-			}
-		}
-	}
-	f.mu.Lock()
-	err = f.out.projectErr
-	f.mu.Unlock()
-	if err != nil {
-		return false, fmt.Errorf("not fetched: %w", err)
-	}
+func (f *fetcher) admit(ctx context.Context) error {
 	select {
 	case f.sem <- struct{}{}:
-		if ctx.Err() == nil {
-			return probe, nil
-		}
-		<-f.sem
 	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
 	}
-	if probe {
-		close(f.probed)
+	f.mu.Lock()
+	err := f.out.projectErr
+	f.mu.Unlock()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("not fetched: %w", err)
+	case ctx.Err() != nil:
+		err = fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+	default:
+		return nil
 	}
-	return false, fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+	<-f.sem
+	return err
 }
 
 // done ends an admitted call, taking what its answer says of the project.
-func (f *fetcher) done(probe bool, err error) {
-	<-f.sem
+func (f *fetcher) done(err error) {
+	defer func() { <-f.sem }() // after the answer is taken: the next call sees it
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	apiErr := modelarts.AsAPIError(err) // below: did an answer from ModelArts come back?
-	answered := !(apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
+	f.out.answered = f.out.answered || !(apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted))
-	f.out.answered = f.out.answered || answered
-	switch {
-	case projectWide(err):
-		if f.out.projectErr == nil {
-			f.out.projectErr, f.out.proven = err, false
-			kv := []any{"msg", "Failed to reach the project's images", "project", f.p.Name}
-			if errors.Is(err, modelarts.ErrEndpoint) {
-				kv = append(kv, "hint", "check modelarts_endpoint and region")
-			}
-			level.Error(f.logger).Log(append(kv, apiErrorKV(err)...)...)
+	if projectWide(err) && f.out.projectErr == nil {
+		f.out.projectErr = err
+		kv := []any{"msg", "Failed to reach the project's images", "project", f.p.Name}
+		if errors.Is(err, modelarts.ErrEndpoint) {
+			kv = append(kv, "hint", "check modelarts_endpoint and region")
 		}
-	case answered:
-		f.out.proven = true
-	}
-	f.mu.Unlock()
-	if probe {
-		close(f.probed)
+		level.Error(f.logger).Log(append(kv, apiErrorKV(err)...)...)
 	}
 }
 
@@ -344,13 +318,13 @@ func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 		for _, a := range wave {
 			opts := a.l.opts // size is 0 until the first page is read
 			opts.Limit, opts.Offset = cmp.Or(a.l.size, listLimit), a.k*a.l.size
-			probe, err := f.admit(ctx)
+			err := f.admit(ctx)
 			if a.err = err; err != nil {
 				continue
 			}
 			wg.Go(func() {
 				a.page, a.err = f.p.Client.ListImages(ctx, opts)
-				f.done(probe, a.err)
+				f.done(a.err)
 			})
 		}
 		wg.Wait()

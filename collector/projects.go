@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	commonconfig "github.com/prometheus/common/config"
+
 	"github.com/modelarts-exporter/modelarts_exporter/config"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
@@ -26,12 +28,16 @@ func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string, shar
 			Region:      pc.Region,
 			ProjectID:   pc.ProjectID,
 			Credentials: modelarts.Credentials{
-				AccessKey:     pc.Auth.AccessKey,
-				SecretKey:     string(pc.Auth.SecretKey),
-				SecurityToken: string(pc.Auth.SecurityToken),
-				DomainName:    pc.Auth.DomainName,
-				Username:      pc.Auth.Username,
-				Password:      string(pc.Auth.Password),
+				AccessKey:         pc.Auth.AccessKey,
+				SecretKey:         unlessFile(pc.Auth.SecretKey, pc.Auth.SecretKeyFile),
+				SecretKeyFile:     pc.Auth.SecretKeyFile,
+				SecurityToken:     unlessFile(pc.Auth.SecurityToken, pc.Auth.SecurityTokenFile),
+				SecurityTokenFile: pc.Auth.SecurityTokenFile,
+				MetadataEndpoint:  pc.Auth.MetadataEndpoint,
+				DomainName:        pc.Auth.DomainName,
+				Username:          pc.Auth.Username,
+				Password:          unlessFile(pc.Auth.Password, pc.Auth.PasswordFile),
+				PasswordFile:      pc.Auth.PasswordFile,
 			},
 			HTTPClient: httpClient,
 			Observer:   metrics.ForProject(pc.Name),
@@ -54,6 +60,15 @@ func NewProjects(cfg *config.Config, metrics *APIMetrics, userAgent string, shar
 		})
 	}
 	return projects, nil
+}
+
+// unlessFile is a secret read from the configuration, or "" when it came
+// from file: the client reads the file itself, again whenever it changes.
+func unlessFile(secret commonconfig.Secret, file string) string {
+	if file != "" {
+		return ""
+	}
+	return string(secret)
 }
 
 // discoveryFilters turns the discovery section into ListImage filters; nil

@@ -113,7 +113,8 @@ func TestScrapeStopsAfterRefusedCredentials(t *testing.T) {
 			for _, id := range all {
 				api.errs[id] = &modelarts.APIError{Operation: "ShowImage", StatusCode: 403, ErrorCode: "ModelArts.0206", Class: tt.class}
 			}
-			s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 10}}))
+			// One call at a time: after a refusal, no call is started.
+			s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 1}}))
 			res := s.Scrape(context.Background())
 			if got := api.calls.Load(); got != tt.wantCalls {
 				t.Errorf("calls = %d, want %d", got, tt.wantCalls)

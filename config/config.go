@@ -26,6 +26,19 @@ const (
 	CloudHuaweiCloud = "huaweicloud"
 )
 
+// The values of AuthConfig.CredentialsFrom.
+const (
+	// CredentialsFromECSMetadata: temporary AK/SK and security token of the
+	// ECS/CCE agency, from the metadata service.
+	CredentialsFromECSMetadata = "ecs_metadata"
+	// CredentialsFromEnvironment: HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK and
+	// HUAWEICLOUD_SDK_SECURITY_TOKEN, read when the configuration is loaded.
+	CredentialsFromEnvironment = "environment"
+)
+
+// DefaultMetadataEndpoint is the ECS metadata service used by ecs_metadata.
+const DefaultMetadataEndpoint = "http://169.254.169.254"
+
 // DefaultGlobalConfig holds the values used for the fields omitted under "global"
 // (or for the whole section when it is omitted).
 var DefaultGlobalConfig = GlobalConfig{
@@ -52,6 +65,11 @@ func Load(path string) (*Config, error) {
 // LoadReader reads and checks a configuration from r. Relative *_file paths are
 // resolved against baseDir ("" means the current directory). See Load.
 func LoadReader(r io.Reader, baseDir string) (*Config, error) {
+	return load(r, baseDir, os.LookupEnv)
+}
+
+// load is LoadReader with the environment to read credentials_from: environment from.
+func load(r io.Reader, baseDir string, env lookupEnv) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
@@ -61,8 +79,8 @@ func LoadReader(r io.Reader, baseDir string) (*Config, error) {
 		// Validating a half-decoded file would only add noise: fix these first.
 		return nil, err
 	}
-	if err := cfg.finish(baseDir); err != nil {
-		return nil, err
+	if errs := cfg.finish(baseDir, env); len(errs) > 0 {
+		return nil, scrubSecrets(errs, cfg.secrets())
 	}
 	return cfg, nil
 }

@@ -49,6 +49,30 @@ func mustURL(t *testing.T, s string) commonconfig.URL {
 	return commonconfig.URL{URL: u}
 }
 
+// noEnv is an empty environment.
+func noEnv(string) (string, bool) { return "", false }
+
+// loadFile loads testdata/name like Load, reading the environment from env.
+func loadFile(t *testing.T, name string, env lookupEnv) (*Config, error) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return load(f, "testdata", env)
+}
+
+// testdataPath is the absolute path of a file in testdata/, as Load keeps the *_file paths.
+func testdataPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestLoadGood(t *testing.T) {
 	otcEndpoints := func(p ProjectConfig, region string) ProjectConfig {
 		p.ModelArtsEndpoint = "https://modelarts." + region + ".otc.t-systems.com"
@@ -85,7 +109,7 @@ func TestLoadGood(t *testing.T) {
 						DomainName:   "fake-domain",
 						Username:     "fake-user",
 						Password:     "FAKE-password-from-file", // trailing "  \r\n" trimmed
-						PasswordFile: "secrets/password.txt",
+						PasswordFile: testdataPath(t, "secrets/password.txt"),
 					},
 					Discovery: &DiscoveryConfig{},
 				}, "eu-nl")},
@@ -105,10 +129,28 @@ func TestLoadGood(t *testing.T) {
 					Auth: AuthConfig{
 						AccessKey:     fakeAccessKey,
 						SecretKey:     "FAKE-secret-key-from-file",
-						SecretKeyFile: "secrets/secret_key.txt",
+						SecretKeyFile: testdataPath(t, "secrets/secret_key.txt"),
 					},
 					Discovery: &DiscoveryConfig{Type: "DEDICATED", ServiceType: "TRAIN"},
 				}},
+			},
+		},
+		{
+			file: "good_ecs_metadata.yml",
+			want: &Config{
+				Global: DefaultGlobalConfig,
+				Projects: []ProjectConfig{
+					otcEndpoints(ProjectConfig{
+						Name: "agency", Cloud: "otc", Region: "eu-de", ProjectID: fakeProjectID,
+						Auth:      AuthConfig{CredentialsFrom: "ecs_metadata", MetadataEndpoint: "http://169.254.169.254"},
+						Discovery: &DiscoveryConfig{},
+					}, "eu-de"),
+					otcEndpoints(ProjectConfig{
+						Name: "private-metadata", Cloud: "otc", Region: "eu-nl", ProjectID: fakeProjectID,
+						Auth:      AuthConfig{CredentialsFrom: "ecs_metadata", MetadataEndpoint: "http://127.0.0.1:8080"},
+						Discovery: &DiscoveryConfig{},
+					}, "eu-nl"),
+				},
 			},
 		},
 		{
@@ -179,9 +221,9 @@ func TestLoadGood(t *testing.T) {
 						Auth: AuthConfig{
 							AccessKey:         fakeAccessKey,
 							SecretKey:         "FAKE-secret-key-from-file",
-							SecretKeyFile:     "secrets/secret_key.txt",
+							SecretKeyFile:     testdataPath(t, "secrets/secret_key.txt"),
 							SecurityToken:     "FAKE-security-token-from-file",
-							SecurityTokenFile: "secrets/security_token.txt",
+							SecurityTokenFile: testdataPath(t, "secrets/security_token.txt"),
 						},
 						Images: []string{fakeImage1, fakeImage2},
 						Discovery: &DiscoveryConfig{
@@ -250,7 +292,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad_many_unknown_fields.yml", `line 1: unknown field "projcts" at the top level (did you mean projects?)
 line 3: unknown field "concurency" in global (did you mean concurrency?)
 line 7: unknown field "projectid" in projects[0] "prod" (did you mean project_id?)
-line 11: unknown field "foo" in projects[0] "prod".auth (valid fields: access_key, domain_name, password, password_file, secret_key, secret_key_file, security_token, security_token_file, username)`},
+line 11: unknown field "foo" in projects[0] "prod".auth (valid fields: access_key, credentials_from, domain_name, metadata_endpoint, password, password_file, secret_key, secret_key_file, security_token, security_token_file, username)`},
 		{"bad_tls_config_ca_twice.yml", `line 11: projects[0] "prod".tls_config: at most one of ca, ca_file & ca_ref must be configured`},
 		{"bad_duplicate_key.yml", `line 4: projects[0] "prod".region: "region" is set twice (first at line 3); keep one`},
 		{"bad_duration.yml", `line 2: global.scrape_timeout: not a valid duration string: "soon"`},
@@ -280,6 +322,12 @@ line 11: unknown field "foo" in projects[0] "prod".auth (valid fields: access_ke
 		{"bad_no_images_no_discovery.yml", `projects[0] "prod": nothing to export; list image IDs under images, or add "discovery: {}" to export every image of the project`},
 		{"bad_discovery_type.yml", `projects[0] "prod".discovery.type: "SHARED" is not an image type; use one of BUILD_IN, DEDICATED, or leave it out for both`},
 		{"bad_service_type.yml", `projects[0] "prod".discovery.service_type: "serving" is not a service type; use one of COMMON, INFERENCE, TRAIN, DEV, UNKNOWN, or leave it out for all`},
+		{"bad_credentials_from_and_keys.yml", `projects[0] "prod".auth: set either credentials_from or the credential fields (access_key, secret_key_file), not both`},
+		{"bad_credentials_from_unknown.yml", `projects[0] "prod".auth.credentials_from: unknown source "instance_profile"; use "ecs_metadata" (the temporary keys of the ECS or CCE node's agency) or "environment" (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK)`},
+		{"bad_metadata_endpoint_without_ecs_metadata.yml", `projects[0] "prod".auth.metadata_endpoint: only used with credentials_from: ecs_metadata; remove it`},
+		{"bad_metadata_endpoint_url.yml", `projects[0] "prod".auth.metadata_endpoint: "169.254.169.254" is not an absolute http:// or https:// URL; write it like "http://169.254.169.254", or leave it out to use the default`},
+		{"bad_environment_variable_missing.yml", `projects[0] "prod".auth: credentials_from: environment needs the environment variables HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK; not set: HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK`},
+		{"bad_ecs_metadata_without_project_id.yml", `projects[0] "prod".project_id: required with credentials_from: ecs_metadata; copy the ID of the project from the console: My Credentials → Projects`},
 		{"bad_concurrency_zero.yml", `global.concurrency: 0 is out of range; use 1 to 256 (default 10)`},
 		{"bad_no_projects.yml", `projects: no project configured; add at least one entry under projects`},
 		{"bad_many_errors.yml", `global.concurrency: 1000 is out of range; use 1 to 256 (default 10)
@@ -295,7 +343,7 @@ projects[1] "prod": nothing to export; list image IDs under images, or add "disc
 	for _, tt := range tests {
 		seen[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
-			cfg, err := Load(filepath.Join("testdata", tt.file))
+			cfg, err := loadFile(t, tt.file, noEnv)
 			if err == nil {
 				t.Fatalf("Load succeeded, want error %q\n%s", tt.want, cfg.Summary())
 			}
@@ -409,7 +457,7 @@ projects:
       <<: *auth
     discovery: {}
 `,
-			wantErr: `line 9: unknown field "secret_token" in projects[0] "a".auth (valid fields: access_key, domain_name, password, password_file, secret_key, secret_key_file, security_token, security_token_file, username)`,
+			wantErr: `line 9: unknown field "secret_token" in projects[0] "a".auth (valid fields: access_key, credentials_from, domain_name, metadata_endpoint, password, password_file, secret_key, secret_key_file, security_token, security_token_file, username)`,
 		},
 		{
 			name:    "user info in endpoint is not echoed",
@@ -439,7 +487,7 @@ projects:
 		{
 			name:    "no credentials",
 			in:      strings.Replace(strings.Replace(minimal, "      access_key: "+fakeAccessKey+"\n", "", 1), "      secret_key_file: sk.txt\n", "", 1),
-			wantErr: `projects[0] "p".auth: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file)`,
+			wantErr: `projects[0] "p".auth: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file), or credentials_from (ecs_metadata or environment)`,
 		},
 		{
 			name:    "unknown OTC region",
@@ -633,7 +681,7 @@ project "prod"
   project_id:            0123456789abcdef0123456789abcdef
   modelarts_endpoint:    https://modelarts.example.internal/prefix
   iam_endpoint:          http://127.0.0.1:8080
-  auth:                  access key FAKEACCESSKEY0000000, secret key from file "secrets/secret_key.txt", security token from file "secrets/security_token.txt"
+  credentials:           AK/SK, access key FAKEACCESSKEY0000000, secret key from $TESTDATA/secrets/secret_key.txt (re-read when it changes), security token from $TESTDATA/secrets/security_token.txt (re-read when it changes)
   images:                2
   discovery:             on (type="DEDICATED", namespace="fake-namespace", name="fake-image", service_type="INFERENCE", workspace_id="0")
   rate_limit:            2.5 requests/s, burst 5
@@ -645,7 +693,7 @@ project "dev"
   project_id:            fedcba9876543210fedcba9876543210
   modelarts_endpoint:    https://modelarts.cn-north-4.myhuaweicloud.com
   iam_endpoint:          https://iam.cn-north-4.myhuaweicloud.com
-  auth:                  password of user "fake-user" in domain "fake-domain", password inline
+  credentials:           IAM password of user "fake-user" in domain "fake-domain" (password inline)
   images:                1
   discovery:             off
   rate_limit:            1 requests/s, burst 1
@@ -663,7 +711,7 @@ project "swiss"
   project_id:            0123456789abcdef0123456789abcdef
   modelarts_endpoint:    https://modelarts.eu-ch2.sc.otc.t-systems.com
   iam_endpoint:          https://iam-pub.eu-ch2.sc.otc.t-systems.com
-  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  credentials:           AK/SK inline, access key FAKEACCESSKEY0000000
   images:                0
   discovery:             on (type="BUILD_IN")
   rate_limit:            none
@@ -673,7 +721,7 @@ project "hw-hk"
   project_id:            0123456789abcdef0123456789abcdef
   modelarts_endpoint:    https://modelarts.ap-southeast-1.myhuaweicloud.cn
   iam_endpoint:          https://iam.ap-southeast-1.myhuaweicloud.com
-  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  credentials:           AK/SK inline, access key FAKEACCESSKEY0000000
   images:                0
   discovery:             on (every image)
   rate_limit:            none
@@ -683,7 +731,7 @@ project "hw-new"
   project_id:            0123456789abcdef0123456789abcdef
   modelarts_endpoint:    https://modelarts.ap-southeast-9.myhuaweicloud.com
   iam_endpoint:          https://iam.ap-southeast-9.myhuaweicloud.com
-  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  credentials:           AK/SK inline, access key FAKEACCESSKEY0000000
   images:                0
   discovery:             on (every image)
   rate_limit:            none
@@ -693,7 +741,7 @@ project "private"
   project_id:            0123456789abcdef0123456789abcdef
   modelarts_endpoint:    https://modelarts.private.example.internal
   iam_endpoint:          https://iam.private.example.internal
-  auth:                  access key FAKEACCESSKEY0000000, secret key inline
+  credentials:           AK/SK inline, access key FAKEACCESSKEY0000000
   images:                0
   discovery:             on (every image)
   rate_limit:            none
@@ -710,8 +758,8 @@ global
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cfg.Summary(); got != tt.want {
-				t.Errorf("Summary:\n%s\nwant:\n%s", got, tt.want)
+			if want := strings.ReplaceAll(tt.want, "$TESTDATA", testdataPath(t, "")); cfg.Summary() != want {
+				t.Errorf("Summary:\n%s\nwant:\n%s", cfg.Summary(), want)
 			}
 		})
 	}

@@ -88,7 +88,7 @@ func decode(data []byte) (*Config, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, scrubSecrets(errs, w.secrets)
 	}
 	return cfg, nil
 }
@@ -133,6 +133,8 @@ type walker struct {
 	errs  []lineError
 	lines map[int]bool
 	seen  map[visit]bool
+	// secrets are the values found in secret fields, for scrubSecrets.
+	secrets []string
 }
 
 func (w *walker) add(line int, format string, args ...any) {
@@ -145,8 +147,10 @@ var (
 		UnmarshalYAML(func(any) error) error
 	}]()
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	urlType         = reflect.TypeFor[commonconfig.URL]()
+	secretType      = reflect.TypeFor[commonconfig.Secret]()
 	// scalarStructs are struct types written as a plain YAML scalar.
-	scalarStructs = map[reflect.Type]bool{reflect.TypeFor[commonconfig.URL](): true}
+	scalarStructs = map[reflect.Type]bool{urlType: true}
 )
 
 func hasUnmarshaler(t reflect.Type) bool {
@@ -170,6 +174,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	w.seen[v] = true
+	switch t {
+	case secretType:
+		w.secrets = appendScalars(w.secrets, n, map[*yaml.Node]bool{})
+	case urlType:
+		w.secrets = append(w.secrets, urlPassword(n.Value))
+	}
 
 	switch {
 	case t.Kind() == reflect.Struct && !scalarStructs[t] && n.Kind == yaml.MappingNode:
@@ -266,6 +276,25 @@ func (w *walker) tryDecode(n *yaml.Node, t reflect.Type, path string, typeErrs b
 		err = fmt.Errorf("not a valid URL: %w", urlErr.Err)
 	}
 	w.add(n.Line, "%s: %s", fieldName(path), strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// appendScalars appends the values (and keys) of n and of every node below it,
+// each node once: an alias may point back up (&a [*a]).
+func appendScalars(values []string, n *yaml.Node, seen map[*yaml.Node]bool) []string {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if seen[n] {
+		return values
+	}
+	seen[n] = true
+	if n.Kind == yaml.ScalarNode {
+		return append(values, n.Value)
+	}
+	for _, c := range n.Content {
+		values = appendScalars(values, c, seen)
+	}
+	return values
 }
 
 // yamlFields returns the YAML keys of struct type t with their Go types, following

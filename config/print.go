@@ -66,8 +66,8 @@ func (p ProjectConfig) Format(f fmt.State, verb rune) {
 }
 
 // Summary describes the configuration for people, as printed by --config.check:
-// per project its cloud, region, endpoints, the kind of credentials (the access key
-// ID is shown, secrets never are), images and discovery; then the global settings.
+// per project its cloud, region, endpoints, where the credentials come from (the
+// access key ID is shown, secrets never are), images and discovery; then the global settings.
 func (c *Config) Summary() string {
 	var b strings.Builder
 	line := func(key, format string, args ...any) {
@@ -89,7 +89,7 @@ func (c *Config) Summary() string {
 		}
 		line("modelarts_endpoint", "%s", p.ModelArtsEndpoint)
 		line("iam_endpoint", "%s", p.IAMEndpoint)
-		line("auth", "%s", p.Auth.summary())
+		line("credentials", "%s", p.Auth.summary())
 		line("images", "%d", len(p.Images))
 		if d := p.Discovery; d != nil {
 			var filters []string
@@ -130,26 +130,41 @@ func (c *Config) Summary() string {
 	return b.String()
 }
 
-// summary words the kind of credentials and where each secret comes from.
+// summary words where the credentials come from; it never shows a secret.
 func (a AuthConfig) summary() string {
 	source := func(s commonconfig.Secret, file string) string {
-		switch {
-		case file != "":
-			return fmt.Sprintf("from file %q", file)
-		case s != "":
-			return "inline"
-		default:
-			return "none"
+		if file != "" {
+			return "from " + file + " (re-read when it changes)"
 		}
+		return "inline"
 	}
-	if a.AccessKey != "" {
-		s := fmt.Sprintf("access key %s, secret key %s", a.AccessKey, source(a.SecretKey, a.SecretKeyFile))
-		if a.SecurityToken != "" || a.SecurityTokenFile != "" {
+	switch {
+	case a.CredentialsFrom == CredentialsFromECSMetadata:
+		return fmt.Sprintf("ECS metadata service %s (temporary keys, refreshed before expiry)", a.MetadataEndpoint)
+	case a.CredentialsFrom == CredentialsFromEnvironment:
+		vars := envAccessKey + ", " + envSecretKey
+		if a.SecurityToken != "" {
+			vars += ", " + envSecurityToken
+		}
+		return fmt.Sprintf("environment (%s), access key %s", vars, a.AccessKey)
+	case a.AccessKey != "" && a.SecretKeyFile == "" && a.SecurityTokenFile == "":
+		s := "AK/SK inline, access key " + a.AccessKey
+		if a.SecurityToken != "" {
+			s += ", with a security token"
+		}
+		return s
+	case a.AccessKey != "":
+		s := fmt.Sprintf("AK/SK, access key %s, secret key %s", a.AccessKey, source(a.SecretKey, a.SecretKeyFile))
+		if a.SecurityToken != "" {
 			s += ", security token " + source(a.SecurityToken, a.SecurityTokenFile)
 		}
 		return s
 	}
-	return fmt.Sprintf("password of user %q in domain %q, password %s", a.Username, a.DomainName, source(a.Password, a.PasswordFile))
+	pw := "password inline"
+	if a.PasswordFile != "" {
+		pw = "password_file " + a.PasswordFile + ", re-read when it changes"
+	}
+	return fmt.Sprintf("IAM password of user %q in domain %q (%s)", a.Username, a.DomainName, pw)
 }
 
 // tlsSummary lists what a tls_config sets, without the inline certificates and key.

@@ -52,7 +52,14 @@ type ProjectConfig struct {
 	ProxyURL  commonconfig.URL       `yaml:"proxy_url"`
 }
 
-// AuthConfig is exactly one of AK/SK signing or an IAM password token.
+// AuthConfig is exactly one way to authenticate: AK/SK (secret inline or in
+// secret_key_file, optionally a security token), an IAM password (inline or in
+// password_file), or CredentialsFrom.
+//
+// After loading: a *_file field holds the file's absolute path, and the secret
+// field beside it what the file held at load time. With CredentialsFrom
+// "environment", AccessKey, SecretKey and SecurityToken hold the HUAWEICLOUD_SDK_*
+// variables; with "ecs_metadata", MetadataEndpoint is set and nothing else.
 type AuthConfig struct {
 	AccessKey         string              `yaml:"access_key"`
 	SecretKey         commonconfig.Secret `yaml:"secret_key"`
@@ -64,6 +71,12 @@ type AuthConfig struct {
 	Username     string              `yaml:"username"`
 	Password     commonconfig.Secret `yaml:"password"`
 	PasswordFile string              `yaml:"password_file"`
+
+	// CredentialsFrom takes the credentials from outside the file:
+	// CredentialsFromECSMetadata or CredentialsFromEnvironment.
+	CredentialsFrom string `yaml:"credentials_from"`
+	// MetadataEndpoint is the ECS metadata service (ecs_metadata only; default DefaultMetadataEndpoint).
+	MetadataEndpoint string `yaml:"metadata_endpoint"`
 }
 
 // DiscoveryConfig are ListImage filters; an empty value is not sent.

@@ -50,9 +50,22 @@ func (l *errorList) addf(format string, args ...any) {
 	*l = append(*l, fmt.Errorf(format, args...))
 }
 
+// lookupEnv reads an environment variable, like os.LookupEnv.
+type lookupEnv func(string) (string, bool)
+
+// The environment variables of credentials_from: environment, as in
+// huaweicloud-sdk-go-v3 core/auth/provider/env_provider.go.
+const (
+	envAccessKey     = "HUAWEICLOUD_SDK_AK"
+	envSecretKey     = "HUAWEICLOUD_SDK_SK"
+	envSecurityToken = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
+	envProjectID     = "HUAWEICLOUD_SDK_PROJECT_ID"
+)
+
 // finish validates a decoded configuration and completes it: defaults, normalised
-// names, secret files read, endpoints filled in. All problems are returned joined.
-func (c *Config) finish(baseDir string) error {
+// names, secrets read from files and the environment, endpoints filled in. It
+// returns every problem found.
+func (c *Config) finish(baseDir string, env lookupEnv) []error {
 	var errs errorList
 	c.Global.check(&errs)
 	if len(c.Projects) == 0 {
@@ -74,9 +87,9 @@ func (c *Config) finish(baseDir string) error {
 				names[p.Name] = i
 			}
 		}
-		p.finish(path, baseDir, &errs)
+		p.finish(path, baseDir, env, &errs)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (g *GlobalConfig) check(errs *errorList) {
@@ -94,7 +107,7 @@ func (g *GlobalConfig) check(errs *errorList) {
 	}
 }
 
-func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
+func (p *ProjectConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) {
 	if p.Cloud == "" {
 		p.Cloud = CloudOTC
 	}
@@ -116,16 +129,24 @@ func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
 		regionOK = true
 	}
 
+	idFrom := ""
+	if v, ok := env(envProjectID); ok && v != "" && p.ProjectID == "" && strings.EqualFold(p.Auth.CredentialsFrom, CredentialsFromEnvironment) {
+		p.ProjectID, idFrom = v, " (from "+envProjectID+")"
+	}
 	if p.ProjectID != "" {
 		if projectIDRE.MatchString(p.ProjectID) {
 			p.ProjectID = strings.ToLower(p.ProjectID)
 		} else {
-			errs.addf("%s.project_id: %q is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects", path, p.ProjectID)
+			errs.addf("%s.project_id: %q%s is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects", path, p.ProjectID, idFrom)
 		}
 	}
 
-	if p.Auth.finish(path+".auth", baseDir, errs) && p.ProjectID == "" {
-		errs.addf("%s.project_id: required with access_key authentication; copy the ID of the project from the console: My Credentials → Projects", path)
+	if kind := p.Auth.finish(path+".auth", baseDir, env, errs); kind != "" && p.ProjectID == "" {
+		hint := ""
+		if kind == "credentials_from: "+CredentialsFromEnvironment {
+			hint = ", or set " + envProjectID
+		}
+		errs.addf("%s.project_id: required with %s; copy the ID of the project from the console: My Credentials → Projects%s", path, kind, hint)
 	}
 
 	p.ModelArtsEndpoint = checkEndpoint(p.ModelArtsEndpoint, path+".modelarts_endpoint", "https://modelarts.eu-de.otc.t-systems.com", errs)
@@ -182,21 +203,23 @@ func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
 	}
 }
 
-// finish checks the credentials and reads the secret files. It reports whether
-// they are meant for access key (AK/SK) authentication.
-func (a *AuthConfig) finish(path, baseDir string, errs *errorList) bool {
+// finish checks the credentials, reads the secret files (keeping their absolute
+// paths) or the environment. It returns the way of authenticating that needs a
+// project_id ("access_key authentication", "credentials_from: ..."), or "" for
+// password authentication and for credentials found wrong.
+func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) string {
 	type secret struct {
 		name, fileName string
 		value          *commonconfig.Secret
-		file           string
+		file           *string
 	}
 	secrets := []secret{
-		{"secret_key", "secret_key_file", &a.SecretKey, a.SecretKeyFile},
-		{"security_token", "security_token_file", &a.SecurityToken, a.SecurityTokenFile},
-		{"password", "password_file", &a.Password, a.PasswordFile},
+		{"secret_key", "secret_key_file", &a.SecretKey, &a.SecretKeyFile},
+		{"security_token", "security_token_file", &a.SecurityToken, &a.SecurityTokenFile},
+		{"password", "password_file", &a.Password, &a.PasswordFile},
 	}
 	for _, s := range secrets {
-		if *s.value != "" && s.file != "" {
+		if *s.value != "" && *s.file != "" {
 			errs.addf("%s: %s and %s are both set; keep only one of them", path, s.name, s.fileName)
 		}
 	}
@@ -220,15 +243,23 @@ func (a *AuthConfig) finish(path, baseDir string, errs *errorList) bool {
 	}
 	hasToken := a.SecurityToken != "" || a.SecurityTokenFile != ""
 
-	accessKey := false
+	if a.CredentialsFrom != "" {
+		set(&akFields, token, hasToken)
+		return a.finishFrom(path, append(akFields, pwFields...), env, errs)
+	}
+	if a.MetadataEndpoint != "" {
+		errs.addf("%s.metadata_endpoint: only used with credentials_from: %s; remove it", path, CredentialsFromECSMetadata)
+	}
+	kind := ""
 	switch {
 	case len(akFields) > 0 && len(pwFields) > 0:
 		errs.addf("%s: set either the access key fields (%s) or the password fields (%s), not both",
 			path, strings.Join(akFields, ", "), strings.Join(pwFields, ", "))
-		return false
+		return ""
 	case len(akFields) == 0 && len(pwFields) == 0 && !hasToken:
-		errs.addf("%s: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file)", path)
-		return false
+		errs.addf("%s: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file), or credentials_from (%s or %s)",
+			path, CredentialsFromECSMetadata, CredentialsFromEnvironment)
+		return ""
 	case len(pwFields) > 0:
 		if hasToken {
 			errs.addf("%s.%s: only used with access key authentication (temporary AK/SK); remove it", path, token)
@@ -245,21 +276,69 @@ func (a *AuthConfig) finish(path, baseDir string, errs *errorList) bool {
 		if len(missing) > 0 {
 			errs.addf("%s: access key authentication needs access_key and secret_key (or secret_key_file); missing: %s", path, strings.Join(missing, ", "))
 		}
-		accessKey = true
+		kind = "access_key authentication"
 	}
 
 	for _, s := range secrets {
-		if s.file == "" || *s.value != "" {
+		if *s.file == "" || *s.value != "" {
 			continue
 		}
-		v, err := readSecretFile(commonconfig.JoinDir(baseDir, s.file), !filepath.IsAbs(s.file))
+		file := commonconfig.JoinDir(baseDir, *s.file)
+		v, err := readSecretFile(file, !filepath.IsAbs(*s.file))
 		if err != nil {
 			errs.addf("%s.%s: %w", path, s.fileName, err)
 			continue
 		}
 		*s.value = commonconfig.Secret(v)
+		if abs, err := filepath.Abs(file); err == nil {
+			*s.file = abs // the client reads it again when it changes
+		}
 	}
-	return accessKey
+	return kind
+}
+
+// finishFrom checks credentials_from, given the other credential fields set,
+// and fills in the credentials of the environment.
+func (a *AuthConfig) finishFrom(path string, others []string, env lookupEnv, errs *errorList) string {
+	from := strings.ToLower(a.CredentialsFrom)
+	if from != CredentialsFromECSMetadata && from != CredentialsFromEnvironment {
+		errs.addf("%s.credentials_from: unknown source %q; use %q (the temporary keys of the ECS or CCE node's agency) or %q (%s and %s)",
+			path, a.CredentialsFrom, CredentialsFromECSMetadata, CredentialsFromEnvironment, envAccessKey, envSecretKey)
+		return ""
+	}
+	a.CredentialsFrom = from
+	if len(others) > 0 {
+		errs.addf("%s: set either credentials_from or the credential fields (%s), not both", path, strings.Join(others, ", "))
+		return ""
+	}
+	if from == CredentialsFromECSMetadata {
+		a.MetadataEndpoint = checkEndpoint(a.MetadataEndpoint, path+".metadata_endpoint", DefaultMetadataEndpoint, errs)
+		if a.MetadataEndpoint == "" {
+			a.MetadataEndpoint = DefaultMetadataEndpoint
+		}
+		return "credentials_from: " + from
+	}
+	if a.MetadataEndpoint != "" {
+		errs.addf("%s.metadata_endpoint: only used with credentials_from: %s; remove it", path, CredentialsFromECSMetadata)
+	}
+	var missing []string
+	get := func(name string) string {
+		v, ok := env(name)
+		if !ok || v == "" {
+			missing = append(missing, name)
+		}
+		return v
+	}
+	a.AccessKey, a.SecretKey = get(envAccessKey), commonconfig.Secret(get(envSecretKey))
+	if v, ok := env(envSecurityToken); ok {
+		a.SecurityToken = commonconfig.Secret(v)
+	}
+	if len(missing) > 0 {
+		errs.addf("%s: credentials_from: %s needs the environment variables %s and %s; not set: %s",
+			path, from, envAccessKey, envSecretKey, strings.Join(missing, ", "))
+		return ""
+	}
+	return "credentials_from: " + from
 }
 
 // readSecretFile reads one secret, without its trailing white space.

@@ -90,11 +90,15 @@ func (img *Image) check() (missing string) {
 	return ""
 }
 
+// UnmarshalJSON is decodeBody, for json.Unmarshal (which validates the
+// input before): the client calls decodeBody itself, which validates once.
+func (l *ImageList) UnmarshalJSON(b []byte) error { return l.decodeBody(b) }
+
 // decodeBody decodes a page in one json.Unmarshal when every element
 // decodes; else again, element by element: an element that does not decode,
 // or lacks id or status, goes to Invalid instead of failing the page.
 func (l *ImageList) decodeBody(b []byte) error {
-	type page ImageList
+	type page ImageList // without UnmarshalJSON
 	var whole page
 	if err := json.Unmarshal(b, &whole); err == nil {
 		*l = ImageList(whole)

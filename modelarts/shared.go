@@ -114,7 +114,7 @@ var (
 		fix:     "fix the password and reload; a changed password is tried at once",
 	}
 	freshTokenRefusal = refusalText{
-		subject: "ModelArts refused a token that IAM had issued less than a minute before",
+		subject: "ModelArts refused a token that IAM had just issued in place of a refused one",
 		action:  "sending or renewing the token",
 		why:     "a new token would be refused too",
 		fix:     "check that the user has ModelArts permissions and that the token is scoped to the right project",
@@ -211,5 +211,5 @@ func (g *refusalGuard) refused(now time.Time, refusal *APIError) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.refusedAt, g.refusal = now, refusal
+	g.refusedAt, g.refusal, g.known = now, refusal, false // after the pause, first contact again
 }

@@ -123,11 +123,11 @@ func TestTokenSurvivesReloads(t *testing.T) {
 	}
 }
 
-// TestFreshTokenRefusedIsRemembered: when ModelArts refuses a token IAM
-// issued less than a minute before (no ModelArts permission, wrong project
-// scope), a new token would be refused too: no renewal, and for five minutes
-// calls fail at once, across reloads. Then one token is tried again, and
-// renewed once.
+// TestFreshTokenRefusedIsRemembered: when ModelArts refuses the token that
+// replaced a refused one (no ModelArts permission, wrong project scope), a
+// new token would be refused too: for five minutes calls fail at once and no
+// token is made, across reloads. Then the token is tried again, and renewed
+// once.
 func TestFreshTokenRefusedIsRemembered(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -152,13 +152,13 @@ func TestFreshTokenRefusedIsRemembered(t *testing.T) {
 				}
 				clock.Advance(30 * time.Second)
 			}
-			if n := iam.count(); n != 1 {
-				t.Errorf("%d token requests, want 1", n)
+			if n := iam.count(); n != 2 {
+				t.Errorf("%d token requests, want 2: one, and its replacement", n)
 			}
-			if got, want := api.seen(), []string{"token-1"}; !reflect.DeepEqual(got, want) {
+			if got, want := api.seen(), []string{"token-1", "token-2"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("API saw %v, want %v", got, want)
 			}
-			if !strings.Contains(err.Error(), "ModelArts refused a token that IAM had issued less than a minute before") ||
+			if !strings.Contains(err.Error(), "ModelArts refused a token that IAM had just issued in place of a refused one") ||
 				AsAPIError(err).FromIAM() {
 				t.Errorf("error does not say that ModelArts refused a fresh token: %v", err)
 			}
@@ -167,8 +167,8 @@ func TestFreshTokenRefusedIsRemembered(t *testing.T) {
 			for range 3 {
 				_, _ = c.ShowImage(context.Background(), "x")
 			}
-			if got, want := api.seen(), []string{"token-1", "token-1", "token-2"}; !reflect.DeepEqual(got, want) {
-				t.Errorf("API saw %v, want the old token, then one renewal: %v", got, want)
+			if got, want := api.seen(), []string{"token-1", "token-2", "token-2", "token-3"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("API saw %v, want the cached token, then one renewal: %v", got, want)
 			}
 		})
 	}

@@ -26,17 +26,12 @@ const (
 	tokenRenewDivisor = 10
 	// tokenExpirySkew: a token is not sent when less than this remains.
 	tokenExpirySkew = 30 * time.Second
-
-	// freshTokenAge: a token that the API refuses less than this after IAM
-	// issued it is not renewed: a new one would be refused too.
-	freshTokenAge = time.Minute
 )
 
 // token is a cached IAM token. Times are on the local clock.
 type token struct {
 	value     string
 	projectID string
-	obtained  time.Time // when it was asked for, on the local clock
 	expiresAt time.Time
 	renewAt   time.Time
 }
@@ -253,17 +248,16 @@ func newToken(value string, body tokenResponse, start time.Time) (*token, error)
 	return &token{
 		value:     value,
 		projectID: body.Token.Project.ID,
-		obtained:  start,
 		expiresAt: expires,
 		renewAt:   expires.Add(-margin),
 	}, nil
 }
 
 // tokenRoundTripper sends every request with X-Auth-Token. When the API
-// refuses the token (401, or 403 invalid token), it drops it, gets a new one
-// and retries once; unless IAM had issued it less than freshTokenAge before:
-// a new token would be refused too, so the refusal is remembered for
-// refusalPause instead, during which calls fail at once.
+// refuses the token (401, or 403 invalid token: expired, revoked early), it
+// drops it, gets a new one and retries once. When the API refuses the new
+// token too, another would be refused as well: the refusal is remembered for
+// refusalPause, during which calls fail at once and no token is made.
 type tokenRoundTripper struct {
 	auth *passwordAuth
 	next http.RoundTripper
@@ -278,7 +272,7 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	resp, err := rt.send(req, tok, req.Body)
-	if err != nil || rt.settled(ts, tok, req, resp) || !replayable(req) {
+	if err != nil || rt.settled(ts, req, resp, false) || !replayable(req) {
 		return resp, err
 	}
 	// The token was revoked early (password or rights changed) or the clocks
@@ -293,25 +287,23 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	if resp, err = rt.send(req, tok, body); err == nil {
-		rt.settled(ts, tok, req, resp)
+		rt.settled(ts, req, resp, true)
 	}
 	return resp, err
 }
 
-// settled reports whether resp, the answer to req sent with tok, is final:
-// it does not refuse the token, or it refuses a fresh one, which ts then
-// remembers.
-func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
+// settled reports whether resp, the answer to req, is final: it does not
+// refuse the token, or it refuses the token that replaced a refused one
+// (retried), which ts then remembers.
+func (rt *tokenRoundTripper) settled(ts *tokenSource, req *http.Request, resp *http.Response, retried bool) bool {
 	refused := invalidToken(req, resp, rt.auth.iam.maxBody, rt.auth.secrets())
 	if refused == nil {
 		return true
 	}
-	now := rt.auth.now()
-	if now.Sub(tok.obtained) >= freshTokenAge {
-		return false
+	if retried {
+		ts.fresh.refused(rt.auth.now(), refused)
 	}
-	ts.fresh.refused(now, refused)
-	return true
+	return retried
 }
 
 // invalidToken returns the refusal of the token of req by resp: 401, or 403

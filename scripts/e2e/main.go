@@ -169,7 +169,8 @@ func (e *e2e) run(ctx context.Context) error {
 		return err
 	}
 	e.exporterProc, err = e.start("exporter", e.opts.exporter,
-		"--config.file="+e.exporterConfig, "--web.listen-address="+exporterAddr, "--log.level=debug")
+		"--config.file="+e.exporterConfig, "--web.listen-address="+exporterAddr, "--log.level=debug",
+		"--web.enable-lifecycle") // checks.go reloads over HTTP
 	if err != nil {
 		return err
 	}
