@@ -168,7 +168,11 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 		out.discovered = append(out.discovered, ps.discovered...)
 	}
 	ps.discovered = out.discovered // result removes the duplicates
-	res := ps.result(out, f.start, took, nil)
+	var late error // a fetch cut short changes no memory of the images it did not reach
+	if cut {
+		late = f.ctx.Err()
+	}
+	res := ps.result(out, f.start, took, late)
 	if !cut {
 		ps.last, ps.lastStart = &res, f.start
 	}
@@ -188,7 +192,7 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 	for i, id := range ids {
 		if img, ok := out.images[id]; ok {
 			img = ps.sanitize(id, img)
-			if k, ok := ps.known[id]; late == nil && (!ok || !k.LastSuccess.After(start)) {
+			if k, ok := ps.known[id]; !ok || !k.LastSuccess.After(start) {
 				ps.known[id] = ImageResult{Image: img, LastSuccess: start}
 				delete(ps.gone, id)
 			}

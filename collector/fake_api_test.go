@@ -25,6 +25,7 @@ type pagingFake struct {
 	totalLie     int64 // > 0: the total every page announces
 	ignoreOffset bool  // every page starts at record 0
 	inventIDs    bool  // every page holds records never seen before
+	echoLimit    bool  // size says the limit asked, not the one granted (maxPage)
 
 	listErr error // every ListImage fails with it
 	showErr map[string]error
@@ -101,6 +102,9 @@ func (f *pagingFake) ListImages(ctx context.Context, opts modelarts.ListOptions)
 		start = 0
 	}
 	page := &modelarts.ImageList{Total: int64(len(matching)), Size: limit, Current: start / limit}
+	if f.echoLimit {
+		page.Size = opts.Limit
+	}
 	if f.totalLie > 0 {
 		page.Total = f.totalLie
 	}

@@ -23,6 +23,7 @@ var imageTypes = []string{"BUILD_IN", "DEDICATED"}
 
 var errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budget of %d per scrape spent, retried in a later scrape", showImageBudget)
 var errNotStarted = errors.New("not fetched: the scrape ended first")
+var errPageCap = fmt.Errorf("ListImage paging stopped at the cap of %d pages", maxListPages)
 
 // fetchOutcome is what one fetch of a project learnt.
 type fetchOutcome struct {
@@ -99,7 +100,7 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	}
 	if len(own) > 0 && len(f.notFetched(ids)) <= left {
 		for _, l := range own {
-			l.cut = l.open() // now that the pages are known, one by one is cheaper
+			l.cut = l.open() && l.total <= maxListPages // one by one is cheaper, unless the total is absurd
 		}
 	}
 	f.readPages(ctx, lists, false)
@@ -122,7 +123,10 @@ func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string
 			}
 		}
 		switch {
-		case !listsEverything(l.opts) || l.size == 0:
+		case !listsEverything(l.opts):
+		case errors.Is(l.err, modelarts.ErrForbidden), errors.Is(l.err, errPageCap): // one by one until probed again
+			f.out.pages[l.opts.Type] = maxListPages
+		case l.size == 0:
 		case l.cut:
 			f.out.pages[l.opts.Type] = l.pages
 		case l.done:
@@ -132,23 +136,20 @@ func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string
 	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed {
 		return missing
 	}
+	why := errFallbackBudget
 	for _, l := range lists {
 		if l.cut {
 			return missing
 		}
 		if l.err != nil && (!l.discovery || listsEverything(l.opts)) {
-			for _, id := range missing {
-				f.out.errs[id] = l.err
-			}
-			level.Warn(f.logger).Log("msg", "Not fetching the images an incomplete listing lacks one by one: too many", "project", f.p.Name, "images", len(missing), "err", l.err)
-			return nil
+			why = fmt.Errorf("%w; fetched one by one in turns, %d a scrape", l.err, showImageBudget)
 		}
 	}
 	start := f.fallbackFrom % len(missing)
 	turn := append(missing[start:], missing[:start]...)
 	f.out.fallbackNext = start + showImageBudget
 	for _, id := range turn[showImageBudget:] {
-		f.out.errs[id] = errFallbackBudget
+		f.out.errs[id] = why
 	}
 	level.Warn(f.logger).Log("msg", "Too many configured images are not in the listing: fetching some of them one by one, the others in later scrapes",
 		"project", f.p.Name, "images", len(missing), "fetched", showImageBudget)
@@ -253,7 +254,8 @@ func (f *fetcher) notFetched(ids []string) []string {
 // projectWide: credentials refused, no such API at the endpoint, or IAM failing.
 func projectWide(err error) bool {
 	apiErr := modelarts.AsAPIError(err)
-	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrEndpoint) || (apiErr != nil && apiErr.FromIAM())
+	return errors.Is(err, modelarts.ErrUnauthorized) || errors.Is(err, modelarts.ErrEndpoint) ||
+		(apiErr != nil && (apiErr.FromIAM() || apiErr.ErrorCode == "ModelArts.0210")) // 0210: project_id does not match the credentials
 }
 
 // imageNotFound reports whether err is ShowImage's answer that the image does
@@ -283,6 +285,7 @@ type listing struct {
 	opts        modelarts.ListOptions // Type always set
 	discovery   bool
 	size, total int   // the server's page size; the pages its total announces
+	unsure      bool  // the first page was short of the total: the next goes alone
 	pages, next int   // the pages to read (total, capped); the next to ask for
 	read        int   // the pages that brought records
 	done, cut   bool  // cut: left unread on purpose, one by one is cheaper
@@ -306,7 +309,7 @@ func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 	for {
 		var wave []*pageAnswer
 		for _, l := range lists {
-			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && !(first && l.next > 0); n++ {
+			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && !(first && l.next > 0) && !(l.unsure && n > 0); n++ {
 				wave = append(wave, &pageAnswer{l: l, k: l.next})
 				l.next++
 			}
@@ -355,11 +358,12 @@ func (f *fetcher) takePage(a *pageAnswer) {
 		return
 	}
 	n := a.page.Records()
-	if a.k == 0 { // the page size is the size field, else what a page short of the total held
+	if a.k == 0 { // the page size is the size field; a page short of the total is a server's cap, or a lie
 		l.size = listLimit
 		if a.page.Size > 0 && a.page.Size <= listLimit {
 			l.size = a.page.Size
-		} else if n > 0 && n < listLimit && a.page.Total > int64(n) {
+		}
+		if l.unsure = n > 0 && n < l.size && a.page.Total > int64(n); l.unsure {
 			l.size = n
 		}
 		l.total = int((a.page.Total + int64(l.size) - 1) / int64(l.size))
@@ -368,6 +372,7 @@ func (f *fetcher) takePage(a *pageAnswer) {
 	added := f.addRecords(l, a.page)
 	if added > 0 {
 		l.read++
+		l.unsure = l.unsure && a.k == 0
 	}
 	switch {
 	case n == 0 || n < l.size:
@@ -375,7 +380,7 @@ func (f *fetcher) takePage(a *pageAnswer) {
 	case a.k > 0 && added == 0:
 		l.err = errors.New("not listed: a ListImage page repeated only records already listed: the server ignores offset")
 	case a.k+1 >= l.pages && l.total > maxListPages:
-		l.err = fmt.Errorf("not listed: ListImage paging stopped at the cap of %d pages", maxListPages)
+		l.err = fmt.Errorf("not listed: %w", errPageCap)
 	case a.k+1 >= l.pages:
 		l.done = true
 	}

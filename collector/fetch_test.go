@@ -193,10 +193,13 @@ func TestPagingGuards(t *testing.T) {
 		wantUp    bool
 		wantCalls int64 // per scrape
 	}{
-		{name: "an absurd total on a short page", fake: &pagingFake{images: fakeImages(33), totalLie: 1 << 40}, wantUp: true, wantCalls: 2},
+		// A short first page with more announced: the next page is asked alone (a cap, or a lie).
+		{name: "an absurd total on a short page", fake: &pagingFake{images: fakeImages(33), totalLie: 1 << 40}, wantUp: true, wantCalls: 3},
 		{name: "a total beyond the last page: 400 ModelArts.6400 ends it", fake: &pagingFake{images: fakeImages(300), maxPage: 100, totalLie: 450}, wantUp: true, wantCalls: 6},
+		{name: "a page size capped, the limit asked echoed in size", fake: &pagingFake{images: fakeImages(450), maxPage: 200, echoLimit: true}, wantUp: true, wantCalls: 4},
 		{name: "offset ignored", fake: &pagingFake{images: fakeImages(300), maxPage: 100, ignoreOffset: true}, wantCalls: 0},
-		{name: "new records forever", fake: &pagingFake{images: fakeImages(60), maxPage: 100, totalLie: 1 << 40, inventIDs: true}, wantCalls: 0},
+		// The page cap, then one by one: the 60 IDs each scrape.
+		{name: "new records forever", fake: &pagingFake{images: fakeImages(60), maxPage: 100, totalLie: 1 << 40, inventIDs: true}, wantCalls: 60},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,10 +223,8 @@ func TestPagingGuards(t *testing.T) {
 			if tt.wantCalls > 0 && (calls[1] != tt.wantCalls || calls[2] != tt.wantCalls) {
 				t.Errorf("calls per scrape %v, want %d after the first", calls, tt.wantCalls)
 			}
-			for _, n := range calls {
-				if n > maxListPages+showImageBudget+2 {
-					t.Errorf("calls per scrape %v: unbounded", calls)
-				}
+			if calls[0] > 2*maxListPages+showImageBudget {
+				t.Errorf("calls per scrape %v: unbounded", calls)
 			}
 		})
 	}
@@ -462,18 +463,25 @@ func TestBadCredentialsCostOneCall(t *testing.T) {
 	}
 }
 
-// TestFailedListingCausesNoStorm: when the listing fails, more IDs than
-// showImageBudget are not fetched one by one.
+// TestFailedListingCausesNoStorm: when the listing fails, the IDs it lacks
+// are fetched one by one in turns, showImageBudget a scrape, never all at once.
 func TestFailedListingCausesNoStorm(t *testing.T) {
 	f := &pagingFake{images: fakeImages(5000), listErr: serverErr()}
-	res := scrapeOnce(Project{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 10})
-	if f.listCalls.Load() != 2 || f.showCalls.Load() != 0 {
-		t.Errorf("ListImage %d, ShowImage %d; want 2 (a page of each type), 0", f.listCalls.Load(), f.showCalls.Load())
-	}
-	for _, r := range res.Images {
-		if !res.Up || r.Err == nil || !strings.Contains(r.Err.Error(), "not listed") {
-			t.Fatalf("up %v, image %s: err = %v; want up, the listing's error", res.Up, r.ID, r.Err)
+	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 10}})
+	up := map[string]bool{}
+	for range 3 {
+		res := s.Scrape(context.Background())[0]
+		for _, r := range res.Images {
+			if r.Err == nil {
+				up[r.ID] = true
+			} else if !strings.Contains(r.Err.Error(), "not listed") {
+				t.Fatalf("image %s: err = %v; want the listing's error", r.ID, r.Err)
+			}
 		}
+	}
+	if f.listCalls.Load() != 6 || f.showCalls.Load() != 3*showImageBudget || len(up) != 3*showImageBudget {
+		t.Errorf("ListImage %d, ShowImage %d, %d images up over 3 scrapes; want 6 (a page of each type), %d, %d in turns",
+			f.listCalls.Load(), f.showCalls.Load(), len(up), 3*showImageBudget, 3*showImageBudget)
 	}
 }
 
@@ -596,5 +604,31 @@ func TestOneBadImageSparesItsPage(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestListingForbidden: a policy that allows ShowImage but not ListImage
+// (403 ModelArts.0108 on the listing): the images are fetched one by one in
+// turns, and from the next scrape on, all of them, without listing.
+func TestListingForbidden(t *testing.T) {
+	images := modelartstest.GenerateImages(60, 5)
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	defer sim.Close()
+	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultStatus, Operation: modelartstest.OpListImage, Status: 403, ErrorCode: "ModelArts.0108"})
+	s, _ := simScraper(t, sim, idsOf(images), nil)
+	first := s.Scrape(context.Background())[0]
+	up := 0
+	for _, r := range first.Images {
+		if r.Err == nil {
+			up++
+		}
+	}
+	if !first.Up || up != showImageBudget {
+		t.Errorf("first scrape: up %v, %d images up; want true, %d (one turn)", first.Up, up, showImageBudget)
+	}
+	sim.ResetCounters()
+	assertAllUp(t, s.Scrape(context.Background())[0], len(images))
+	if n := sim.Requests(modelartstest.OpListImage); n != 0 {
+		t.Errorf("%d ListImage calls in the second scrape, want 0", n)
 	}
 }
