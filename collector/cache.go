@@ -168,7 +168,7 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 		out.discovered = append(out.discovered, ps.discovered...)
 	}
 	ps.discovered = out.discovered // result removes the duplicates
-	var late error // a fetch cut short changes no memory of the images it did not reach
+	var late error                 // a fetch cut short changes no memory of the images it did not reach
 	if cut {
 		late = f.ctx.Err()
 	}
