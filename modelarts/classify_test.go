@@ -136,8 +136,9 @@ func TestEndpointErrors(t *testing.T) {
 
 // TestRefusalEngagesTheKeyGuard: a 401, or a 403 whose code refuses the
 // credentials, is ErrUnauthorized, and then nothing is signed with the key
-// for a while (the next call sends nothing); any other 403 is ErrForbidden,
-// about that resource only, and the next call is sent.
+// for a while (the next call sends nothing); any other 403 (0210 included:
+// the project id is wrong) is ErrForbidden, about that resource or project
+// only, and the next call is sent.
 func TestRefusalEngagesTheKeyGuard(t *testing.T) {
 	tests := []struct {
 		status    int
@@ -148,7 +149,7 @@ func TestRefusalEngagesTheKeyGuard(t *testing.T) {
 		{403, "ModelArts.0203", ErrUnauthorized},
 		{403, "ModelArts.0206", ErrUnauthorized},
 		{403, "ModelArts.2784", ErrUnauthorized},
-		{403, "ModelArts.0210", ErrUnauthorized},
+		{403, "ModelArts.0210", ErrForbidden}, // the project id is wrong, not the key
 		{403, "ModelArts.0108", ErrForbidden},
 		{403, "ModelArts.0112", ErrForbidden},
 		{403, "ModelArts.5014", ErrForbidden},

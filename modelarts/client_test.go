@@ -144,7 +144,7 @@ func TestStatusClasses(t *testing.T) {
 		{
 			name: "403 project mismatch", status: 403,
 			body:      `{"error_code":"ModelArts.0210","error_msg":"The project ID in the URL does not match the token."}`,
-			wantClass: ErrUnauthorized, wantCode: "ModelArts.0210", wantMessage: "The project ID in the URL does not match the token.",
+			wantClass: ErrForbidden, wantCode: "ModelArts.0210", wantMessage: "The project ID in the URL does not match the token.",
 		},
 		{
 			name: "403 no permission", status: 403,

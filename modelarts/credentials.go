@@ -92,6 +92,7 @@ func (s *secret) current() string {
 type accessKeys struct {
 	accessKey, secretKey string
 	securityToken        string // temporary keys only
+	metadata             string // the metadata endpoint that gave them; "" when configured
 }
 
 // keySource gives the access keys to sign a request with, read per request
@@ -100,6 +101,9 @@ type keySource interface {
 	keys(ctx context.Context) (accessKeys, error)
 	// secrets are the secret key and security token in use, to scrub from errors.
 	secrets() []string
+	// refused tells that the cloud refused k, so that a source that can get
+	// other keys does so at the next call.
+	refused(k accessKeys)
 }
 
 // staticKeys are configured keys, the secret key and security token
@@ -125,6 +129,9 @@ func (k *staticKeys) keys(ctx context.Context) (accessKeys, error) {
 func (k *staticKeys) secrets() []string {
 	return []string{k.secretKey.current(), k.securityToken.current()}
 }
+
+// refused does nothing: configured keys change when their files do.
+func (k *staticKeys) refused(accessKeys) {}
 
 // credentialKind is the way Credentials authenticate.
 type credentialKind int

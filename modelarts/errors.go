@@ -18,13 +18,14 @@ var (
 	// error code): no such API at this base URL; the endpoint or region is wrong.
 	ErrEndpoint = errors.New("no such API at this endpoint")
 	// ErrUnauthorized: the credentials were refused: HTTP 401, or 403 with
-	// ModelArts.0203 (invalid token), ModelArts.0206 (invalid AK/SK),
-	// ModelArts.2784 or ModelArts.0210 (project id does not match the credentials);
-	// or the call was not sent: the credentials were refused a moment ago, or
-	// their file never could be read.
+	// ModelArts.0203 (invalid token), ModelArts.0206 (invalid AK/SK) or
+	// ModelArts.2784; or the call was not sent: the credentials were refused
+	// a moment ago, or their file never could be read.
 	ErrUnauthorized = errors.New("credentials refused")
 	// ErrForbidden: any other HTTP 403, e.g. ModelArts.0108, ModelArts.0112
-	// (workspace policy) or ModelArts.5014: no permission on that one resource.
+	// (workspace policy) or ModelArts.5014: no permission on that one
+	// resource; or ModelArts.0210 (401 or 403): the project id in the URL
+	// does not match the credentials, which are good for other projects.
 	ErrForbidden = errors.New("forbidden")
 	// ErrEndOfList: HTTP 400 ModelArts.6400 to ListImage: the page asked for
 	// starts past the end of the listing ("fromIndex(200) > toIndex(33)").

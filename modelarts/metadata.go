@@ -102,7 +102,7 @@ func newMetadataProvider(endpoint string, now func() time.Time) *metadataProvide
 
 // metadataProvider returns the provider of endpoint.
 func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metadataProvider {
-	return sharedEntry(s, &s.metadata, endpoint, func() *metadataProvider { return newMetadataProvider(endpoint, now) })
+	return sharedEntry(s, &s.metadata, endpoint, nil, func() *metadataProvider { return newMetadataProvider(endpoint, now) })
 }
 
 // fetch asks the metadata service for keys, through c.
@@ -128,6 +128,7 @@ func (p *metadataProvider) fetch(ctx context.Context, c httpCaller) (*temporaryK
 	if err != nil {
 		return nil, metadataFailure(malformed(OpSecurityKey, resp, err))
 	}
+	keys.keys.metadata = p.endpoint
 	return keys, nil
 }
 
@@ -187,4 +188,12 @@ func (m *metadataKeys) secrets() []string {
 		return []string{k.keys.secretKey, k.keys.securityToken}
 	}
 	return nil
+}
+
+// refused drops k, when they are still the current keys, so that the next
+// call asks the service for new ones: the keys were revoked early.
+func (m *metadataKeys) refused(k accessKeys) {
+	if cur := m.provider.keys.current(); cur != nil && cur.keys == k {
+		m.provider.keys.invalidate(cur)
+	}
 }

@@ -42,10 +42,14 @@ var (
 	// notFoundCodes mean "image not found" although they come with HTTP 400.
 	notFoundCodes = map[string]bool{"ModelArts.6404": true, "ModelArts.6797": true}
 	// refusedCodes refuse the credentials although they come with HTTP 403:
-	// invalid token (0203, 2784), invalid AK/SK (0206), project id not
-	// matching the credentials (0210).
-	refusedCodes = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true, "ModelArts.0210": true}
+	// invalid token (0203, 2784), invalid AK/SK (0206).
+	refusedCodes = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true}
 )
+
+// codeProjectMismatch: the project id in the URL does not match the
+// credentials. The credentials are good, the project id is wrong: it is
+// ErrForbidden, about that project only, and refuses no credential.
+const codeProjectMismatch = "ModelArts.0210"
 
 // codeEndOfList answers a ListImage page that starts past the end of the listing.
 const codeEndOfList = "ModelArts.6400"
@@ -211,13 +215,18 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// refusal returns the error of resp, the answer to a request of operation
-// op, when it refuses the credentials (ErrUnauthorized), else nil. It reads
-// the body (at most limit bytes) of a 401 or 403 answer only, and gives resp
-// a body that reads the same.
-func refusal(op string, resp *http.Response, limit int64, secrets []string) *APIError {
-	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
-		return nil
+// verdict tells what resp, the answer to a request of operation op, says
+// of the credentials: refused is its error when it refuses them
+// (ErrUnauthorized); accepted is true for a 2xx, or a 4xx with a ModelArts
+// error code that is no refusal (ModelArts answers only past the signature
+// check, the gateway's 404, 429 and 5xx come before it). It reads the body
+// of a 4xx only (at most limit bytes), and gives resp a body that reads the same.
+func verdict(op string, resp *http.Response, limit int64, secrets []string) (refused *APIError, accepted bool) {
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		return nil, true
+	case resp.StatusCode < 400 || resp.StatusCode > 499:
+		return nil, false
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 	rest := resp.Body
@@ -228,10 +237,11 @@ func refusal(op string, resp *http.Response, limit int64, secrets []string) *API
 
 	answer := *resp
 	answer.Body = io.NopCloser(bytes.NewReader(body))
-	if e := statusError(op, &answer, limit, secrets); e.Class == ErrUnauthorized {
-		return e
+	e := statusError(op, &answer, limit, secrets)
+	if e.Class == ErrUnauthorized {
+		return e, false
 	}
-	return nil
+	return nil, strings.HasPrefix(e.ErrorCode, "ModelArts.")
 }
 
 // classify maps an HTTP status and an error code (ModelArts, API gateway or
@@ -246,6 +256,8 @@ func classify(status int, errorCode string) error {
 		return ErrNotFound
 	case status == http.StatusBadRequest && errorCode == codeEndOfList:
 		return ErrEndOfList
+	case errorCode == codeProjectMismatch && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+		return ErrForbidden
 	case status == http.StatusUnauthorized:
 		return ErrUnauthorized
 	case status == http.StatusForbidden && refusedCodes[errorCode]:

@@ -6,6 +6,7 @@ package modelarts
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,13 +18,16 @@ import (
 // or a password, and however often the configuration is reloaded, the cloud
 // sees at most one refused attempt per pause. Make one per process.
 //
-// Its maps are keyed by the identity of a credential, with SHA-256 hashes in
-// place of secrets, and grow with the distinct credentials configured (a
-// rotated secret is a new credential).
+// Its maps are keyed by the identity of a credential without its secret, and
+// hold one entry per identity: the entry keeps a SHA-256 hash of the secret,
+// and is replaced when the secret changes (a rotated key, a new password).
+// A changed secret is a new credential: tried at once, and the old one is
+// forgotten.
 type Shared struct {
 	mu        sync.Mutex
-	keys      map[keyID]*refusalGuard      // refusals of an access key with its secret
+	keys      map[keyID]*refusalGuard      // refusals of an access key
 	passwords map[passwordID]*refusalGuard // IAM's refusals of a password, whatever the scope
+	iam       map[passwordID]*iamBackoff   // IAM's failures, whatever the scope and password
 	tokens    map[tokenID]*tokenSource     // IAM tokens, cached across reloads
 	metadata  map[string]*metadataProvider // temporary keys, by metadata endpoint
 }
@@ -31,52 +35,78 @@ type Shared struct {
 // NewShared returns an empty Shared.
 func NewShared() *Shared { return &Shared{} }
 
-// keyID identifies an access key with its secret key.
+// keyID identifies a configured access key, or the temporary keys of a
+// metadata endpoint (a new access key at every refresh).
 type keyID struct {
-	accessKey string
-	secretKey [sha256.Size]byte
+	accessKey string // "" for temporary keys
+	metadata  string // the endpoint of temporary keys
 }
 
-// passwordID identifies an IAM user's password at one IAM token URL.
+// passwordID identifies an IAM user at one IAM token URL.
 type passwordID struct {
 	iamURL, domain, user string
-	password             [sha256.Size]byte
 }
 
-// tokenID identifies the tokens of one password and one scope: "id:" and a
+// tokenID identifies the tokens of one user and one scope: "id:" and a
 // project id, or "name:" and a region.
 type tokenID struct {
 	passwordID
 	scope string
 }
 
-// sharedEntry returns the value of key in *m, made with create when missing.
-func sharedEntry[K comparable, V any](s *Shared, m *map[K]V, key K, create func() V) V {
+// secretHash is the SHA-256 of parts, each length-prefixed.
+func secretHash(parts ...string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
+		h.Write([]byte(p))
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// sharedEntry returns the value of key in *m, made with create when missing
+// or when stale (nil: never) reports it out of date.
+func sharedEntry[K comparable, V any](s *Shared, m *map[K]V, key K, stale func(V) bool, create func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if *m == nil {
 		*m = make(map[K]V)
 	}
 	v, ok := (*m)[key]
-	if !ok {
+	if !ok || stale != nil && stale(v) {
 		v = create()
 		(*m)[key] = v
 	}
 	return v
 }
 
-// keyGuard returns the guard of the access key k. A nil Shared has none.
+// guardEntry returns the guard of id in *m for the secret of hash secret.
+func guardEntry[K comparable](s *Shared, m *map[K]*refusalGuard, id K, secret [sha256.Size]byte, text refusalText) *refusalGuard {
+	return sharedEntry(s, m, id,
+		func(g *refusalGuard) bool { return g.secret != secret },
+		func() *refusalGuard { return &refusalGuard{text: text, secret: secret, gate: make(chan struct{}, 1)} })
+}
+
+// keyGuard returns the guard of the access keys k. A nil Shared has none.
 func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
 	if s == nil {
 		return nil
 	}
-	id := keyID{accessKey: k.accessKey, secretKey: sha256.Sum256([]byte(k.secretKey))}
-	return sharedEntry(s, &s.keys, id, func() *refusalGuard { return &refusalGuard{text: keyRefusal, gate: make(chan struct{}, 1)} })
+	id := keyID{accessKey: k.accessKey}
+	if k.metadata != "" {
+		id = keyID{metadata: k.metadata}
+	}
+	return guardEntry(s, &s.keys, id, secretHash(k.accessKey, k.secretKey, k.securityToken), keyRefusal)
 }
 
-// passwordGuard returns the guard of the password of id.
-func (s *Shared) passwordGuard(id passwordID) *refusalGuard {
-	return sharedEntry(s, &s.passwords, id, func() *refusalGuard { return &refusalGuard{text: passwordRefusal, gate: make(chan struct{}, 1)} })
+// passwordGuard returns the guard of the password of hash secret of id.
+func (s *Shared) passwordGuard(id passwordID, secret [sha256.Size]byte) *refusalGuard {
+	return guardEntry(s, &s.passwords, id, secret, passwordRefusal)
+}
+
+// iamBackoff returns the memory of IAM's failures for the user of id.
+func (s *Shared) iamBackoff(id passwordID) *iamBackoff {
+	return sharedEntry(s, &s.iam, id, nil, func() *iamBackoff { return &iamBackoff{} })
 }
 
 // refusalPause is how long a refused credential is not tried again: the cloud
@@ -126,8 +156,9 @@ var (
 // sent with that credential. Its methods accept the nil guard, which lets
 // everything through.
 type refusalGuard struct {
-	text refusalText
-	gate chan struct{} // held by the call that makes first contact
+	text   refusalText
+	secret [sha256.Size]byte // hash of the secret guarded
+	gate   chan struct{}     // held by the call that makes first contact
 
 	mu        sync.Mutex
 	refusedAt time.Time
@@ -212,4 +243,40 @@ func (g *refusalGuard) refused(now time.Time, refusal *APIError) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refusedAt, g.refusal, g.known = now, refusal, false // after the pause, first contact again
+}
+
+// iamBackoff remembers IAM's last failure (5xx, 429) for renewRetryInterval,
+// for every token source of one user: a failing IAM is asked once per
+// interval, whatever the scopes.
+type iamBackoff struct {
+	mu       sync.Mutex
+	failedAt time.Time
+	failure  *APIError // nil: none
+}
+
+// check returns, for a call at now, the remembered failure while the
+// interval lasts, else nil. Its error is in errPaused's chain.
+func (b *iamBackoff) check(now time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failure == nil || !now.Before(b.failedAt.Add(renewRetryInterval)) {
+		return nil
+	}
+	return &APIError{
+		Operation: OpCreateToken,
+		Class:     b.failure.Class,
+		Cause: fmt.Errorf("%w: IAM failed at %s, the exporter asks again after %s: %w",
+			errPaused, b.failedAt.UTC().Format(time.RFC3339), renewRetryInterval, b.failure),
+	}
+}
+
+// failed remembers err, received at now, when it says IAM is failing.
+func (b *iamBackoff) failed(now time.Time, err error) {
+	e := AsAPIError(err)
+	if e == nil || !errors.Is(e, ErrServer) && !errors.Is(e, ErrThrottled) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failedAt, b.failure = now, e
 }

@@ -36,7 +36,7 @@ func reloadTokenClients(t *testing.T, shared *Shared, iamURL, apiURL string, clo
 // memory of a refused password live in Shared. Three projects sharing a wrong
 // password, eight scrapes with a reload between them: one failed login in
 // five minutes, whatever the scopes. IAM answering 500 to a reload storm: one
-// token request per token source (password and scope) per 30 s.
+// token request per user per 30 s, whatever the scopes.
 func TestIAMFailuresAreSharedAcrossClientsAndReloads(t *testing.T) {
 	const (
 		wrong = `{"error":{"code":401,"message":"The username or password is wrong.","title":"Unauthorized"}}`
@@ -53,7 +53,7 @@ func TestIAMFailuresAreSharedAcrossClientsAndReloads(t *testing.T) {
 		{name: "wrong password, one scope", status: 401, body: wrong, scopes: []string{testProjectID, testProjectID, testProjectID}, interval: refusalPause, perWindow: 1},
 		{name: "wrong password, three scopes", status: 401, body: wrong, scopes: []string{testProjectID, "", "fedcba9876543210fedcba9876543210"}, interval: refusalPause, perWindow: 1},
 		{name: "IAM 500, one scope", status: 500, body: busy, scopes: []string{testProjectID, testProjectID, testProjectID}, interval: renewRetryInterval, perWindow: 1},
-		{name: "IAM 500, two scopes", status: 500, body: busy, scopes: []string{testProjectID, "", ""}, interval: renewRetryInterval, perWindow: 2},
+		{name: "IAM 500, two scopes", status: 500, body: busy, scopes: []string{testProjectID, "", ""}, interval: renewRetryInterval, perWindow: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

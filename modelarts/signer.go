@@ -293,7 +293,8 @@ func sortedLower(names []string) []string {
 // keys before passing it on. It never retries, and it sends nothing signed
 // with keys that the cloud refused (ErrUnauthorized) less than refusalPause
 // ago: it answers the remembered refusal instead. The guard of each key is in
-// Shared, so the pause holds for every client of the process.
+// Shared, so the pause holds for every client of the process. Refused keys
+// that can be replaced (temporary keys) are dropped from their source.
 type signingRoundTripper struct {
 	keys    keySource
 	shared  *Shared // nil: every request is sent (tests only)
@@ -324,9 +325,11 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
 	if err == nil && guard != nil {
-		if refused := refusal(op, resp, rt.maxBody, rt.keys.secrets()); refused != nil {
+		switch refused, accepted := verdict(op, resp, rt.maxBody, rt.keys.secrets()); {
+		case refused != nil:
 			guard.refused(rt.now(), refused)
-		} else if resp.StatusCode < 500 {
+			rt.keys.refused(keys)
+		case accepted:
 			guard.accepted()
 		}
 	}

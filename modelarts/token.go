@@ -5,7 +5,6 @@ package modelarts
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,8 +86,11 @@ type tokenSource struct {
 	url      string // {iam}/v3/auth/tokens
 	body     []byte // the request body; holds the password, never printed
 	password string // only to scrub it from IAM's messages
-	// passwordGuard holds IAM's refusal of the password, shared by every scope.
+	// passwordGuard holds IAM's refusal of the password, shared by every
+	// scope; it is the password's entry in Shared (see sourceFor).
 	passwordGuard *refusalGuard
+	// iam holds IAM's failures, shared by every scope.
+	iam *iamBackoff
 	// fresh holds the API's refusal of a token IAM had just issued.
 	fresh  refusalGuard
 	tokens renewing[*token]
@@ -102,7 +104,7 @@ type httpCaller struct {
 	maxBody   int64
 }
 
-func newTokenSource(url string, id tokenID, password string, projectID, region string, guard *refusalGuard, now func() time.Time) *tokenSource {
+func newTokenSource(id tokenID, password, projectID, region string, guard *refusalGuard, iam *iamBackoff, now func() time.Time) *tokenSource {
 	var req tokenRequest
 	req.Auth.Identity.Methods = []string{"password"}
 	req.Auth.Identity.Password.User.Name = id.user
@@ -115,10 +117,11 @@ func newTokenSource(url string, id tokenID, password string, projectID, region s
 	}
 	body, _ := json.Marshal(req) // strings only: cannot fail
 	return &tokenSource{
-		url:           url,
+		url:           id.iamURL,
 		body:          body,
 		password:      password,
 		passwordGuard: guard,
+		iam:           iam,
 		fresh:         refusalGuard{text: freshTokenRefusal},
 		tokens:        newRenewing[*token](OpCreateToken, now),
 	}
@@ -131,10 +134,16 @@ func (ts *tokenSource) Token(ctx context.Context, iam httpCaller) (*token, error
 }
 
 // create performs POST /v3/auth/tokens, unless IAM refused the password less
-// than refusalPause ago, for this scope or another.
+// than refusalPause ago, or failed less than renewRetryInterval ago, for
+// this scope or another. Logins with a password never accepted go one at a
+// time, across scopes (see refusalGuard.firstContact).
 func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, error) {
+	defer ts.passwordGuard.contacted(ts.passwordGuard.firstContact(ctx))
 	start := ts.tokens.now()
 	if err := ts.passwordGuard.check(OpCreateToken, start); err != nil {
+		return nil, err
+	}
+	if err := ts.iam.check(start); err != nil {
 		return nil, err
 	}
 	var body tokenResponse
@@ -142,8 +151,13 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body, userAgent: iam.userAgent,
 		ok: []int{http.StatusCreated, http.StatusOK}, maxBody: iam.maxBody, secrets: ts.secrets,
 	}, &body)
-	if errors.Is(err, ErrUnauthorized) {
+	switch {
+	case errors.Is(err, ErrUnauthorized):
 		ts.passwordGuard.refused(ts.tokens.now(), AsAPIError(err))
+	case err != nil:
+		ts.iam.failed(ts.tokens.now(), err)
+	default:
+		ts.passwordGuard.accepted()
 	}
 	if err != nil {
 		return nil, err
@@ -163,8 +177,8 @@ func (ts *tokenSource) secrets() []string { return []string{ts.password} }
 // Shared; the client's own HTTP client talks to IAM.
 type passwordAuth struct {
 	shared            *Shared
-	id                passwordID // without the password's hash
-	projectID, region string     // the scope
+	id                passwordID
+	projectID, region string // the scope
 	password          *secret
 	iam               httpCaller
 	now               func() time.Time
@@ -180,17 +194,16 @@ func (a *passwordAuth) source(op string) (*tokenSource, error) {
 	return a.sourceFor(pass), nil
 }
 
+// sourceFor returns the token source of pass and the client's scope.
 func (a *passwordAuth) sourceFor(pass string) *tokenSource {
-	pid := a.id
-	pid.password = sha256.Sum256([]byte(pass))
-	id := tokenID{passwordID: pid, scope: "name:" + a.region}
+	id := tokenID{passwordID: a.id, scope: "name:" + a.region}
 	if a.projectID != "" {
 		id.scope = "id:" + a.projectID
 	}
-	guard := a.shared.passwordGuard(pid)
-	return sharedEntry(a.shared, &a.shared.tokens, id, func() *tokenSource {
-		return newTokenSource(pid.iamURL, id, pass, a.projectID, a.region, guard, a.now)
-	})
+	guard, iam := a.shared.passwordGuard(a.id, secretHash(pass)), a.shared.iamBackoff(a.id)
+	return sharedEntry(a.shared, &a.shared.tokens, id,
+		func(ts *tokenSource) bool { return ts.passwordGuard != guard }, // another password, or a guard replaced since
+		func() *tokenSource { return newTokenSource(id, pass, a.projectID, a.region, guard, iam, a.now) })
 }
 
 // token returns the token source and a token for a call of operation op, or
@@ -308,10 +321,9 @@ func (rt *tokenRoundTripper) settled(ts *tokenSource, req *http.Request, resp *h
 
 // invalidToken returns the refusal of the token of req by resp: 401, or 403
 // with ModelArts.0203 or ModelArts.2784 (invalid token); else nil. Other
-// refusals (an AK/SK code, a project id that does not match) a new token
-// does not mend.
+// refusals (an AK/SK code) a new token does not mend.
 func invalidToken(req *http.Request, resp *http.Response, maxBody int64, secrets []string) *APIError {
-	e := refusal(operationFrom(req.Context()), resp, maxBody, secrets)
+	e, _ := verdict(operationFrom(req.Context()), resp, maxBody, secrets)
 	if e != nil && (e.StatusCode == http.StatusUnauthorized || e.ErrorCode == "ModelArts.0203" || e.ErrorCode == "ModelArts.2784") {
 		return e
 	}

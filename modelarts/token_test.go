@@ -357,7 +357,7 @@ func TestToken401RenewsOnceAndRetriesOnce(t *testing.T) {
 		{
 			name: "403 project mismatch is not retried", refusal: 403, code: "ModelArts.0210",
 			accepted:   map[string]bool{"token-2": true},
-			wantErr:    ErrUnauthorized,
+			wantErr:    ErrForbidden,
 			wantTokens: []string{"token-1"},
 			wantObs:    []observation{{"CreateToken", 201}, {"ShowImage", 403}},
 		},
