@@ -51,7 +51,7 @@ func run(args []string) int {
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds (or from global.scrape_timeout when Prometheus sends none), plus the time the last answer took to render, so that the answer reaches Prometheus before it gives up; the API calls keep at least half of the timeout.").Default("0.5s").Duration()
 		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
-		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path served at once; more are answered 503 at once, without API calls. 0 means no limit.").Default("40").Int()
+		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path doing API work at once (0: no limit); more are answered 503 at once.").Default("40").Int()
 		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
 		lifecycle     = app.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").Bool()
 		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
@@ -119,7 +119,7 @@ func run(args []string) int {
 		}
 	}()
 
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	server := newServer(mux, idleTimeout)
 	slogger := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel))
 	if err := web.ListenAndServe(server, toolkitFlags, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
@@ -207,7 +207,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "modelarts_exporter_scrapes_rejected_total",
-			Help: "Requests to the metrics path answered 503 because --web.max-requests scrapes were already being served.",
+			Help: "Requests to the metrics path answered 503 because --web.max-requests scrapes were already doing API work.",
 		}),
 	}
 	reg.MustRegister(e.reloadSuccess, e.reloadTime, e.rejected)
@@ -296,14 +296,29 @@ func (e *exporter) routes(metricsPath string, metrics http.Handler, lifecycle bo
 	return mux, nil
 }
 
+// idleTimeout closes a keep-alive connection idle this long: longer than the
+// usual scrape intervals, so Prometheus keeps its connection; idle clients
+// cannot pile up connections until the process runs out of files.
+const idleTimeout = 2 * time.Minute
+
+// newServer is the HTTP server of the exporter: a request's headers must
+// arrive within 10 s and the whole request within 30 s; the metrics handler
+// sets the deadline of its own answer.
+func newServer(handler http.Handler, idle time.Duration) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: idle}
+}
+
 // metricsHandler scrapes the API within the scrape's deadline and serves the
 // exporter's own metrics together with the image metrics of this scrape.
 //
-// At most maxRequests scrapes (0: no limit) run at once: a flood of requests
-// cannot pile up API work, the excess is answered 503 at once. The API work
-// of one scrape ends at its deadline (see scrapeTimeout: the time Prometheus
-// waits minus offset and the time the last answer took to render) or when
-// the client goes away, whichever comes first.
+// At most maxRequests scrapes (0: no limit) do API work at once: a flood of
+// requests cannot pile it up, the excess is answered 503 at once. A slot is
+// freed when the API work is done, before the answer is written: a client
+// that does not read cannot hold one; its answer ends at the time
+// Prometheus waits (write deadline). The API work of one scrape ends at its
+// deadline (see scrapeTimeout: the time Prometheus waits minus offset and the
+// time the last answer took to render) or when the client goes away,
+// whichever comes first.
 func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) http.Handler {
 	var inFlight chan struct{}
 	if maxRequests > 0 {
@@ -313,7 +328,6 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 		if inFlight != nil {
 			select {
 			case inFlight <- struct{}{}:
-				defer func() { <-inFlight }()
 			default:
 				e.rejected.Inc()
 				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
@@ -322,16 +336,20 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 		}
 		st := e.state.Load()
 		lastRender := time.Duration(e.lastRender.Load())
-		timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset,
+		wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset,
 			lastRender, st.scrapeTimeout, maxTimeout)
+		scrapeStart := time.Now()
+		_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(max(wait, timeout) + time.Second))
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 
-		scrapeStart := time.Now()
 		results := st.scraper.Scrape(ctx)
+		if inFlight != nil {
+			<-inFlight
+		}
 		renderStart := time.Now()
 		promhttp.HandlerForTransactional(scrapeGatherer{e.registry, results}, promhttp.HandlerOpts{
-			ErrorLog:      promLogger{e.logger},
+			ErrorLog:      &promLogger{logger: e.logger},
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
 		render := time.Since(renderStart)
@@ -371,21 +389,34 @@ const maxHeaderTimeout = 24 * time.Hour
 // rendering this answer, but the API calls always get at least half of it,
 // so that a slow render or an offset as large as the timeout cannot leave
 // them nothing. maxTimeout, when not 0, bounds the result.
-func scrapeTimeout(header string, offset, lastRender, fallback, maxTimeout time.Duration) time.Duration {
-	wait := fallback
+// It also returns wait itself.
+func scrapeTimeout(header string, offset, lastRender, fallback, maxTimeout time.Duration) (wait, timeout time.Duration) {
+	wait = fallback
 	if seconds, err := strconv.ParseFloat(header, 64); err == nil && seconds > 0 && seconds <= maxHeaderTimeout.Seconds() {
 		wait = time.Duration(seconds * float64(time.Second))
 	}
-	timeout := min(wait, max(wait-offset-lastRender, wait/2))
+	timeout = min(wait, max(wait-offset-lastRender, wait/2))
 	if maxTimeout > 0 {
 		timeout = min(timeout, maxTimeout)
 	}
-	return timeout
+	return wait, timeout
 }
 
-// promLogger adapts the go-kit logger to promhttp's error log.
-type promLogger struct{ logger log.Logger }
+// promLogger adapts the go-kit logger to promhttp's error log for one
+// answer: an error gathering the exporter's own metrics at error level; a
+// failed write (the client went away or stopped reading) once, at debug.
+type promLogger struct {
+	logger log.Logger
+	wrote  bool
+}
 
-func (l promLogger) Println(v ...any) {
-	level.Error(l.logger).Log("msg", fmt.Sprint(v...))
+func (l *promLogger) Println(v ...any) {
+	msg := fmt.Sprint(v...)
+	switch {
+	case strings.HasPrefix(msg, "error gathering metrics"):
+		level.Error(l.logger).Log("msg", msg)
+	case !l.wrote:
+		l.wrote = true
+		level.Debug(l.logger).Log("msg", "Answer not sent in full: the client went away or stopped reading", "err", msg)
+	}
 }

@@ -77,7 +77,7 @@ func TestScrapeTimeout(t *testing.T) {
 		{"max-timeout bounds an absurd header's fallback", "1e10", 500 * ms, 0, 30 * s, 10 * s, 10 * s},
 	}
 	for _, tc := range cases {
-		got := scrapeTimeout(tc.header, tc.offset, tc.lastRender, tc.fallback, tc.maxTimeout)
+		_, got := scrapeTimeout(tc.header, tc.offset, tc.lastRender, tc.fallback, tc.maxTimeout)
 		if got != tc.want {
 			t.Errorf("%s: scrapeTimeout(%q, offset %v, last render %v, fallback %v, max %v) = %v, want %v",
 				tc.name, tc.header, tc.offset, tc.lastRender, tc.fallback, tc.maxTimeout, got, tc.want)
