@@ -167,8 +167,8 @@ func TestFreshTokenRefusedIsRemembered(t *testing.T) {
 			for range 3 {
 				_, _ = c.ShowImage(context.Background(), "x")
 			}
-			if got, want := api.seen(), []string{"token-1", "token-2", "token-2", "token-3"}; !reflect.DeepEqual(got, want) {
-				t.Errorf("API saw %v, want the cached token, then one renewal: %v", got, want)
+			if got, want := api.seen(), []string{"token-1", "token-2", "token-3", "token-4"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("API saw %v, want a new token, then one renewal: %v", got, want)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,8 @@ type token struct {
 	projectID string
 	expiresAt time.Time
 	renewAt   time.Time
+	// replacement: made because the API refused the token before it.
+	replacement bool
 }
 
 // due reports whether t should be renewed at now.
@@ -91,9 +94,13 @@ type tokenSource struct {
 	passwordGuard *refusalGuard
 	// iam holds IAM's failures, shared by every scope.
 	iam *iamBackoff
-	// fresh holds the API's refusal of a token IAM had just issued.
+	// fresh holds the API's refusal of a token that replaced a refused one.
 	fresh  refusalGuard
 	tokens renewing[*token]
+	// replacing: the next token made replaces a refused one.
+	replacing atomic.Bool
+	// dropped is the value of the last token dropped after a refusal.
+	dropped atomic.Value
 }
 
 // httpCaller is how a client sends a request without authentication, to IAM
@@ -166,6 +173,7 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	if err != nil {
 		return nil, malformed(OpCreateToken, resp, err)
 	}
+	tok.replacement = ts.replacing.Swap(false)
 	return tok, nil
 }
 
@@ -232,10 +240,15 @@ func (a *passwordAuth) projectToken(ctx context.Context) (*token, error) {
 // secrets are the password and the token in use, to scrub from errors.
 func (a *passwordAuth) secrets() []string {
 	pass := a.password.current()
-	if tok := a.sourceFor(pass).tokens.current(); tok != nil {
-		return []string{pass, tok.value}
+	out := []string{pass}
+	ts := a.sourceFor(pass)
+	if tok := ts.tokens.current(); tok != nil {
+		out = append(out, tok.value)
 	}
-	return []string{pass}
+	if v, ok := ts.dropped.Load().(string); ok { // a refused token, quoted back in the refusal
+		out = append(out, v)
+	}
+	return out
 }
 
 // newToken builds the cached token from IAM's answer to a request sent at
@@ -285,12 +298,16 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	resp, err := rt.send(req, tok, req.Body)
-	if err != nil || rt.settled(ts, req, resp, false) || !replayable(req) {
+	if err != nil || rt.settled(ts, tok, req, resp) || !replayable(req) {
 		return resp, err
 	}
 	// The token was revoked early (password or rights changed) or the clocks
 	// disagree: renew once and retry once.
 	discard(resp.Body)
+	if err := ts.fresh.check(operationFrom(ctx), rt.auth.now()); err != nil {
+		return nil, err // a replacement was refused meanwhile: no new token
+	}
+	ts.replacing.Store(true)
 	ts.tokens.invalidate(tok)
 	if tok, err = ts.Token(ctx, rt.auth.iam); err != nil {
 		return nil, err
@@ -300,23 +317,26 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	if resp, err = rt.send(req, tok, body); err == nil {
-		rt.settled(ts, req, resp, true)
+		rt.settled(ts, tok, req, resp)
 	}
 	return resp, err
 }
 
-// settled reports whether resp, the answer to req, is final: it does not
-// refuse the token, or it refuses the token that replaced a refused one
-// (retried), which ts then remembers.
-func (rt *tokenRoundTripper) settled(ts *tokenSource, req *http.Request, resp *http.Response, retried bool) bool {
+// settled reports whether resp, the answer to req sent with tok, is final:
+// it does not refuse the token, or it refuses a token that replaced a
+// refused one, which ts then remembers; the token is dropped, so that after
+// the pause a new one is tried (and renewed once).
+func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
 	refused := invalidToken(req, resp, rt.auth.iam.maxBody, rt.auth.secrets())
 	if refused == nil {
 		return true
 	}
-	if retried {
+	if tok.replacement {
 		ts.fresh.refused(rt.auth.now(), refused)
+		ts.dropped.Store(tok.value)
+		ts.tokens.invalidate(tok)
 	}
-	return retried
+	return tok.replacement
 }
 
 // invalidToken returns the refusal of the token of req by resp: 401, or 403
