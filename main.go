@@ -13,9 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,8 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -169,7 +165,7 @@ func newLogger(w *os.File, lvl, format string) (log.Logger, slog.Leveler) {
 type exporter struct {
 	logger     log.Logger
 	configFile string
-	registry   *prometheus.Registry
+	exposition *exposition // the answer of the metrics path
 	apiMetrics *collector.APIMetrics
 	shared     *modelarts.Shared // the credential guards, kept across reloads
 
@@ -194,7 +190,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 	e := &exporter{
 		logger:     logger,
 		configFile: configFile,
-		registry:   reg,
+		exposition: newExposition(logger, reg),
 		apiMetrics: collector.NewAPIMetrics(reg),
 		shared:     modelarts.NewShared(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -348,31 +344,12 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 			<-inFlight
 		}
 		renderStart := time.Now()
-		promhttp.HandlerForTransactional(scrapeGatherer{e.registry, results}, promhttp.HandlerOpts{
-			ErrorLog:      &promLogger{logger: e.logger},
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
+		e.exposition.serve(w, r, results)
 		render := time.Since(renderStart)
 		e.lastRender.Store(int64(render))
 		level.Debug(e.logger).Log("msg", "Scrape answered", "api_timeout", timeout, "last_render", lastRender,
 			"api", renderStart.Sub(scrapeStart), "render", render)
 	})
-}
-
-// scrapeGatherer serves the exporter's own metrics and the image families of
-// one scrape. Those are consistent and sorted by construction
-// (collector.Families): only the few families are put in name order, no
-// series is sorted or checked again.
-type scrapeGatherer struct {
-	own     prometheus.Gatherer
-	results []collector.ProjectResult
-}
-
-func (g scrapeGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
-	mfs, err := g.own.Gather()
-	mfs = append(mfs, collector.Families(g.results)...)
-	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return mfs, func() {}, err
 }
 
 // maxHeaderTimeout: a X-Prometheus-Scrape-Timeout-Seconds above it is absurd
@@ -400,23 +377,4 @@ func scrapeTimeout(header string, offset, lastRender, fallback, maxTimeout time.
 		timeout = min(timeout, maxTimeout)
 	}
 	return wait, timeout
-}
-
-// promLogger adapts the go-kit logger to promhttp's error log for one
-// answer: an error gathering the exporter's own metrics at error level; a
-// failed write (the client went away or stopped reading) once, at debug.
-type promLogger struct {
-	logger log.Logger
-	wrote  bool
-}
-
-func (l *promLogger) Println(v ...any) {
-	msg := fmt.Sprint(v...)
-	switch {
-	case strings.HasPrefix(msg, "error gathering metrics"):
-		level.Error(l.logger).Log("msg", msg)
-	case !l.wrote:
-		l.wrote = true
-		level.Debug(l.logger).Log("msg", "Answer not sent in full: the client went away or stopped reading", "err", msg)
-	}
 }

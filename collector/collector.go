@@ -7,6 +7,8 @@ package collector
 
 import (
 	"cmp"
+	"encoding/binary"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -48,26 +50,65 @@ var sortedStatuses = slices.Sorted(slices.Values(modelarts.Statuses))
 
 // Families returns the metric families of results as a registry would
 // gather them: families by name, series by label values, byte for byte.
-// The label pairs of an image are made once and shared by its series; the
-// order comes from sorting the images once, not the 13 series each has.
+// They are ScrapeFamilies and ValueFamilies merged.
 func Families(results []ProjectResult) []*dto.MetricFamily {
 	var fams [famCount][]*dto.Metric
-	type entry struct {
-		project string
-		r       *ImageResult
+	scrapeSeries(&fams, results)
+	valueSeries(&fams, results)
+	return gathered(&fams)
+}
+
+// ScrapeFamilies returns the families of the outcome of this scrape (up,
+// durations, image health), which change with every scrape, as Families
+// orders them.
+func ScrapeFamilies(results []ProjectResult) []*dto.MetricFamily {
+	var fams [famCount][]*dto.Metric
+	scrapeSeries(&fams, results)
+	return gathered(&fams)
+}
+
+// ValueFamilies returns the families of the images' values (size, status,
+// timestamps, info), as Families orders them. They change only when
+// ValueFingerprint does.
+func ValueFamilies(results []ProjectResult) []*dto.MetricFamily {
+	var fams [famCount][]*dto.Metric
+	valueSeries(&fams, results)
+	return gathered(&fams)
+}
+
+// imageEntry is an image result and the project it belongs to.
+type imageEntry struct {
+	project string
+	r       *ImageResult
+}
+
+func imageEntries(results []ProjectResult, keep func(*ImageResult) bool) []imageEntry {
+	var all []imageEntry
+	for i := range results {
+		for j := range results[i].Images {
+			if r := &results[i].Images[j]; keep(r) {
+				all = append(all, imageEntry{results[i].Name, r})
+			}
+		}
 	}
-	var all []entry
+	return all
+}
+
+// scrapeSeries adds the series of the projects' and images' health. The
+// label pairs of an image are made once and shared by its series; the order
+// comes from sorting the images once, not the series each has.
+func scrapeSeries(fams *[famCount][]*dto.Metric, results []ProjectResult) {
 	for i := range results {
 		p := &results[i]
 		project := label("project", p.Name)
 		fams[famUp] = append(fams[famUp], gauge([]*dto.LabelPair{project}, boolValue(p.Up)))
 		fams[famDuration] = append(fams[famDuration], gauge([]*dto.LabelPair{project}, p.Duration.Seconds()))
-		for j := range p.Images {
-			all = append(all, entry{p.Name, &p.Images[j]})
-		}
 	}
-	// Health series: labels id, project.
-	slices.SortFunc(all, func(a, b entry) int { return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project)) })
+	// Labels id, project.
+	all := imageEntries(results, func(*ImageResult) bool { return true })
+	slices.SortFunc(all, func(a, b imageEntry) int {
+		return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project))
+	})
 	for _, e := range all {
 		pairs := []*dto.LabelPair{label("id", e.r.ID), label("project", e.project)}
 		fams[famImageUp] = append(fams[famImageUp], gauge(pairs, boolValue(e.r.Err == nil && e.r.Image != nil)))
@@ -76,15 +117,23 @@ func Families(results []ProjectResult) []*dto.MetricFamily {
 			fams[famLastSuccess] = append(fams[famLastSuccess], gauge(pairs, float64(e.r.LastSuccess.UnixMilli())/1000))
 		}
 	}
-	// Image series: labels arch, id, name, project, (status,) type, visibility.
-	all = slices.DeleteFunc(all, func(e entry) bool { return e.r.Image == nil })
-	slices.SortFunc(all, func(a, b entry) int {
+}
+
+// valueSeries adds the series of the images' values, in the order of their
+// labels arch, id, name, project, (status,) type, visibility.
+func valueSeries(fams *[famCount][]*dto.Metric, results []ProjectResult) {
+	all := imageEntries(results, func(r *ImageResult) bool { return r.Image != nil })
+	slices.SortFunc(all, func(a, b imageEntry) int {
 		x, y := a.r.Image, b.r.Image
 		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
 	})
 	for _, e := range all {
-		imageFamilies(&fams, e.project, e.r.ID, e.r.Image)
+		imageFamilies(fams, e.project, e.r.ID, e.r.Image)
 	}
+}
+
+// gathered returns the families that have series, by name.
+func gathered(fams *[famCount][]*dto.Metric) []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, famCount)
 	for i, ms := range fams {
 		if len(ms) > 0 {
@@ -128,6 +177,62 @@ func imageFamilies(fams *[famCount][]*dto.Metric, project, id string, img *model
 		label("service_type", img.ServiceType), label("swr_path", img.SWRPath), label("tag", img.Tag), typ, vis,
 		label("workspace_id", img.WorkspaceID),
 	}, 1))
+}
+
+// fingerprintSeed makes ValueFingerprint stable within the process.
+var fingerprintSeed = maphash.MakeSeed()
+
+// ValueFingerprint hashes everything ValueFamilies exports (project names,
+// IDs and the exported fields of the images), by value: results with equal
+// contents hash alike, whatever their pointers; a change of any exported
+// value changes the hash (but for a chance of 2^-64). Keep it in step with
+// imageFamilies.
+func ValueFingerprint(results []ProjectResult) uint64 {
+	var h maphash.Hash
+	h.SetSeed(fingerprintSeed)
+	for i := range results {
+		p := &results[i]
+		hashString(&h, p.Name)
+		for j := range p.Images {
+			r := &p.Images[j]
+			if img := r.Image; img != nil {
+				_ = h.WriteByte(1)
+				for _, s := range [...]string{r.ID, img.Arch, img.Name, img.Type, img.Visibility, img.Status,
+					img.Namespace, img.Origin, img.ServiceType, img.SWRPath, img.Tag, img.WorkspaceID} {
+					hashString(&h, s)
+				}
+				hashStrings(&h, img.DevServices)
+				hashStrings(&h, img.ResourceCategories)
+				var b [25]byte // the size (if any), create_at, update_at
+				if img.Size != nil {
+					b[0] = 1
+					binary.LittleEndian.PutUint64(b[1:], uint64(*img.Size))
+				}
+				binary.LittleEndian.PutUint64(b[9:], uint64(img.CreateAt))
+				binary.LittleEndian.PutUint64(b[17:], uint64(img.UpdateAt))
+				_, _ = h.Write(b[:])
+			}
+		}
+		_ = h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+// hashString hashes s with its length, so that neighbours cannot trade bytes.
+func hashString(h *maphash.Hash, s string) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(len(s)))
+	_, _ = h.Write(b[:])
+	_, _ = h.WriteString(s)
+}
+
+func hashStrings(h *maphash.Hash, ss []string) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(len(ss)))
+	_, _ = h.Write(b[:])
+	for _, s := range ss {
+		hashString(h, s)
+	}
 }
 
 func sortedIndex(sorted []string, s string) int {

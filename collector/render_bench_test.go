@@ -8,14 +8,17 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -212,4 +215,91 @@ func BenchmarkRender(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestFamiliesSplit: Families is ScrapeFamilies and ValueFamilies merged.
+func TestFamiliesSplit(t *testing.T) {
+	results := renderResults(50)
+	results[0].Images[3].Image, results[0].Images[3].LastSuccess = nil, time.Time{}
+	merged := append(ScrapeFamilies(results), ValueFamilies(results)...)
+	slices.SortFunc(merged, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	if got, want := encodeText(t, merged), encodeText(t, Families(results)); got != want {
+		t.Errorf("the split differs from Families:\n%s", diffLines(want, got))
+	}
+}
+
+// TestValueFingerprint: equal values fingerprint alike whatever their
+// pointers, and a change of any field of an image that changes
+// ValueFamilies (found by reflection: a field added later is covered)
+// changes the fingerprint.
+func TestValueFingerprint(t *testing.T) {
+	base := renderResults(3)
+	fp := ValueFingerprint(base)
+	if ValueFingerprint(renderResults(3)) != fp {
+		t.Fatal("equal values, fresh pointers: the fingerprint differs")
+	}
+	text := encodeText(t, ValueFamilies(base))
+	typ := reflect.TypeFor[modelarts.Image]()
+	for i := range typ.NumField() {
+		for _, variant := range []int{0, 1} {
+			results := renderResults(3)
+			img := *results[0].Images[1].Image
+			if !mutate(reflect.ValueOf(&img).Elem().Field(i), variant) {
+				continue
+			}
+			results[0].Images[1].Image = &img
+			changed := encodeText(t, ValueFamilies(results)) != text
+			if changed && ValueFingerprint(results) == fp {
+				t.Errorf("field %s (variant %d) changes the value families but not the fingerprint", typ.Field(i).Name, variant)
+			}
+		}
+	}
+	for _, change := range []func([]ProjectResult){
+		func(r []ProjectResult) { r[0].Name = "other" },
+		func(r []ProjectResult) { r[0].Images[0].ID += "0" },
+		func(r []ProjectResult) { r[0].Images[0].Image = nil },
+	} {
+		results := renderResults(3)
+		change(results)
+		if ValueFingerprint(results) == fp {
+			t.Errorf("a change of project, ID or presence keeps the fingerprint")
+		}
+	}
+}
+
+// mutate changes v, a field of an image, in one of two ways; false when it
+// cannot.
+func mutate(v reflect.Value, variant int) bool {
+	switch {
+	case v.Kind() == reflect.String:
+		v.SetString(v.String() + []string{"x", " Y"}[variant])
+	case v.Kind() == reflect.Int64:
+		v.SetInt(v.Int() + int64(1+variant)*1000)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		v.Set(reflect.Append(v, reflect.ValueOf([]string{"x", ""}[variant])))
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Int64:
+		if variant == 0 || v.IsNil() {
+			n := int64(7)
+			if !v.IsNil() {
+				n = v.Elem().Int() + 1
+			}
+			v.Set(reflect.ValueOf(&n))
+		} else {
+			v.Set(reflect.Zero(v.Type()))
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func encodeText(t *testing.T, mfs []*dto.MetricFamily) string {
+	t.Helper()
+	var b strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
 }

@@ -5,7 +5,9 @@
 # The scale benchmarks of collector/scale_bench_test.go, against the in-process
 # simulator: scrape time and API calls at 10, 1,000 and 10,000 images (20 ms a
 # call, at most 10 in flight), two scrapers at once, CPU and allocations per
-# scrape, live heap after 1,000 scrapes, /metrics render time and size.
+# scrape, live heap after 1,000 scrapes, /metrics render time and size; and
+# main_test's /metrics answer at 10,000 images from the shared fetch, plain and
+# gzip, value cache hit vs off.
 #
 # Each benchmark runs COUNT times (default 5); the table gives the median of
 # every metric. The raw output is kept in BENCH_OUT (default .bench/bench.txt).
@@ -23,6 +25,7 @@ echo "load average before: $(load), $(nproc 2>/dev/null || echo '?') CPUs"
 {
 	$GO test -run '^$' -bench 'BenchmarkScrape$|BenchmarkTwoScrapers|BenchmarkScrapeCPU|BenchmarkRender' \
 		-benchmem -count "$COUNT" -timeout 30m ./collector/
+	$GO test -run '^$' -bench 'BenchmarkScrapeAnswer' -benchmem -count "$COUNT" -timeout 30m .
 	$GO test -run '^$' -bench 'BenchmarkHeapAfterScrapes' -benchtime 1x -benchmem -count 1 -timeout 30m ./collector/
 } | tee "$OUT"
 echo "load average after: $(load)"

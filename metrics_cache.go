@@ -1,0 +1,350 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"compress/flate"
+	"encoding/binary"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/collector"
+)
+
+// exposition writes the answer of the metrics path: the image value
+// families (collector.ValueFamilies), encoded once per change of the values
+// and kept per format and content encoding, then the families that change
+// every scrape: collector.ScrapeFamilies and the exporter's own metrics.
+// Format and content-encoding negotiation are promhttp's (HandlerOpts
+// defaults): delimited protobuf, protobuf text or text; gzip or identity.
+type exposition struct {
+	logger  log.Logger
+	own     prometheus.Gatherer
+	formats []expfmt.Format // offered formats, by preference
+	cache   *valueCache     // nil: encode the value families every time
+
+	// valueFamiliesEncoded counts the value families encoded (cache misses).
+	valueFamiliesEncoded atomic.Int64
+}
+
+func newExposition(logger log.Logger, own prometheus.Gatherer) *exposition {
+	return &exposition{logger: logger, own: own, formats: expfmt.DefaultAcceptedFormats(), cache: &valueCache{}}
+}
+
+// serve answers r with the metrics of results. As promhttp with
+// ContinueOnError, a failure to gather the exporter's own metrics is logged
+// and whatever was gathered is served; name[] parameters select families.
+func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []collector.ProjectResult) {
+	own, err := x.own.Gather()
+	if err != nil {
+		level.Error(x.logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
+	}
+	fresh := append(own, collector.ScrapeFamilies(results)...)
+	if err != nil && len(fresh) == 0 {
+		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	slices.SortFunc(fresh, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+
+	format := expfmt.NegotiateAccept(r.Header, x.formats...)
+	gz := negotiateEncoding(r.Header["Accept-Encoding"], []string{"identity", "gzip"}) == "gzip"
+	h := w.Header()
+	h.Add("Vary", "Accept")
+	h.Add("Vary", "Accept-Encoding")
+	h.Set("Content-Type", string(format))
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
+	var values encodedPart
+	if names := requestedNames(r); names != nil {
+		fresh = slices.DeleteFunc(append(fresh, collector.ValueFamilies(results)...),
+			func(mf *dto.MetricFamily) bool { return !slices.Contains(names, mf.GetName()) })
+	} else {
+		values = x.values(format, gz, results)
+	}
+	out := &errWriter{w: w}
+	if err := writeBody(out, format, gz, values, fresh); err != nil {
+		if out.err != nil {
+			level.Debug(x.logger).Log("msg", "Answer not sent in full: the client went away or stopped reading", "err", err)
+		} else {
+			level.Error(x.logger).Log("msg", "Error encoding metrics", "err", err)
+		}
+	}
+}
+
+// requestedNames returns the families a request selects with name[]
+// parameters, nil when it selects none (all are served).
+func requestedNames(r *http.Request) []string {
+	if r.URL == nil {
+		return nil
+	}
+	return r.URL.Query()["name[]"]
+}
+
+// values returns the value families of results encoded in format, from the
+// cache when their fingerprint is the one cached.
+func (x *exposition) values(format expfmt.Format, gz bool, results []collector.ProjectResult) encodedPart {
+	build := func() encodedPart {
+		mfs := collector.ValueFamilies(results)
+		x.valueFamiliesEncoded.Add(int64(len(mfs)))
+		part, err := encodeValues(format, gz, mfs)
+		if err != nil {
+			level.Error(x.logger).Log("msg", "Error encoding the image metrics", "err", err)
+		}
+		return part
+	}
+	if x.cache == nil {
+		return build()
+	}
+	return x.cache.get(partKey{format, gz}, collector.ValueFingerprint(results), build)
+}
+
+// encodedPart is the start of an answer: encoded families as they are sent
+// (with gzip: a raw deflate stream ending at a sync flush, so that another
+// can follow) and, for gzip, the CRC-32 and size (mod 2^32) of the bytes it
+// holds uncompressed.
+type encodedPart struct {
+	data chunks
+	crc  uint32
+	size uint32
+}
+
+// encodeValues encodes mfs as the start of an answer in format.
+func encodeValues(format expfmt.Format, gz bool, mfs []*dto.MetricFamily) (encodedPart, error) {
+	var part encodedPart
+	if !gz {
+		err := encodeFamilies(&part.data, format, mfs, false)
+		return part, err
+	}
+	d := newDeflater(&part.data, 0, 0)
+	defer d.release()
+	err := encodeFamilies(d, format, mfs, false)
+	if err == nil {
+		err = d.fw.Flush()
+	}
+	part.crc, part.size = d.crc, d.size
+	return part, err
+}
+
+// writeBody writes values, then fresh encoded in format, then what ends
+// the format (OpenMetrics' # EOF); with gz, as one gzip member.
+func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, fresh []*dto.MetricFamily) error {
+	if gz {
+		if _, err := w.Write(gzipHeader); err != nil {
+			return err
+		}
+	}
+	if _, err := values.data.WriteTo(w); err != nil {
+		return err
+	}
+	if !gz {
+		return encodeFamilies(w, format, fresh, true)
+	}
+	d := newDeflater(w, values.crc, values.size)
+	defer d.release()
+	if err := encodeFamilies(d, format, fresh, true); err != nil {
+		return err
+	}
+	if err := d.fw.Close(); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, d.crc), d.size))
+	return err
+}
+
+// encodeFamilies encodes mfs in format and, when last, ends the format.
+func encodeFamilies(w io.Writer, format expfmt.Format, mfs []*dto.MetricFamily, last bool) error {
+	enc := expfmt.NewEncoder(w, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	if closer, ok := enc.(expfmt.Closer); ok && last {
+		return closer.Close()
+	}
+	return nil
+}
+
+// gzipHeader is what compress/gzip writes at the default level: no name,
+// no time, unknown OS.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+
+var flateWriters = sync.Pool{New: func() any {
+	fw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return fw
+}}
+
+// deflater compresses what is written to it into w and keeps the CRC-32
+// and size of the gzip member it belongs to, continued from crc and size.
+type deflater struct {
+	fw   *flate.Writer
+	crc  uint32
+	size uint32
+}
+
+func newDeflater(w io.Writer, crc, size uint32) *deflater {
+	fw := flateWriters.Get().(*flate.Writer)
+	fw.Reset(w)
+	return &deflater{fw: fw, crc: crc, size: size}
+}
+
+func (d *deflater) Write(p []byte) (int, error) {
+	d.crc = crc32.Update(d.crc, crc32.IEEETable, p)
+	d.size += uint32(len(p)) // mod 2^32, as gzip's ISIZE
+	return d.fw.Write(p)
+}
+
+func (d *deflater) release() {
+	d.fw.Reset(io.Discard)
+	flateWriters.Put(d.fw)
+}
+
+// chunkSize is the size of the pieces of a chunks value.
+const chunkSize = 64 << 10
+
+// chunks is a byte sequence kept in pieces, so that growing it never copies.
+type chunks [][]byte
+
+func (c *chunks) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(*c) == 0 || len((*c)[len(*c)-1]) == chunkSize {
+			*c = append(*c, make([]byte, 0, chunkSize))
+		}
+		last := &(*c)[len(*c)-1]
+		k := min(len(p), chunkSize-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func (c chunks) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, b := range c {
+		k, err := w.Write(b)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// errWriter remembers the first error of w and writes nothing after it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+// partKey says what an encodedPart is encoded as.
+type partKey struct {
+	format expfmt.Format
+	gzip   bool
+}
+
+// maxCachedParts bounds the memory of a valueCache: asking for a further
+// format or encoding drops the others.
+const maxCachedParts = 4
+
+// valueCache keeps the encoded value families of the last values seen
+// (collector.ValueFingerprint), per format and content encoding. Concurrent
+// scrapes that miss together encode once.
+type valueCache struct {
+	mu    sync.Mutex
+	fp    uint64
+	parts map[partKey]*cachedPart
+}
+
+type cachedPart struct {
+	once sync.Once
+	part encodedPart
+}
+
+// get returns the part of key for values of fingerprint fp, built by build
+// when it is not cached.
+func (c *valueCache) get(key partKey, fp uint64, build func() encodedPart) encodedPart {
+	c.mu.Lock()
+	p := c.parts[key]
+	if c.parts == nil || c.fp != fp || p == nil && len(c.parts) >= maxCachedParts {
+		c.fp, c.parts, p = fp, make(map[partKey]*cachedPart), nil
+	}
+	if p == nil {
+		p = new(cachedPart)
+		c.parts[key] = p
+	}
+	c.mu.Unlock()
+	p.once.Do(func() { p.part = build() })
+	return p.part
+}
+
+// negotiateEncoding picks, as promhttp does, the offer (earlier ones win
+// ties) with the highest quality in Accept-Encoding headers; identity
+// without a header, "" when the best is refused (q=0).
+func negotiateEncoding(headers []string, offers []string) string {
+	best, bestQ := "identity", -1.0
+	specs := parseAcceptEncoding(headers)
+	for _, offer := range offers {
+		for _, s := range specs {
+			if s.q > bestQ && (s.value == "*" || s.value == offer) {
+				best, bestQ = offer, s.q
+			}
+		}
+	}
+	if bestQ == 0 {
+		return ""
+	}
+	return best
+}
+
+type encodingSpec struct {
+	value string
+	q     float64
+}
+
+// parseAcceptEncoding reads codings and their q (1 by default); as
+// promhttp, it stops reading a header at an element it cannot read.
+func parseAcceptEncoding(headers []string) []encodingSpec {
+	var specs []encodingSpec
+	for _, h := range headers {
+		for elem := range strings.SplitSeq(h, ",") {
+			value, params, hasParams := strings.Cut(elem, ";")
+			spec := encodingSpec{value: strings.TrimSpace(value), q: 1}
+			if hasParams {
+				q, ok := strings.CutPrefix(strings.TrimSpace(params), "q=")
+				var err error
+				if spec.q, err = strconv.ParseFloat(strings.TrimSpace(q), 64); !ok || err != nil || spec.q < 0 || spec.q > 1 {
+					break
+				}
+			}
+			if spec.value == "" {
+				break
+			}
+			specs = append(specs, spec)
+		}
+	}
+	return specs
+}
