@@ -89,7 +89,36 @@ func (c *Config) finish(baseDir string, env lookupEnv) []error {
 		}
 		p.finish(path, baseDir, env, &errs)
 	}
+	checkSharedCredentials(c.Projects, &errs)
 	return errs
+}
+
+// checkSharedCredentials refuses projects that give one access key, or one
+// IAM user, different secrets: one of them is wrong, and as the exporter
+// keeps one guard per credential, the wrong one would be tried again at
+// every scrape instead of once per pause.
+func checkSharedCredentials(projects []ProjectConfig, errs *errorList) {
+	type first struct {
+		index  int
+		secret string
+	}
+	seen := map[string]first{}
+	for i, p := range projects {
+		a := p.Auth
+		for _, c := range []struct{ id, secret, what string }{
+			{"key " + a.AccessKey, string(a.SecretKey), "access key " + a.AccessKey + " with another secret key"},
+			{"user " + p.IAMEndpoint + " " + a.DomainName + "/" + a.Username, string(a.Password), "IAM user " + a.DomainName + "/" + a.Username + " with another password"},
+		} {
+			if c.secret == "" {
+				continue
+			}
+			if f, ok := seen[c.id]; !ok {
+				seen[c.id] = first{i, c.secret}
+			} else if f.secret != c.secret {
+				errs.addf("%s.auth: uses %s than projects[%d]; one of them is wrong: give both the same", projectPath(i, p.Name), c.what, f.index)
+			}
+		}
+	}
 }
 
 func (g *GlobalConfig) check(errs *errorList) {
