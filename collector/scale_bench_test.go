@@ -61,11 +61,11 @@ func scrapeAllUp(b *testing.B, s *Scraper, want int) {
 // simulator with latency, and its ratio to two lower bounds:
 //
 //   - ratio: to calls × latency ÷ concurrency, the bound, which
-//     ignores that the first call must go alone (so that bad credentials
-//     cost one call) and that calls come in whole rounds;
+//     ignores that calls come in whole rounds and that a listing's first
+//     page tells how many more there are;
 //   - ratio_rounds: to rounds × latency, where rounds = 1 + ⌈(calls−1) ÷
 //     concurrency⌉ is the least number of latency periods those calls take
-//     when the first goes alone.
+//     when one goes first.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("images=%d", n), func(b *testing.B) {
