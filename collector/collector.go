@@ -42,7 +42,7 @@ var families = [famCount]struct{ name, help string }{
 	famImageUp:     {"modelarts_image_up", "1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values."},
 	famUpdated:     {"modelarts_image_updated_timestamp_seconds", "Time the image was last updated, in seconds since the Unix epoch (update_at)."},
 	famDuration:    {"modelarts_scrape_duration_seconds", "Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval)."},
-	famUp:          {"modelarts_up", "0 when the project's credentials were refused or the API could not be reached in this scrape, else 1."},
+	famUp:          {"modelarts_up", "0 when the project's credentials were refused, its endpoint or project_id is wrong, or the API could not be reached in this scrape, else 1."},
 }
 
 // sortedStatuses are the documented states in label order.

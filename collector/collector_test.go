@@ -122,7 +122,7 @@ modelarts_image_updated_timestamp_seconds{` + labels + `} 1.638234504999e+09
 # HELP modelarts_scrape_duration_seconds Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval).
 # TYPE modelarts_scrape_duration_seconds gauge
 modelarts_scrape_duration_seconds{project="prod"} 1.5
-# HELP modelarts_up 0 when the project's credentials were refused or the API could not be reached in this scrape, else 1.
+# HELP modelarts_up 0 when the project's credentials were refused, its endpoint or project_id is wrong, or the API could not be reached in this scrape, else 1.
 # TYPE modelarts_up gauge
 modelarts_up{project="prod"} 1
 `
