@@ -231,18 +231,21 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 // sanitize returns img without a negative size or a timestamp before 1970
 // or after year 9999. ps.mu must be held.
 func (ps *projectState) sanitize(id string, img *modelarts.Image) *modelarts.Image {
+	badSize := ps.warn(id, "negative size; no size series", img.Size != nil && *img.Size < 0)
+	badCreate := ps.warn(id, "create_at out of range; no created timestamp series", img.CreateAt < 0 || img.CreateAt > maxTimestampMillis)
+	badUpdate := ps.warn(id, "update_at out of range; no updated timestamp series", img.UpdateAt < 0 || img.UpdateAt > maxTimestampMillis)
+	if !badSize && !badCreate && !badUpdate {
+		return img // the common case: no copy
+	}
 	c := *img
-	if ps.warn(id, "negative size; no size series", c.Size != nil && *c.Size < 0) {
+	if badSize {
 		c.Size = nil
 	}
-	if ps.warn(id, "create_at out of range; no created timestamp series", c.CreateAt < 0 || c.CreateAt > maxTimestampMillis) {
+	if badCreate {
 		c.CreateAt = 0
 	}
-	if ps.warn(id, "update_at out of range; no updated timestamp series", c.UpdateAt < 0 || c.UpdateAt > maxTimestampMillis) {
+	if badUpdate {
 		c.UpdateAt = 0
-	}
-	if c.Size == img.Size && c.CreateAt == img.CreateAt && c.UpdateAt == img.UpdateAt {
-		return img
 	}
 	return &c
 }

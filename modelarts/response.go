@@ -120,6 +120,25 @@ type errorBody struct {
 // readBody reads at most limit bytes of body. It reports whether the body was longer.
 func readBody(body io.Reader, limit int64) ([]byte, bool, error) {
 	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
+	return capped(buf, limit, err)
+}
+
+// readSized is readBody for a body of the given announced size (-1:
+// unknown): a buffer of that size is filled, not grown by doubling.
+func readSized(body io.Reader, size, limit int64) ([]byte, bool, error) {
+	if size < 0 || size > limit {
+		return readBody(body, limit)
+	}
+	r := io.LimitReader(body, limit+1)
+	buf := make([]byte, size)
+	if n, err := io.ReadFull(r, buf); err != nil { // shorter than announced: cut short
+		return capped(buf[:n], limit, err)
+	}
+	rest, err := io.ReadAll(r) // nothing, unless longer than announced
+	return capped(append(buf, rest...), limit, err)
+}
+
+func capped(buf []byte, limit int64, err error) ([]byte, bool, error) {
 	if int64(len(buf)) > limit {
 		return buf[:limit], true, nil
 	}
@@ -128,7 +147,7 @@ func readBody(body io.Reader, limit int64) ([]byte, bool, error) {
 
 // decodeResponse reads and decodes the body of a 2xx answer into out.
 func decodeResponse(ctx context.Context, op string, resp *http.Response, limit int64, out any) error {
-	body, tooLarge, err := readBody(resp.Body, limit)
+	body, tooLarge, err := readSized(resp.Body, resp.ContentLength, limit)
 	switch {
 	case err != nil:
 		return bodyReadError(ctx, op, resp, err)
