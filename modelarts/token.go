@@ -150,6 +150,9 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	if err := ts.passwordGuard.check(OpCreateToken, start); err != nil {
 		return nil, err
 	}
+	if err := ts.fresh.check(OpCreateToken, start); err != nil { // a replacement was refused: no new token
+		return nil, err
+	}
 	if err := ts.iam.check(start); err != nil {
 		return nil, err
 	}
