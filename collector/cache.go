@@ -181,7 +181,10 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 
 // result is the scrape result of out, from a fetch begun at start; late, if set, is the error of images not fetched yet.
 func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Duration, late error) ProjectResult {
-	ids, keep := slices.Clone(ps.project.ImageIDs), maps.Clone(ps.wanted)
+	ids, keep := ps.project.ImageIDs, ps.wanted // read only, unless images were discovered
+	if len(ps.discovered) > 0 {
+		ids, keep = slices.Clone(ids), maps.Clone(keep)
+	}
 	for _, id := range ps.discovered {
 		if !keep[id] {
 			keep[id] = true

@@ -136,11 +136,16 @@ func (s *Server) Requests(op string) int {
 	c := s.stats
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if op != "" {
-		return c.total[op]
+	return countOf(c.total, op)
+}
+
+// countOf is m[key], or the sum of m for the key "".
+func countOf(m map[string]int, key string) int {
+	if key != "" {
+		return m[key]
 	}
 	n := 0
-	for _, v := range c.total {
+	for _, v := range m {
 		n += v
 	}
 	return n
@@ -173,14 +178,7 @@ func (s *Server) RefusedSignatures(accessKey string) int {
 	c := s.stats
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if accessKey != "" {
-		return c.refused[accessKey]
-	}
-	n := 0
-	for _, v := range c.refused {
-		n += v
-	}
-	return n
+	return countOf(c.refused, accessKey)
 }
 
 // ResetCounters zeroes the request counters.
