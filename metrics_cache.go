@@ -51,14 +51,11 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 	own, err := x.own.Gather()
 	if err != nil {
 		level.Error(x.logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
+		if len(own) == 0 && len(results) == 0 {
+			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
 	}
-	fresh := append(own, collector.ScrapeFamilies(results)...)
-	if err != nil && len(fresh) == 0 {
-		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	slices.SortFunc(fresh, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-
 	format := expfmt.NegotiateAccept(r.Header, x.formats...)
 	gz := negotiateEncoding(r.Header["Accept-Encoding"], []string{"identity", "gzip"}) == "gzip"
 	h := w.Header()
@@ -69,9 +66,15 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 		h.Set("Content-Encoding", "gzip")
 	}
 	var values encodedPart
+	fresh := func(enc *collector.Encoder) error { return emitFresh(own, results, enc.PartImages(), enc.Emit) }
 	if names := requestedNames(r); names != nil {
-		fresh = slices.DeleteFunc(append(fresh, collector.ValueFamilies(results)...),
-			func(mf *dto.MetricFamily) bool { return !slices.Contains(names, mf.GetName()) })
+		fresh = func(enc *collector.Encoder) error {
+			emit := selected(names, enc.Emit)
+			if err := emitFresh(own, results, enc.PartImages(), emit); err != nil {
+				return err
+			}
+			return collector.EmitValueFamilies(results, enc.PartImages(), emit)
+		}
 	} else {
 		values = x.values(format, gz, results)
 	}
@@ -82,6 +85,32 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 		} else {
 			level.Error(x.logger).Log("msg", "Error encoding metrics", "err", err)
 		}
+	}
+}
+
+// emitFresh emits own and the scrape families of results, by name.
+func emitFresh(own []*dto.MetricFamily, results []collector.ProjectResult, partImages int, emit collector.Emit) error {
+	err := collector.EmitScrapeFamilies(results, partImages, func(mf *dto.MetricFamily, continued bool) error {
+		for ; !continued && len(own) > 0 && own[0].GetName() < mf.GetName(); own = own[1:] {
+			if err := emit(own[0], false); err != nil {
+				return err
+			}
+		}
+		return emit(mf, continued)
+	})
+	for ; err == nil && len(own) > 0; own = own[1:] {
+		err = emit(own[0], false)
+	}
+	return err
+}
+
+// selected passes on to emit the families named in names.
+func selected(names []string, emit collector.Emit) collector.Emit {
+	return func(mf *dto.MetricFamily, continued bool) error {
+		if !slices.Contains(names, mf.GetName()) {
+			return nil
+		}
+		return emit(mf, continued)
 	}
 }
 
@@ -98,9 +127,14 @@ func requestedNames(r *http.Request) []string {
 // cache when their fingerprint is the one cached.
 func (x *exposition) values(format expfmt.Format, gz bool, results []collector.ProjectResult) encodedPart {
 	build := func() encodedPart {
-		mfs := collector.ValueFamilies(results)
-		x.valueFamiliesEncoded.Add(int64(len(mfs)))
-		part, err := encodeValues(format, gz, mfs)
+		part, err := encodeValues(format, gz, func(enc *collector.Encoder) error {
+			return collector.EmitValueFamilies(results, enc.PartImages(), func(mf *dto.MetricFamily, continued bool) error {
+				if !continued {
+					x.valueFamiliesEncoded.Add(1)
+				}
+				return enc.Emit(mf, continued)
+			})
+		})
 		if err != nil {
 			level.Error(x.logger).Log("msg", "Error encoding the image metrics", "err", err)
 		}
@@ -122,16 +156,17 @@ type encodedPart struct {
 	size uint32
 }
 
-// encodeValues encodes mfs as the start of an answer in format.
-func encodeValues(format expfmt.Format, gz bool, mfs []*dto.MetricFamily) (encodedPart, error) {
+// encodeValues encodes what families emits as the start of an answer in
+// format.
+func encodeValues(format expfmt.Format, gz bool, families func(*collector.Encoder) error) (encodedPart, error) {
 	var part encodedPart
 	if !gz {
-		err := encodeFamilies(&part.data, format, mfs, false)
+		err := families(collector.NewEncoder(&part.data, format))
 		return part, err
 	}
 	d := newDeflater(&part.data, 0, 0)
 	defer d.release()
-	err := encodeFamilies(d, format, mfs, false)
+	err := families(collector.NewEncoder(d, format))
 	if err == nil {
 		err = d.fw.Flush()
 	}
@@ -139,9 +174,9 @@ func encodeValues(format expfmt.Format, gz bool, mfs []*dto.MetricFamily) (encod
 	return part, err
 }
 
-// writeBody writes values, then fresh encoded in format, then what ends
-// the format (OpenMetrics' # EOF); with gz, as one gzip member.
-func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, fresh []*dto.MetricFamily) error {
+// writeBody writes values, then what fresh emits encoded in format, then
+// what ends the format (OpenMetrics' # EOF); with gz, as one gzip member.
+func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, fresh func(*collector.Encoder) error) error {
 	if gz {
 		if _, err := w.Write(gzipHeader); err != nil {
 			return err
@@ -151,11 +186,11 @@ func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, f
 		return err
 	}
 	if !gz {
-		return encodeFamilies(w, format, fresh, true)
+		return encodeLast(w, format, fresh)
 	}
 	d := newDeflater(w, values.crc, values.size)
 	defer d.release()
-	if err := encodeFamilies(d, format, fresh, true); err != nil {
+	if err := encodeLast(d, format, fresh); err != nil {
 		return err
 	}
 	if err := d.fw.Close(); err != nil {
@@ -165,18 +200,13 @@ func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, f
 	return err
 }
 
-// encodeFamilies encodes mfs in format and, when last, ends the format.
-func encodeFamilies(w io.Writer, format expfmt.Format, mfs []*dto.MetricFamily, last bool) error {
-	enc := expfmt.NewEncoder(w, format)
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
+// encodeLast encodes what families emits in format, and ends the format.
+func encodeLast(w io.Writer, format expfmt.Format, families func(*collector.Encoder) error) error {
+	enc := collector.NewEncoder(w, format)
+	if err := families(enc); err != nil {
+		return err
 	}
-	if closer, ok := enc.(expfmt.Closer); ok && last {
-		return closer.Close()
-	}
-	return nil
+	return enc.Close()
 }
 
 // gzipHeader is what compress/gzip writes at flate.BestSpeed: no name, no

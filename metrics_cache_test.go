@@ -136,12 +136,18 @@ func decodeFamilies(t *testing.T, header http.Header, body []byte) map[string]*d
 
 // TestExpositionMatchesPromhttp: for every format and content encoding, an
 // answer (a cache miss, then a hit) has promhttp's headers and decodes to
-// the families promhttp serves for collector.Families and the own registry.
+// the families promhttp serves for the image families, whole, and the own
+// registry. The 1,200 images are encoded in two parts.
 func TestExpositionMatchesPromhttp(t *testing.T) {
-	results, reg := fixedResults(40), fixedRegistry()
+	results, reg := fixedResults(600), fixedRegistry()
 	all := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		mfs, err := reg.Gather()
-		mfs = append(mfs, collector.Families(results)...)
+		keep := func(mf *dto.MetricFamily, _ bool) error {
+			mfs = append(mfs, proto.Clone(mf).(*dto.MetricFamily))
+			return nil
+		}
+		_ = collector.EmitValueFamilies(results, 0, keep)
+		_ = collector.EmitScrapeFamilies(results, 0, keep)
 		slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 		return mfs, err
 	})

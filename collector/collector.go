@@ -48,38 +48,63 @@ var families = [famCount]struct{ name, help string }{
 // sortedStatuses are the documented states in label order.
 var sortedStatuses = slices.Sorted(slices.Values(modelarts.Statuses))
 
-// Families returns the metric families of results as a registry would
-// gather them: families by name, series by label values, byte for byte.
-// They are ScrapeFamilies and ValueFamilies merged.
-func Families(results []ProjectResult) []*dto.MetricFamily {
-	var fams [famCount][]*dto.Metric
-	scrapeSeries(&fams, results)
-	valueSeries(&fams, results)
-	return gathered(&fams)
+// Emit receives the families of an answer one after the other, each whole
+// or in parts: continued says that mf holds more series of the family of
+// the part before. mf and its series are valid only until Emit returns:
+// their storage is reused for the next part.
+type Emit func(mf *dto.MetricFamily, continued bool) error
+
+// EmitScrapeFamilies emits the families of the outcome of this scrape (image
+// health, durations, up), which change with every scrape, by name, with
+// the series of at most partImages images (or projects) per part; 0: whole
+// families.
+func EmitScrapeFamilies(results []ProjectResult, partImages int, emit Emit) error {
+	all := imageEntries(results, func(*ImageResult) bool { return true })
+	slices.SortFunc(all, func(a, b imageEntry) int {
+		return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project))
+	})
+	b := newBuilder(partImages, max(len(all), len(results)))
+	for _, f := range []int{famLastSuccess, famNotFound, famImageUp} {
+		if err := b.emit(f, all, emit, scrapeSeries); err != nil {
+			return err
+		}
+	}
+	projects := make([]imageEntry, len(results))
+	for i := range results {
+		projects[i] = imageEntry{project: results[i].Name, p: &results[i]}
+	}
+	for _, f := range []int{famDuration, famUp} {
+		if err := b.emit(f, projects, emit, scrapeSeries); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// ScrapeFamilies returns the families of the outcome of this scrape (up,
-// durations, image health), which change with every scrape, as Families
-// orders them.
-func ScrapeFamilies(results []ProjectResult) []*dto.MetricFamily {
-	var fams [famCount][]*dto.Metric
-	scrapeSeries(&fams, results)
-	return gathered(&fams)
+// EmitValueFamilies emits the families of the images' values (size,
+// status, timestamps, info) as EmitScrapeFamilies does. They change only
+// when ValueFingerprint does.
+func EmitValueFamilies(results []ProjectResult, partImages int, emit Emit) error {
+	all := imageEntries(results, func(r *ImageResult) bool { return r.Image != nil })
+	slices.SortFunc(all, func(a, b imageEntry) int {
+		x, y := a.r.Image, b.r.Image
+		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
+	})
+	b := newBuilder(partImages, len(all))
+	for _, f := range []int{famCreated, famInfo, famSize, famStatus, famUpdated} {
+		if err := b.emit(f, all, emit, valueSeries); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// ValueFamilies returns the families of the images' values (size, status,
-// timestamps, info), as Families orders them. They change only when
-// ValueFingerprint does.
-func ValueFamilies(results []ProjectResult) []*dto.MetricFamily {
-	var fams [famCount][]*dto.Metric
-	valueSeries(&fams, results)
-	return gathered(&fams)
-}
-
-// imageEntry is an image result and the project it belongs to.
+// imageEntry is an image result and the project it belongs to, or a
+// project's result.
 type imageEntry struct {
 	project string
 	r       *ImageResult
+	p       *ProjectResult
 }
 
 func imageEntries(results []ProjectResult, keep func(*ImageResult) bool) []imageEntry {
@@ -87,96 +112,166 @@ func imageEntries(results []ProjectResult, keep func(*ImageResult) bool) []image
 	for i := range results {
 		for j := range results[i].Images {
 			if r := &results[i].Images[j]; keep(r) {
-				all = append(all, imageEntry{results[i].Name, r})
+				all = append(all, imageEntry{project: results[i].Name, r: r})
 			}
 		}
 	}
 	return all
 }
 
-// scrapeSeries adds the series of the projects' and images' health. The
-// label pairs of an image are made once and shared by its series; the order
-// comes from sorting the images once, not the series each has.
-func scrapeSeries(fams *[famCount][]*dto.Metric, results []ProjectResult) {
-	for i := range results {
-		p := &results[i]
-		project := label("project", p.Name)
-		fams[famUp] = append(fams[famUp], gauge([]*dto.LabelPair{project}, boolValue(p.Up)))
-		fams[famDuration] = append(fams[famDuration], gauge([]*dto.LabelPair{project}, p.Duration.Seconds()))
+// scrapeSeries adds the series of family f of one image (labels id,
+// project) or project (label project).
+func scrapeSeries(b *builder, f int, e imageEntry) {
+	switch f {
+	case famDuration:
+		b.gauge(b.labels(b.label("project", e.project)), e.p.Duration.Seconds())
+		return
+	case famUp:
+		b.gauge(b.labels(b.label("project", e.project)), boolValue(e.p.Up))
+		return
 	}
-	// Labels id, project.
-	all := imageEntries(results, func(*ImageResult) bool { return true })
-	slices.SortFunc(all, func(a, b imageEntry) int {
-		return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project))
-	})
-	for _, e := range all {
-		pairs := []*dto.LabelPair{label("id", e.r.ID), label("project", e.project)}
-		fams[famImageUp] = append(fams[famImageUp], gauge(pairs, boolValue(e.r.Err == nil && e.r.Image != nil)))
-		fams[famNotFound] = append(fams[famNotFound], gauge(pairs, boolValue(imageNotFound(e.r.Err))))
+	pairs := b.labels(b.label("id", e.r.ID), b.label("project", e.project))
+	switch f {
+	case famImageUp:
+		b.gauge(pairs, boolValue(e.r.Err == nil && e.r.Image != nil))
+	case famNotFound:
+		b.gauge(pairs, boolValue(imageNotFound(e.r.Err)))
+	case famLastSuccess:
 		if !e.r.LastSuccess.IsZero() {
-			fams[famLastSuccess] = append(fams[famLastSuccess], gauge(pairs, float64(e.r.LastSuccess.UnixMilli())/1000))
+			b.gauge(pairs, float64(e.r.LastSuccess.UnixMilli())/1000)
 		}
 	}
 }
 
-// valueSeries adds the series of the images' values, in the order of their
-// labels arch, id, name, project, (status,) type, visibility.
-func valueSeries(fams *[famCount][]*dto.Metric, results []ProjectResult) {
-	all := imageEntries(results, func(r *ImageResult) bool { return r.Image != nil })
-	slices.SortFunc(all, func(a, b imageEntry) int {
-		x, y := a.r.Image, b.r.Image
-		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
-	})
-	for _, e := range all {
-		imageFamilies(fams, e.project, e.r.ID, e.r.Image)
-	}
-}
-
-// gathered returns the families that have series, by name.
-func gathered(fams *[famCount][]*dto.Metric) []*dto.MetricFamily {
-	out := make([]*dto.MetricFamily, 0, famCount)
-	for i, ms := range fams {
-		if len(ms) > 0 {
-			out = append(out, &dto.MetricFamily{Name: &families[i].name, Help: &families[i].help, Type: dto.MetricType_GAUGE.Enum(), Metric: ms})
-		}
-	}
-	return out
-}
-
-// imageFamilies adds the series of one image's values.
-func imageFamilies(fams *[famCount][]*dto.Metric, project, id string, img *modelarts.Image) {
+// valueSeries adds the series of family f of one image's values, labelled
+// arch, id, name, project, (status,) type, visibility.
+func valueSeries(b *builder, f int, e imageEntry) {
 	// Label values are passed on as they are: Prometheus wants valid UTF-8,
 	// and they are. Project names and configured IDs are validated ASCII;
 	// everything else was decoded by encoding/json, which replaces invalid
 	// UTF-8 with U+FFFD.
-	arch, idp, name, proj := label("arch", img.Arch), label("id", id), label("name", img.Name), label("project", project)
-	typ, vis := label("type", img.Type), label("visibility", img.Visibility)
-	pairs := []*dto.LabelPair{arch, idp, name, proj, typ, vis}
-	if img.Size != nil {
-		fams[famSize] = append(fams[famSize], gauge(pairs, float64(*img.Size)*1024))
+	img := e.r.Image
+	arch, id, name, project := b.label("arch", img.Arch), b.label("id", e.r.ID), b.label("name", img.Name), b.label("project", e.project)
+	typ, vis := b.label("type", img.Type), b.label("visibility", img.Visibility)
+	switch f {
+	case famSize:
+		if img.Size != nil {
+			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(*img.Size)*1024)
+		}
+	case famCreated:
+		if img.CreateAt > 0 {
+			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(img.CreateAt)/1000)
+		}
+	case famUpdated:
+		if img.UpdateAt > 0 {
+			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(img.UpdateAt)/1000)
+		}
+	case famStatus:
+		status := strings.ToUpper(strings.TrimSpace(img.Status))
+		undocumented := status != "" && !slices.Contains(sortedStatuses, status)
+		for _, s := range sortedStatuses {
+			if undocumented && status < s {
+				b.gauge(b.labels(arch, id, name, project, b.label("status", status), typ, vis), 1)
+				undocumented = false
+			}
+			b.gauge(b.labels(arch, id, name, project, statusLabels[s], typ, vis), boolValue(s == status))
+		}
+		if undocumented {
+			b.gauge(b.labels(arch, id, name, project, b.label("status", status), typ, vis), 1)
+		}
+	case famInfo:
+		b.gauge(b.labels(arch, b.label("dev_services", joinSorted(img.DevServices)), id, name,
+			b.label("namespace", img.Namespace), b.label("origin", img.Origin), project,
+			b.label("resource_categories", joinSorted(img.ResourceCategories)), b.label("service_type", img.ServiceType),
+			b.label("swr_path", img.SWRPath), b.label("tag", img.Tag), typ, vis, b.label("workspace_id", img.WorkspaceID)), 1)
 	}
-	status := strings.ToUpper(strings.TrimSpace(img.Status))
-	states := sortedStatuses
-	if status != "" && !slices.Contains(states, status) {
-		states = slices.Insert(slices.Clone(states), sortedIndex(states, status), status)
+}
+
+// Per image and family at most: series (the documented states and an
+// undocumented one), label pairs made (info's) and labels (the states').
+const (
+	maxSeries = 7
+	maxPairs  = 16
+	maxLabels = maxSeries * 7
+)
+
+// builder holds the series of one part of a family and reuses their
+// storage for the next part: rendering allocates for one part, not for
+// every series. Its slices never grow past their capacity, so that the
+// pointers into them stay valid.
+type builder struct {
+	entries int // per part
+	series  []sample
+	metrics []*dto.Metric
+	pairs   []labelPair
+	labelsB []*dto.LabelPair
+	family  dto.MetricFamily
+}
+
+type sample struct {
+	metric dto.Metric
+	gauge  dto.Gauge
+	value  float64
+}
+
+type labelPair struct {
+	pair        dto.LabelPair
+	name, value string
+}
+
+func newBuilder(partImages, n int) *builder {
+	if partImages <= 0 || partImages > n {
+		partImages = n
 	}
-	backing := make([]*dto.LabelPair, 7*len(states)) // one allocation for the label sets of all states
-	for i, s := range states {
-		pairs := append(backing[7*i:7*i:7*i+7], arch, idp, name, proj, statusLabel(s), typ, vis)
-		fams[famStatus] = append(fams[famStatus], gauge(pairs, boolValue(s == status)))
+	k := max(partImages, 1)
+	return &builder{entries: k, series: make([]sample, 0, maxSeries*k), metrics: make([]*dto.Metric, 0, maxSeries*k),
+		pairs: make([]labelPair, 0, maxPairs*k), labelsB: make([]*dto.LabelPair, 0, maxLabels*k)}
+}
+
+// emit emits family f of entries, b.entries at a time, with the series add
+// makes of each entry.
+func (b *builder) emit(f int, entries []imageEntry, emit Emit, add func(*builder, int, imageEntry)) error {
+	continued := false
+	for part := range slices.Chunk(entries, b.entries) {
+		b.series, b.metrics, b.pairs, b.labelsB = b.series[:0], b.metrics[:0], b.pairs[:0], b.labelsB[:0]
+		for _, e := range part {
+			add(b, f, e)
+		}
+		if len(b.metrics) == 0 {
+			continue
+		}
+		b.family = dto.MetricFamily{Name: &families[f].name, Help: &families[f].help, Type: dto.MetricType_GAUGE.Enum(), Metric: b.metrics}
+		if err := emit(&b.family, continued); err != nil {
+			return err
+		}
+		continued = true
 	}
-	if img.CreateAt > 0 {
-		fams[famCreated] = append(fams[famCreated], gauge(pairs, float64(img.CreateAt)/1000))
-	}
-	if img.UpdateAt > 0 {
-		fams[famUpdated] = append(fams[famUpdated], gauge(pairs, float64(img.UpdateAt)/1000))
-	}
-	fams[famInfo] = append(fams[famInfo], gauge([]*dto.LabelPair{
-		arch, label("dev_services", joinSorted(img.DevServices)), idp, name, label("namespace", img.Namespace),
-		label("origin", img.Origin), proj, label("resource_categories", joinSorted(img.ResourceCategories)),
-		label("service_type", img.ServiceType), label("swr_path", img.SWRPath), label("tag", img.Tag), typ, vis,
-		label("workspace_id", img.WorkspaceID),
-	}, 1))
+	return nil
+}
+
+// label returns a label pair made in b's storage.
+func (b *builder) label(name, value string) *dto.LabelPair {
+	b.pairs = b.pairs[:len(b.pairs)+1]
+	l := &b.pairs[len(b.pairs)-1]
+	*l = labelPair{name: name, value: value}
+	l.pair.Name, l.pair.Value = &l.name, &l.value
+	return &l.pair
+}
+
+// labels returns the label set pairs, kept in b's storage.
+func (b *builder) labels(pairs ...*dto.LabelPair) []*dto.LabelPair {
+	n := len(b.labelsB)
+	b.labelsB = append(b.labelsB, pairs...)
+	return b.labelsB[n:len(b.labelsB):len(b.labelsB)]
+}
+
+// gauge adds a gauge series.
+func (b *builder) gauge(labels []*dto.LabelPair, v float64) {
+	b.series = b.series[:len(b.series)+1]
+	s := &b.series[len(b.series)-1]
+	*s = sample{value: v}
+	s.gauge.Value, s.metric.Gauge, s.metric.Label = &s.value, &s.gauge, labels
+	b.metrics = append(b.metrics, &s.metric)
 }
 
 // fingerprintSeed makes ValueFingerprint stable within the process.
@@ -235,47 +330,15 @@ func hashStrings(h *maphash.Hash, ss []string) {
 	}
 }
 
-func sortedIndex(sorted []string, s string) int {
-	i, _ := slices.BinarySearch(sorted, s)
-	return i
-}
-
 // statusLabels are the label pairs of the documented states, shared by every image.
 var statusLabels = func() map[string]*dto.LabelPair {
 	m := map[string]*dto.LabelPair{}
 	for _, s := range modelarts.Statuses {
-		m[s] = label("status", s)
+		name, value := "status", s
+		m[s] = &dto.LabelPair{Name: &name, Value: &value}
 	}
 	return m
 }()
-
-func statusLabel(s string) *dto.LabelPair {
-	if p, ok := statusLabels[s]; ok {
-		return p
-	}
-	return label("status", s)
-}
-
-// label returns a label pair in one allocation.
-func label(name, value string) *dto.LabelPair {
-	l := &struct {
-		pair        dto.LabelPair
-		name, value string
-	}{name: name, value: value}
-	l.pair.Name, l.pair.Value = &l.name, &l.value
-	return &l.pair
-}
-
-// gauge returns a gauge sample in one allocation.
-func gauge(pairs []*dto.LabelPair, v float64) *dto.Metric {
-	g := &struct {
-		metric dto.Metric
-		gauge  dto.Gauge
-		value  float64
-	}{value: v}
-	g.gauge.Value, g.metric.Gauge, g.metric.Label = &g.value, &g.gauge, pairs
-	return &g.metric
-}
 
 func joinSorted(values []string) string {
 	sorted := slices.Clone(values)

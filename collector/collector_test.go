@@ -222,5 +222,5 @@ func TestCollectInvalidUTF8FromTheAPI(t *testing.T) {
 
 // gatherer serves the families of results, as /metrics does.
 func gatherer(results []ProjectResult) prometheus.Gatherer {
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return Families(results), nil })
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return gathered(results), nil })
 }

@@ -17,6 +17,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
@@ -33,15 +34,28 @@ func renderResults(n int) []ProjectResult {
 	return []ProjectResult{res}
 }
 
-// renderExporter writes results as /metrics does: Families, encoded as text.
+// renderExporter writes results as text as /metrics does: the value
+// families, then the scrape families, in parts.
 func renderExporter(w io.Writer, results []ProjectResult) error {
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range Families(results) {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
+	enc := NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	if err := EmitValueFamilies(results, enc.PartImages(), enc.Emit); err != nil {
+		return err
 	}
-	return nil
+	return EmitScrapeFamilies(results, enc.PartImages(), enc.Emit)
+}
+
+// gathered returns the families of results whole, by name, as a registry
+// would gather them, copied out of the storage the Emit functions reuse.
+func gathered(results []ProjectResult) []*dto.MetricFamily {
+	var mfs []*dto.MetricFamily
+	keep := func(mf *dto.MetricFamily, _ bool) error {
+		mfs = append(mfs, proto.Clone(mf).(*dto.MetricFamily))
+		return nil
+	}
+	_ = EmitValueFamilies(results, 0, keep)
+	_ = EmitScrapeFamilies(results, 0, keep)
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return mfs
 }
 
 // renderFloor is the floor: a hand-written text writer of the same series,
@@ -135,10 +149,6 @@ func renderFloor(w io.Writer, results []ProjectResult) error {
 		b = append(b, '}')
 		num(1)
 	}
-	health(famLastSuccess, func(r *ImageResult) (float64, bool) {
-		return float64(r.LastSuccess.UnixMilli()) / 1000, !r.LastSuccess.IsZero()
-	})
-	health(famNotFound, func(r *ImageResult) (float64, bool) { return boolValue(imageNotFound(r.Err)), true })
 	perImage(famSize, func(r *ImageResult) (float64, bool) {
 		if r.Image.Size == nil {
 			return 0, false
@@ -157,8 +167,12 @@ func renderFloor(w io.Writer, results []ProjectResult) error {
 			num(boolValue(s == status))
 		}
 	}
-	health(famImageUp, func(r *ImageResult) (float64, bool) { return boolValue(r.Err == nil && r.Image != nil), true })
 	perImage(famUpdated, func(r *ImageResult) (float64, bool) { return float64(r.Image.UpdateAt) / 1000, r.Image.UpdateAt > 0 })
+	health(famLastSuccess, func(r *ImageResult) (float64, bool) {
+		return float64(r.LastSuccess.UnixMilli()) / 1000, !r.LastSuccess.IsZero()
+	})
+	health(famNotFound, func(r *ImageResult) (float64, bool) { return boolValue(imageNotFound(r.Err)), true })
+	health(famImageUp, func(r *ImageResult) (float64, bool) { return boolValue(r.Err == nil && r.Image != nil), true })
 	for _, i := range []int{famDuration, famUp} {
 		head(i)
 		for _, p := range results {
@@ -217,14 +231,36 @@ func BenchmarkRender(b *testing.B) {
 	}
 }
 
-// TestFamiliesSplit: Families is ScrapeFamilies and ValueFamilies merged.
-func TestFamiliesSplit(t *testing.T) {
+// TestPartsEncodeAsWholeFamilies: in the text formats, families emitted in
+// parts of any size encode to the bytes of whole families.
+func TestPartsEncodeAsWholeFamilies(t *testing.T) {
 	results := renderResults(50)
 	results[0].Images[3].Image, results[0].Images[3].LastSuccess = nil, time.Time{}
-	merged := append(ScrapeFamilies(results), ValueFamilies(results)...)
-	slices.SortFunc(merged, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	if got, want := encodeText(t, merged), encodeText(t, Families(results)); got != want {
-		t.Errorf("the split differs from Families:\n%s", diffLines(want, got))
+	results[0].Images[4].Image.Status = "FROZEN"
+	results = append(results, ProjectResult{Name: "other", Images: results[0].Images[10:13]})
+	for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
+		render := func(partImages int) string {
+			var b strings.Builder
+			enc := NewEncoder(&b, format)
+			for _, emit := range []func([]ProjectResult, int, Emit) error{EmitValueFamilies, EmitScrapeFamilies} {
+				if err := emit(results, partImages, enc.Emit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := enc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		}
+		whole := render(0)
+		if !strings.Contains(whole, `status="FROZEN"`) || !strings.Contains(whole, `project="other"`) {
+			t.Fatalf("%s: the fixture lacks what it tests:\n%s", format, whole)
+		}
+		for _, n := range []int{1, 2, 7, 49, 1000} {
+			if got := render(n); got != whole {
+				t.Errorf("%s in parts of %d images differs from whole families:\n%s", format, n, diffLines(whole, got))
+			}
+		}
 	}
 }
 
@@ -238,7 +274,7 @@ func TestValueFingerprint(t *testing.T) {
 	if ValueFingerprint(renderResults(3)) != fp {
 		t.Fatal("equal values, fresh pointers: the fingerprint differs")
 	}
-	text := encodeText(t, ValueFamilies(base))
+	text := valueText(t, base)
 	typ := reflect.TypeFor[modelarts.Image]()
 	for i := range typ.NumField() {
 		for _, variant := range []int{0, 1} {
@@ -248,7 +284,7 @@ func TestValueFingerprint(t *testing.T) {
 				continue
 			}
 			results[0].Images[1].Image = &img
-			changed := encodeText(t, ValueFamilies(results)) != text
+			changed := valueText(t, results) != text
 			if changed && ValueFingerprint(results) == fp {
 				t.Errorf("field %s (variant %d) changes the value families but not the fingerprint", typ.Field(i).Name, variant)
 			}
@@ -293,13 +329,14 @@ func mutate(v reflect.Value, variant int) bool {
 	return true
 }
 
-func encodeText(t *testing.T, mfs []*dto.MetricFamily) string {
+// valueText is the value families of results as text.
+func valueText(t *testing.T, results []ProjectResult) string {
 	t.Helper()
 	var b strings.Builder
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			t.Fatal(err)
-		}
+	enc := NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	if err := EmitValueFamilies(results, enc.PartImages(), enc.Emit); err != nil {
+		t.Fatal(err)
 	}
 	return b.String()
 }
+
