@@ -16,7 +16,7 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
              -X $(VPKG).BuildUser=$(BUILDUSER) -X $(VPKG).BuildDate=$(BUILDDATE)
 
-.PHONY: all build test vet lint demo e2e bench fuzz load tarball clean
+.PHONY: all build test vet lint demo e2e bench fuzz load tarball clean tools mixin chart docker docker-release
 
 all: lint test build
 
@@ -44,6 +44,22 @@ lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run; else echo "golangci-lint not installed: ran gofmt and go vet only"; fi
 
+## tools: helm and jsonnet at pinned versions, built from the Go module proxy into $(go env GOPATH)/bin.
+## make test uses them when they are on PATH (MODELARTS_REQUIRE_TOOLS=1: it fails without them).
+HELM_VERSION    := v3.22.0
+JSONNET_VERSION := v0.22.0
+tools:
+	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	$(GO) install github.com/google/go-jsonnet/cmd/jsonnet@$(JSONNET_VERSION)
+
+## mixin: regenerate the alerts, the dashboard and the PrometheusRules from mixin/ (needs jsonnet).
+mixin:
+	./scripts/mixin.sh
+
+## chart: helm lint --strict and helm template of charts/modelarts-exporter, with the rendered objects checked.
+chart:
+	MODELARTS_REQUIRE_TOOLS=1 $(GO) test -count=1 ./charts/
+
 ## demo: the simulator with sample images and the exporter on loopback; no cloud account needed.
 demo: build
 	./scripts/demo.sh
@@ -63,6 +79,15 @@ fuzz:
 ## load: many concurrent scrapers against the simulator with faults switched on and off.
 load: build
 	./scripts/load.sh
+
+## docker: the image from source (Dockerfile, multi-stage); needs only Docker.
+DOCKER_IMAGE ?= modelarts-exporter
+docker:
+	docker build --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) -t $(DOCKER_IMAGE):v$(VERSION) .
+
+## docker-release: the image from promu's binaries (Dockerfile.release), after promu crossbuild.
+docker-release:
+	docker build -f Dockerfile.release --build-arg OS=linux --build-arg ARCH=amd64 -t $(DOCKER_IMAGE):v$(VERSION) .
 
 tarball:
 	$(PROMU) tarball --prefix .

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,7 @@ func run(args []string) int {
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds (or from global.scrape_timeout when Prometheus sends none), plus the time the last answer took to render, so that the answer reaches Prometheus before it gives up; the API calls keep at least half of the timeout.").Default("0.5s").Duration()
 		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
-		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path doing API work at once (0: no limit); more are answered 503 at once.").Default("40").Int()
+		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path and /probe doing API work at once (0: no limit); more are answered 503 at once.").Default("40").Int()
 		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
 		lifecycle     = app.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").Bool()
 		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
@@ -103,7 +104,7 @@ func run(args []string) int {
 
 	mux, err := exp.routes(*metricsPath, exp.metricsHandler(*timeoutOffset, *maxTimeout, *maxRequests), *lifecycle)
 	if err != nil {
-		level.Error(logger).Log("msg", "Error creating the landing page", "err", err)
+		level.Error(logger).Log("msg", "Error setting up the HTTP routes", "err", err)
 		return 1
 	}
 
@@ -203,7 +204,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "modelarts_exporter_scrapes_rejected_total",
-			Help: "Requests to the metrics path answered 503 because --web.max-requests scrapes were already doing API work.",
+			Help: "Requests to the metrics path or /probe answered 503 because --web.max-requests scrapes were already doing API work.",
 		}),
 	}
 	reg.MustRegister(e.reloadSuccess, e.reloadTime, e.rejected)
@@ -250,13 +251,25 @@ func (e *exporter) reload() error {
 }
 
 // routes returns the exporter's HTTP routes; POST /-/reload reloads only
-// when lifecycle is set (--web.enable-lifecycle).
-func (e *exporter) routes(metricsPath string, metrics http.Handler, lifecycle bool) (*http.ServeMux, error) {
+// when lifecycle is set (--web.enable-lifecycle). The status page is at /
+// unless the metrics are.
+func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle bool) (*http.ServeMux, error) {
+	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, metricsPath) {
+		return nil, fmt.Errorf("--web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics", metricsPath)
+	}
 	mux := http.NewServeMux()
-	mux.Handle(metricsPath, metrics)
+	mux.Handle(metricsPath, scrapes)
+	mux.HandleFunc("/probe", scrapes.serveProbe)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if e.state.Load() == nil {
+			http.Error(w, "Not ready: no configuration loaded yet.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
 	})
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -273,22 +286,9 @@ func (e *exporter) routes(metricsPath string, metrics http.Handler, lifecycle bo
 			fmt.Fprintln(w, "Configuration reloaded.")
 		}
 	})
-	if metricsPath == "/" {
-		return mux, nil
+	if metricsPath != "/" {
+		mux.Handle("GET /{$}", e.statusPage(metricsPath))
 	}
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        "ModelArts Exporter",
-		Description: "Prometheus exporter for ModelArts development images",
-		Version:     version.Info(),
-		Links: []web.LandingLinks{
-			{Address: metricsPath, Text: "Metrics"},
-			{Address: "/-/healthy", Text: "Health"},
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("/", landing)
 	return mux, nil
 }
 
@@ -304,8 +304,8 @@ func newServer(handler http.Handler, idle time.Duration) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: idle}
 }
 
-// metricsHandler scrapes the API within the scrape's deadline and serves the
-// exporter's own metrics together with the image metrics of this scrape.
+// scrapeHandler answers the scrapes of the metrics path (ServeHTTP) and of
+// /probe (serveProbe): both do API work under the same limits.
 //
 // At most maxRequests scrapes (0: no limit) do API work at once: a flood of
 // requests cannot pile it up, the excess is answered 503 at once. A slot is
@@ -313,43 +313,66 @@ func newServer(handler http.Handler, idle time.Duration) *http.Server {
 // that does not read cannot hold one; its answer ends at the time
 // Prometheus waits (write deadline). The API work of one scrape ends at its
 // deadline (see scrapeTimeout: the time Prometheus waits minus offset and the
-// time the last answer took to render) or when the client goes away,
-// whichever comes first.
-func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) http.Handler {
-	var inFlight chan struct{}
-	if maxRequests > 0 {
-		inFlight = make(chan struct{}, maxRequests)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if inFlight != nil {
-			select {
-			case inFlight <- struct{}{}:
-			default:
-				e.rejected.Inc()
-				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		st := e.state.Load()
-		lastRender := time.Duration(e.lastRender.Load())
-		wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset,
-			lastRender, st.scrapeTimeout, maxTimeout)
-		scrapeStart := time.Now()
-		_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(max(wait, timeout) + time.Second))
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
-		defer cancel()
+// time the last answer of that path took to render) or when the client goes
+// away, whichever comes first.
+type scrapeHandler struct {
+	e                  *exporter
+	offset, maxTimeout time.Duration
+	maxRequests        int
+	inFlight           chan struct{} // the slots; nil: no limit
 
-		results := st.scraper.Scrape(ctx)
-		if inFlight != nil {
-			<-inFlight
+	probe           *exposition  // the answer of /probe: no exporter-own metrics
+	probeLastRender atomic.Int64 // as exporter.lastRender, for /probe
+}
+
+// metricsHandler serves the exporter's own metrics together with the image
+// metrics of a scrape of every project.
+func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) *scrapeHandler {
+	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout, maxRequests: maxRequests,
+		probe: newExposition(e.logger, prometheus.Gatherers{})}
+	if maxRequests > 0 {
+		h.inFlight = make(chan struct{}, maxRequests)
+	}
+	return h
+}
+
+func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := h.e.state.Load()
+	h.answer(w, r, st, h.e.exposition, &h.e.lastRender, st.scraper.Scrape)
+}
+
+// answer runs scrape within the request's deadline and the slots, and
+// serves its results with x; lastRenderOf holds how long x took to render
+// its last answer.
+func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition,
+	lastRenderOf *atomic.Int64, scrape func(context.Context) []collector.ProjectResult) {
+	if h.inFlight != nil {
+		select {
+		case h.inFlight <- struct{}{}:
+		default:
+			h.e.rejected.Inc()
+			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", h.maxRequests), http.StatusServiceUnavailable)
+			return
 		}
-		renderStart := time.Now()
-		e.exposition.serve(w, r, results)
-		render := time.Since(renderStart)
-		e.lastRender.Store(int64(render))
-		level.Debug(e.logger).Log("msg", "Scrape answered", "api_timeout", timeout, "last_render", lastRender,
-			"api", renderStart.Sub(scrapeStart), "render", render)
-	})
+	}
+	lastRender := time.Duration(lastRenderOf.Load())
+	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), h.offset,
+		lastRender, st.scrapeTimeout, h.maxTimeout)
+	scrapeStart := time.Now()
+	_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(max(wait, timeout) + time.Second))
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	results := scrape(ctx)
+	if h.inFlight != nil {
+		<-h.inFlight
+	}
+	renderStart := time.Now()
+	x.serve(w, r, results)
+	render := time.Since(renderStart)
+	lastRenderOf.Store(int64(render))
+	level.Debug(h.e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,
+		"api", renderStart.Sub(scrapeStart), "render", render)
 }
 
 // maxHeaderTimeout: a X-Prometheus-Scrape-Timeout-Seconds above it is absurd

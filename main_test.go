@@ -554,7 +554,7 @@ func TestReloadEndpoint(t *testing.T) {
 			if err := exp.reload(); err != nil {
 				t.Fatal(err)
 			}
-			mux, err := exp.routes("/metrics", http.NotFoundHandler(), tt.lifecycle)
+			mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, 0), tt.lifecycle)
 			if err != nil {
 				t.Fatal(err)
 			}

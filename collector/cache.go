@@ -39,6 +39,7 @@ type projectState struct {
 	mu           sync.Mutex
 	inFlight     *flight        // the fetch concurrent scrapes share; nil when none runs
 	last         *ProjectResult // the newest complete fetch's result
+	latest       *ProjectResult // the newest fetch's result, complete or cut short
 	lastStart    time.Time
 	known        map[string]ImageResult // last good values (Image, LastSuccess) of the exported images
 	gone         map[string]error       // ShowImage last said they do not exist
@@ -173,6 +174,7 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 		late = f.ctx.Err()
 	}
 	res := ps.result(out, f.start, took, late)
+	ps.latest = &res
 	if !cut {
 		ps.last, ps.lastStart = &res, f.start
 	}
@@ -191,7 +193,8 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 			ids = append(ids, id)
 		}
 	}
-	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: out.projectErr == nil && out.answered, Duration: took}
+	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: out.projectErr == nil && out.answered,
+		Duration: took, Err: cmp.Or(out.projectErr, out.discoveryErr, late), Start: start}
 	for i, id := range ids {
 		if img, ok := out.images[id]; ok {
 			img = ps.sanitize(id, img)
@@ -222,6 +225,9 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 			}
 		}
 	}
+	for i := 0; !res.Up && res.Err == nil && i < len(res.Images); i++ { // no call answered: say why
+		res.Err = res.Images[i].Err
+	}
 	if late == nil {
 		ps.discovered = ids[len(ps.project.ImageIDs):]
 		maps.DeleteFunc(ps.known, func(id string, _ ImageResult) bool { return !keep[id] })
@@ -229,6 +235,17 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 		maps.DeleteFunc(ps.warned, func(id string, _ map[string]bool) bool { return !keep[id] })
 	}
 	return res
+}
+
+// latestResult returns the result of the newest fetch; the name alone
+// before the first one. Recorded results are never changed, so it is shared.
+func (ps *projectState) latestResult() ProjectResult {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.latest == nil {
+		return ProjectResult{Name: ps.project.Name}
+	}
+	return *ps.latest
 }
 
 // sanitize returns img without a negative size or a timestamp before 1970

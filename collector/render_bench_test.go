@@ -339,4 +339,3 @@ func valueText(t *testing.T, results []ProjectResult) string {
 	}
 	return b.String()
 }
-

@@ -57,6 +57,13 @@ type ProjectResult struct {
 	Up bool
 	// Duration is how long the fetch behind this result took.
 	Duration time.Duration
+	// Err is why the project is down (when no call got an answer: the first
+	// image's error), its discovery failed or the scrape ended before the
+	// fetch did; nil otherwise.
+	Err error
+	// Start is when the fetch behind this result began; zero in a result of
+	// Latest for a project not fetched yet.
+	Start time.Time
 }
 
 // Scraper fetches the images of every project. It keeps, per project, the
@@ -90,6 +97,36 @@ func (s *Scraper) Scrape(ctx context.Context) []ProjectResult {
 		wg.Go(func() { results[i] = ps.scrape(ctx) })
 	}
 	wg.Wait()
+	return results
+}
+
+// ProjectNames returns the names of the projects, as configured.
+func (s *Scraper) ProjectNames() []string {
+	names := make([]string, len(s.states))
+	for i, ps := range s.states {
+		names[i] = ps.project.Name
+	}
+	return names
+}
+
+// ScrapeProject is Scrape for the project called name alone; nil when there
+// is none. It shares fetches with Scrape as concurrent Scrapes do.
+func (s *Scraper) ScrapeProject(ctx context.Context, name string) []ProjectResult {
+	for _, ps := range s.states {
+		if ps.project.Name == name {
+			return []ProjectResult{ps.scrape(ctx)}
+		}
+	}
+	return nil
+}
+
+// Latest returns, without any API call, the result of each project's newest
+// fetch, complete or cut short. A project not fetched yet has only its name.
+func (s *Scraper) Latest() []ProjectResult {
+	results := make([]ProjectResult, len(s.states))
+	for i, ps := range s.states {
+		results[i] = ps.latestResult()
+	}
 	return results
 }
 

@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,5 +195,47 @@ func TestScrapeProjectsIndependently(t *testing.T) {
 	res := s.Scrape(context.Background())
 	if !res[0].Up || res[1].Up {
 		t.Errorf("up = %v/%v, want true/false", res[0].Up, res[1].Up)
+	}
+}
+
+// TestScrapeProjectAndLatest: ScrapeProject scrapes one project, sharing a
+// fetch in flight with Scrape; Latest returns the newest results without a
+// call, with the project's error.
+func TestScrapeProjectAndLatest(t *testing.T) {
+	refusal := &modelarts.APIError{Operation: "ShowImage", StatusCode: 401, Class: modelarts.ErrUnauthorized, RequestID: "req-9"}
+	good := &fakeAPI{images: map[string]*modelarts.Image{ids(1)[0]: {ID: ids(1)[0]}}, delay: 500 * time.Millisecond}
+	bad := &fakeAPI{errs: map[string]error{ids(1)[0]: refusal}}
+	s := preferShow(NewScraper(log.NewNopLogger(), []Project{
+		{Name: "good", Client: good, ImageIDs: ids(1), Concurrency: 1},
+		{Name: "bad", Client: bad, ImageIDs: ids(1), Concurrency: 1},
+	}))
+	if got := s.ProjectNames(); !slices.Equal(got, []string{"good", "bad"}) {
+		t.Errorf("ProjectNames() = %v", got)
+	}
+	if latest := s.Latest(); len(latest) != 2 || latest[0].Name != "good" || !latest[0].Start.IsZero() || latest[0].Images != nil {
+		t.Errorf("Latest() before any fetch = %+v, want the names alone", latest)
+	}
+	if res := s.ScrapeProject(context.Background(), "nope"); res != nil {
+		t.Errorf("ScrapeProject of an unknown project = %+v, want nil", res)
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Scrape(context.Background()) })
+	res := s.ScrapeProject(context.Background(), "good")
+	wg.Wait()
+	if len(res) != 1 || res[0].Name != "good" || !res[0].Up || res[0].Start.IsZero() {
+		t.Errorf("ScrapeProject(good) = %+v", res)
+	}
+	if n := good.calls.Load(); n != 1 {
+		t.Errorf("%d calls for a Scrape and a ScrapeProject at once, want 1 (one shared fetch)", n)
+	}
+	calls := good.calls.Load() + bad.calls.Load()
+	latest := s.Latest()
+	if !latest[0].Up || latest[0].Err != nil || latest[1].Up || !errors.Is(latest[1].Err, modelarts.ErrUnauthorized) ||
+		modelarts.AsAPIError(latest[1].Err).RequestID != "req-9" || len(latest[1].Images) != 1 {
+		t.Errorf("Latest() = %+v, want good up and bad down with the refusal", latest)
+	}
+	if after := good.calls.Load() + bad.calls.Load(); after != calls {
+		t.Errorf("Latest made %d calls", after-calls)
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -22,10 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/modelarts-exporter/modelarts_exporter/config"
-	"github.com/modelarts-exporter/modelarts_exporter/deploy"
 )
-
-var update = flag.Bool("update", false, "rewrite kubernetes/prometheusrule.yml from prometheus/alerts.yml")
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -43,47 +41,69 @@ func unmarshalYAML(t *testing.T, path string, out any) {
 	}
 }
 
-// TestPrometheusRuleIsGenerated keeps kubernetes/prometheusrule.yml what
-// scripts/gen-prometheusrule.sh makes of prometheus/alerts.yml.
-func TestPrometheusRuleIsGenerated(t *testing.T) {
-	want, err := deploy.PrometheusRule(readFile(t, deploy.AlertsFile))
+// alertsFile is the rule file that alerts_test.yml tests; the mixin generates
+// it and the other rule files from the same rules.
+const alertsFile = "prometheus/alerts.yml"
+
+// TestMixinIsGenerated compiles mixin/ with scripts/mixin.sh into a temporary
+// directory: every file it generates must equal the committed one.
+func TestMixinIsGenerated(t *testing.T) {
+	if _, err := exec.LookPath("jsonnet"); err != nil {
+		if os.Getenv("MODELARTS_REQUIRE_TOOLS") == "1" {
+			t.Fatal("jsonnet is not on PATH (MODELARTS_REQUIRE_TOOLS=1): run make tools and put $(go env GOPATH)/bin on PATH")
+		}
+		t.Skip("jsonnet is not on PATH: run make tools to check that the files generated from mixin/ are up to date")
+	}
+	out := t.TempDir()
+	if b, err := exec.Command("../scripts/mixin.sh", out).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/mixin.sh: %v\n%s", err, b)
+	}
+	n := 0
+	err := filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(out, path)
+		if err != nil {
+			return err
+		}
+		n++
+		want := readFile(t, path)
+		got, err := os.ReadFile(filepath.Join("..", rel))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is not what mixin/ generates: run make mixin (and change mixin/, not the generated file)", rel)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(deploy.PrometheusRuleFile, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(deploy.PrometheusRuleFile)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("deploy/%s is not what deploy/%s generates; run scripts/gen-prometheusrule.sh", deploy.PrometheusRuleFile, deploy.AlertsFile)
+	if n == 0 {
+		t.Fatal("scripts/mixin.sh generated no file")
 	}
 }
 
-// TestPrometheusRuleHasTheRules compares the parsed rules, not the text: the
-// indentation must not have changed what the YAML means.
-func TestPrometheusRuleHasTheRules(t *testing.T) {
-	var alerts, rule map[string]any
-	unmarshalYAML(t, deploy.AlertsFile, &alerts)
-	unmarshalYAML(t, deploy.PrometheusRuleFile, &rule)
+// TestRuleFilesAgree: the PrometheusRule and the chart carry the rules of
+// alerts.yml, the file that alerts_test.yml tests.
+func TestRuleFilesAgree(t *testing.T) {
+	var alerts, rule, chart map[string]any
+	unmarshalYAML(t, alertsFile, &alerts)
+	unmarshalYAML(t, "kubernetes/prometheusrule.yml", &rule)
+	unmarshalYAML(t, "../charts/modelarts-exporter/files/prometheus-alerts.yaml", &chart)
 	if rule["apiVersion"] != "monitoring.coreos.com/v1" || rule["kind"] != "PrometheusRule" {
-		t.Errorf("apiVersion %v kind %v", rule["apiVersion"], rule["kind"])
+		t.Errorf("prometheusrule.yml: apiVersion %v kind %v", rule["apiVersion"], rule["kind"])
 	}
-	spec, _ := rule["spec"].(map[string]any)
-	if !reflect.DeepEqual(spec, alerts) {
-		t.Errorf("spec of %s differs from %s:\n%v\n%v", deploy.PrometheusRuleFile, deploy.AlertsFile, spec, alerts)
+	if alerts["groups"] == nil {
+		t.Fatalf("%s has no groups", alertsFile)
 	}
-}
-
-func TestPrometheusRuleRefusesOtherFiles(t *testing.T) {
-	for _, in := range []string{"", "# only a comment\n", "rules: []\ngroups: []\n"} {
-		if _, err := deploy.PrometheusRule([]byte(in)); err == nil {
-			t.Errorf("PrometheusRule(%q): no error", in)
-		}
+	if !reflect.DeepEqual(rule["spec"], alerts) {
+		t.Errorf("the spec of kubernetes/prometheusrule.yml differs from %s", alertsFile)
+	}
+	if !reflect.DeepEqual(chart, alerts) {
+		t.Errorf("the chart's files/prometheus-alerts.yaml differs from %s", alertsFile)
 	}
 }
 
@@ -103,7 +123,7 @@ type ruleFile struct {
 func alertRules(t *testing.T) map[string]time.Duration {
 	t.Helper()
 	var rf ruleFile
-	unmarshalYAML(t, deploy.AlertsFile, &rf)
+	unmarshalYAML(t, alertsFile, &rf)
 	alerts := map[string]time.Duration{}
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
@@ -238,9 +258,11 @@ func TestDashboard(t *testing.T) {
 		ID         any    `json:"id"`
 		Templating struct {
 			List []struct {
-				Name  string `json:"name"`
-				Type  string `json:"type"`
-				Query any    `json:"query"`
+				Name       string `json:"name"`
+				Type       string `json:"type"`
+				Definition string `json:"definition"`
+				Regex      string `json:"regex"`
+				Hide       int    `json:"hide"`
 			} `json:"list"`
 		} `json:"templating"`
 		Panels []panel `json:"panels"`
@@ -255,11 +277,24 @@ func TestDashboard(t *testing.T) {
 	if d.UID == "" || d.Title == "" || d.ID != nil {
 		t.Errorf("uid %q title %q id %v: want a uid and a title, no id (Grafana assigns it)", d.UID, d.Title, d.ID)
 	}
-	vars := map[string]string{}
+	// In this order: each query variable's query uses the ones before it.
+	var vars []string
 	for _, v := range d.Templating.List {
-		vars[v.Name] = v.Type
+		vars = append(vars, v.Name+":"+v.Type)
+		switch v.Name {
+		case "cluster":
+			if v.Hide != 2 {
+				t.Errorf("variable cluster: hide %d, want 2 (hidden) in the single-cluster dashboard", v.Hide)
+			}
+		case "job":
+			if !strings.Contains(v.Definition, `job="modelarts_exporter"`) {
+				t.Errorf("variable job: %s does not use the mixin's selector job=\"modelarts_exporter\"", v.Definition)
+			}
+		case "image":
+			checkImageVariable(t, v.Definition, v.Regex)
+		}
 	}
-	if want := map[string]string{"datasource": "datasource", "project": "query", "image": "query"}; !reflect.DeepEqual(vars, want) {
+	if want := []string{"datasource:datasource", "cluster:query", "job:query", "instance:query", "project:query", "image:query"}; !slices.Equal(vars, want) {
 		t.Errorf("template variables %v, want %v", vars, want)
 	}
 	var all []panel
@@ -286,10 +321,35 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("panel %q: no queries", p.Title)
 		}
 		for _, q := range p.Targets {
-			if strings.TrimSpace(q.Expr) == "" {
-				t.Errorf("panel %q query %s: empty", p.Title, q.RefID)
+			for _, m := range []string{`cluster=~"$cluster"`, `job=~"$job"`, `instance=~"$instance"`} {
+				if !strings.Contains(q.Expr, m) {
+					t.Errorf("panel %q query %s: no %s in %s", p.Title, q.RefID, m, q.Expr)
+				}
+			}
+			// Images are picked by id: names need not be unique.
+			if strings.Contains(q.Expr, "modelarts_image_") && (!strings.Contains(q.Expr, `id=~"$image"`) || strings.Contains(q.Expr, "name=~")) {
+				t.Errorf("panel %q query %s: images must be selected with id=~\"$image\" only: %s", p.Title, q.RefID, q.Expr)
 			}
 		}
+	}
+}
+
+// checkImageVariable applies the image variable's regex the way Grafana does
+// to a line of its query_result: the id must become the value, the name the
+// text shown.
+func checkImageVariable(t *testing.T, query, regex string) {
+	t.Helper()
+	if !strings.HasPrefix(query, "query_result(") || !strings.Contains(query, "modelarts_image_info") {
+		t.Errorf("variable image: %s, want query_result(... modelarts_image_info ...)", query)
+	}
+	re, err := regexp.Compile(strings.TrimSuffix(strings.TrimPrefix(regex, "/"), "/"))
+	if err != nil {
+		t.Fatalf("variable image: regex %s: %v", regex, err)
+	}
+	m := re.FindStringSubmatch(`{id="4a1c-77",name="resnet50"} 1 1700000000000`)
+	if m == nil || re.SubexpIndex("value") < 0 || re.SubexpIndex("text") < 0 ||
+		m[re.SubexpIndex("value")] != "4a1c-77" || m[re.SubexpIndex("text")] != "resnet50" {
+		t.Errorf("variable image: regex %s does not turn a query_result line into value=id, text=name: %q", regex, m)
 	}
 }
 
@@ -363,7 +423,7 @@ func TestKubernetesManifests(t *testing.T) {
 		{"automountServiceAccountToken", get(pod, "automountServiceAccountToken"), false},
 		{"containerPort", get(c, "ports", 0, "containerPort"), 9713},
 		{"liveness path", get(c, "livenessProbe", "httpGet", "path"), "/-/healthy"},
-		{"readiness path", get(c, "readinessProbe", "httpGet", "path"), "/-/healthy"},
+		{"readiness path", get(c, "readinessProbe", "httpGet", "path"), "/-/ready"},
 		{"liveness port", get(c, "livenessProbe", "httpGet", "port"), get(c, "ports", 0, "name")},
 		{"readiness port", get(c, "readinessProbe", "httpGet", "port"), get(c, "ports", 0, "name")},
 		{"Service targetPort", get(objs["Service"], "spec", "ports", 0, "targetPort"), get(c, "ports", 0, "name")},
@@ -476,22 +536,6 @@ func yamlFields(typ reflect.Type) []string {
 		}
 	}
 	return out
-}
-
-// TestDockerfile: the Prometheus exporters' pattern.
-func TestDockerfile(t *testing.T) {
-	text := string(readFile(t, "../Dockerfile"))
-	for _, want := range []string{
-		"FROM quay.io/prometheus/busybox-${OS}-${ARCH}:latest",
-		"COPY .build/${OS}-${ARCH}/modelarts_exporter /bin/modelarts_exporter",
-		"COPY deploy/modelarts_exporter.yml ",
-		"EXPOSE      9713",
-		"USER        nobody",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("Dockerfile lacks %q", want)
-		}
-	}
 }
 
 // TestSystemdUnit checks the hardening the unit promises.

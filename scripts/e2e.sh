@@ -7,7 +7,7 @@
 #  1. Static checks of the shipped files: promtool check config, check rules
 #     and test rules on deploy/prometheus/; --config.check on
 #     deploy/modelarts_exporter.yml;
-#     go test ./deploy (PrometheusRule generated from alerts.yml and up to date,
+#     go test ./deploy (files generated from mixin/ up to date,
 #     every alert unit-tested firing and silent, dashboard and manifests sane);
 #     systemd-analyze verify and security on the unit and kubectl kustomize on
 #     deploy/kubernetes when those tools are installed.
@@ -19,10 +19,15 @@
 #     simulator's data, the alerts the sample images call for, every dashboard
 #     query, an image flipped to ERROR firing in Prometheus and arriving in
 #     Alertmanager and at a webhook receiver, API faults, a failed reload and
-#     the exporter going down. Everything it starts is stopped, on failure too.
+#     the exporter going down. The status page is loaded in headless Chromium
+#     (DOM checked, screenshot in .e2e/status.png). /probe is scraped by two
+#     more Prometheus servers, one target per project, split with hashmod,
+#     through a round-robin TCP proxy in front of two exporter replicas.
+#     Everything it starts is stopped, on failure too.
 #
-# Needs: go, prometheus, promtool, prometheus-alertmanager (Debian packages
-# prometheus and prometheus-alertmanager), and the binaries `make build` makes.
+# Needs: go, prometheus, promtool, prometheus-alertmanager, chromium (Debian
+# packages prometheus, prometheus-alertmanager and chromium), and the binaries
+# `make build` makes.
 # E2E_TIMEOUT bounds the live part (default 3m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,11 +36,12 @@ start=$SECONDS
 PROMETHEUS=${PROMETHEUS:-prometheus}
 PROMTOOL=${PROMTOOL:-promtool}
 ALERTMANAGER=${ALERTMANAGER:-prometheus-alertmanager}
+CHROMIUM=${CHROMIUM:-chromium}
 GO=${GO:-go}
 E2E_TIMEOUT=${E2E_TIMEOUT:-3m}
 
 missing=()
-for tool in "$GO" "$PROMETHEUS" "$PROMTOOL" "$ALERTMANAGER"; do
+for tool in "$GO" "$PROMETHEUS" "$PROMTOOL" "$ALERTMANAGER" "$CHROMIUM"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 for bin in modelarts_exporter modelarts-simulator; do
@@ -43,12 +49,13 @@ for bin in modelarts_exporter modelarts-simulator; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "e2e: missing: ${missing[*]}" >&2
-  echo "e2e: on Debian: apt-get install prometheus prometheus-alertmanager; then make e2e" >&2
+  echo "e2e: on Debian: apt-get install prometheus prometheus-alertmanager chromium; then make e2e" >&2
   exit 1
 fi
 echo "== versions"
 "$PROMETHEUS" --version 2>&1 | head -1
 "$ALERTMANAGER" --version 2>&1 | head -1
+"$CHROMIUM" --version 2>&1 | tail -1
 ./modelarts_exporter --version 2>&1 | head -1
 
 step() { echo; echo "== $*"; }
@@ -61,7 +68,7 @@ step "promtool test rules deploy/prometheus/alerts_test.yml"
 "$PROMTOOL" test rules deploy/prometheus/alerts_test.yml
 step "modelarts_exporter --config.check on the example configuration"
 ./modelarts_exporter --config.check --config.file=deploy/modelarts_exporter.yml
-step "go test ./deploy (PrometheusRule up to date, alert tests complete, dashboard and manifests)"
+step "go test ./deploy (files generated from mixin/ up to date, alert tests complete, dashboard and manifests)"
 "$GO" test -count=1 ./deploy
 
 step "systemd unit: systemd-analyze verify and security"
@@ -96,7 +103,7 @@ trap 'rm -rf "$tmpbin"' EXIT
 # hands an interrupt of this script on to the checker, which cleans up.
 timeout --foreground --kill-after=15s 240s "$tmpbin/e2e" \
   --timeout="$E2E_TIMEOUT" \
-  --prometheus="$PROMETHEUS" --promtool="$PROMTOOL" --alertmanager="$ALERTMANAGER" \
+  --prometheus="$PROMETHEUS" --promtool="$PROMTOOL" --alertmanager="$ALERTMANAGER" --chromium="$CHROMIUM" \
   "$@" &
 checker=$!
 trap 'kill -TERM "$checker" 2>/dev/null || true' INT TERM

@@ -13,8 +13,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
 // dashboard is the part of a Grafana dashboard the checks read.
@@ -30,6 +35,7 @@ type dashVariable struct {
 	Type       string          `json:"type"`
 	Query      json.RawMessage `json:"query"`
 	Definition string          `json:"definition"`
+	Regex      string          `json:"regex"`
 	AllValue   string          `json:"allValue"`
 	IncludeAll bool            `json:"includeAll"`
 }
@@ -49,13 +55,25 @@ type dashQuery struct {
 	Format  string `json:"format"`
 }
 
-// labelValuesRE parses Grafana's label_values(metric{...}, label) and label_values(label).
-var labelValuesRE = regexp.MustCompile(`^\s*label_values\(\s*(?:(.+?)\s*,\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$`)
+// option is one choice of a template variable: the value queries get and the
+// text the picker shows.
+type option struct{ value, text string }
+
+var (
+	// labelValuesRE parses Grafana's label_values(metric{...}, label) and label_values(label).
+	labelValuesRE = regexp.MustCompile(`^\s*label_values\(\s*(?:(.+?)\s*,\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$`)
+	// queryResultRE parses Grafana's query_result(expr).
+	queryResultRE = regexp.MustCompile(`^\s*query_result\((.+)\)\s*$`)
+)
+
+// selectedLabels maps the labels the panels filter on to their variables: with
+// one value selected, a query that filters on it returns only that value.
+var selectedLabels = map[string]string{"job": "job", "instance": "instance", "project": "project", "id": "image"}
 
 // checkDashboard runs every query of deploy/grafana/modelarts-images.json
 // against Prometheus, the way Grafana would, and requires data: the template
 // variables' queries, and every panel's queries once with "All" selected and
-// once with one project and one image selected.
+// once with one job, instance, project and image (picked by id) selected.
 func (e *e2e) checkDashboard(ctx context.Context) error {
 	path := filepath.Join(e.opts.repo, "deploy", "grafana", "modelarts-images.json")
 	raw, err := os.ReadFile(path)
@@ -67,50 +85,41 @@ func (e *e2e) checkDashboard(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 
-	// Template variables.
-	vars := map[string]dashVariable{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v
+	// Template variables: the data source first, then the query variables in
+	// the order Grafana evaluates them, each with the ones before it.
+	vars := d.Templating.List
+	if len(vars) == 0 || vars[0].Name != "datasource" || vars[0].Type != "datasource" || string(vars[0].Query) != `"prometheus"` {
+		return fmt.Errorf("%s: the first template variable must be datasource, a prometheus data source variable", path)
 	}
-	for _, name := range []string{"datasource", "project", "image"} {
-		if _, ok := vars[name]; !ok {
-			return fmt.Errorf("%s: no template variable %q", path, name)
+	var names []string
+	for _, v := range vars[1:] {
+		names = append(names, v.Name)
+	}
+	if want := []string{"cluster", "job", "instance", "project", "image"}; !slices.Equal(names, want) {
+		return fmt.Errorf("%s: query variables %q, want %q", path, names, want)
+	}
+	// The image is picked by id: two sample images share its name. There is
+	// no cluster label in this stack: cluster stays at All.
+	want := map[string]string{"job": jobName, "instance": e.exporterAddr, "project": projectAKSK, "image": modelartstest.SampleIDTrainingActive}
+	all, _, err := e.selectVariables(ctx, vars[1:], want, true)
+	if err != nil {
+		return fmt.Errorf("with All selected: %w", err)
+	}
+	one, opts, err := e.selectVariables(ctx, vars[1:], want, false)
+	if err != nil {
+		return fmt.Errorf("with one value selected: %w", err)
+	}
+	var sameName int
+	for _, o := range opts["image"] {
+		if o.value == want["image"] && o.text != sampleImageName {
+			return fmt.Errorf("variable image: %s shown as %q, want its name %q", o.value, o.text, sampleImageName)
+		}
+		if o.text == sampleImageName {
+			sameName++
 		}
 	}
-	if ds := vars["datasource"]; ds.Type != "datasource" || string(ds.Query) != `"prometheus"` {
-		return fmt.Errorf("%s: variable datasource: type %q query %s, want a prometheus data source variable", path, ds.Type, ds.Query)
-	}
-	all := map[string]string{}
-	for _, name := range []string{"project", "image"} {
-		v := vars[name]
-		if !v.IncludeAll || v.AllValue != ".*" {
-			return fmt.Errorf("%s: variable %s: want includeAll with allValue \".*\"", path, name)
-		}
-		all[name] = v.AllValue
-	}
-	one := map[string]string{"project": projectAKSK, "image": "resnet50-finetune"}
-	for _, sel := range []map[string]string{all, one} {
-		for _, name := range []string{"project", "image"} {
-			q := variableQuery(vars[name])
-			m := labelValuesRE.FindStringSubmatch(q)
-			if m == nil {
-				return fmt.Errorf("variable %s: %q is not label_values(...)", name, q)
-			}
-			match, err := substitute(m[1], sel, 0, e.opts.interval)
-			if err != nil {
-				return fmt.Errorf("variable %s: %w", name, err)
-			}
-			values, err := e.prom.labelValues(ctx, m[2], match)
-			if err != nil {
-				return err
-			}
-			if want := one[name]; !slices.Contains(values, want) {
-				return fmt.Errorf("variable %s (%s with project=%q): values %q lack %q", name, q, sel["project"], values, want)
-			}
-		}
-	}
-	e.ok("template variables: datasource is a prometheus data source variable; project and image (label_values) list %q and %q, with All and with one project",
-		one["project"], one["image"])
+	e.ok("template variables: job, instance, project and image list %s, %s, %s and %s (shown as %q, one of %d images of that name), with All and with one value selected",
+		jobName, e.exporterAddr, projectAKSK, want["image"], sampleImageName, sameName)
 
 	// Panels.
 	var panels []dashPanel
@@ -129,34 +138,212 @@ func (e *e2e) checkDashboard(ctx context.Context) error {
 			return fmt.Errorf("panel %d %q has no queries", p.ID, p.Title)
 		}
 		for _, t := range p.Targets {
-			for _, sel := range []map[string]string{all, one} {
-				expr, err := substitute(t.Expr, sel, end.Sub(start), e.opts.interval)
-				if err != nil {
-					return fmt.Errorf("panel %q query %s: %w", p.Title, t.RefID, err)
-				}
-				if t.Instant {
-					v, err := e.prom.query(ctx, expr)
-					if err != nil {
-						return fmt.Errorf("panel %q: %w", p.Title, err)
-					}
-					if !vectorHasNumber(v) {
-						return fmt.Errorf("panel %q query %s (project=%q image=%q): no data: %s", p.Title, t.RefID, sel["project"], sel["image"], expr)
-					}
-				} else {
-					m, err := e.prom.queryRange(ctx, expr, start, end, e.opts.interval)
-					if err != nil {
-						return fmt.Errorf("panel %q: %w", p.Title, err)
-					}
-					if !matrixHasNumber(m) {
-						return fmt.Errorf("panel %q query %s (project=%q image=%q): no data: %s", p.Title, t.RefID, sel["project"], sel["image"], expr)
-					}
-				}
-				queries++
+			if err := e.checkPanelQuery(ctx, t, all, start, end, nil); err != nil {
+				return fmt.Errorf("panel %q query %s (All selected): %w", p.Title, t.RefID, err)
+			}
+			if err := e.checkPanelQuery(ctx, t, one, start, end, want); err != nil {
+				return fmt.Errorf("panel %q query %s (one value selected): %w", p.Title, t.RefID, err)
+			}
+			queries += 2
+		}
+	}
+	e.ok("all %d dashboard panels return data: %d queries, each with All and with job=%s instance=%s project=%s image=%s; with one selected, only its series",
+		countPanels(panels), queries, jobName, e.exporterAddr, projectAKSK, want["image"])
+	return nil
+}
+
+// sampleImageName is the name of the sample image the dashboard check
+// selects by its id.
+const sampleImageName = "resnet50-finetune"
+
+// selectVariables evaluates the query variables in order, each with the
+// selection of the ones before, and selects "All" or the wanted value of each
+// (the others stay at "All"). A wanted value must be among the options either
+// way. It returns the selection and each variable's options.
+func (e *e2e) selectVariables(ctx context.Context, vars []dashVariable, want map[string]string, all bool) (map[string]string, map[string][]option, error) {
+	sel := map[string]string{}
+	options := map[string][]option{}
+	for _, v := range vars {
+		opts, err := e.variableOptions(ctx, v, sel)
+		if err != nil {
+			return nil, nil, fmt.Errorf("variable %s: %w", v.Name, err)
+		}
+		options[v.Name] = opts
+		w, wanted := want[v.Name]
+		if wanted && !slices.ContainsFunc(opts, func(o option) bool { return o.value == w }) {
+			return nil, nil, fmt.Errorf("variable %s: options %v lack %q", v.Name, opts, w)
+		}
+		switch {
+		case wanted && !all:
+			sel[v.Name] = grafanaRegexEscape(w)
+		case !v.IncludeAll:
+			return nil, nil, fmt.Errorf("variable %s: no All option", v.Name)
+		case v.AllValue != "":
+			sel[v.Name] = v.AllValue
+		default:
+			// Grafana's All without a custom value: the options found.
+			if len(opts) == 0 {
+				return nil, nil, fmt.Errorf("variable %s: no values for All", v.Name)
+			}
+			var values []string
+			for _, o := range opts {
+				values = append(values, grafanaRegexEscape(o.value))
+			}
+			sel[v.Name] = strings.Join(values, "|")
+			if len(values) > 1 {
+				sel[v.Name] = "(" + sel[v.Name] + ")"
 			}
 		}
 	}
-	e.ok("all %d dashboard panels return data: %d queries, each with All and with project=%s image=%s",
-		countPanels(panels), queries, one["project"], one["image"])
+	return sel, options, nil
+}
+
+// variableOptions runs a query variable's query with the selection so far and
+// applies its regex, as Grafana does.
+func (e *e2e) variableOptions(ctx context.Context, v dashVariable, sel map[string]string) ([]option, error) {
+	q, err := substitute(variableQuery(v), sel, 0, e.opts.interval)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	if m := labelValuesRE.FindStringSubmatch(q); m != nil {
+		if lines, err = e.prom.labelValues(ctx, m[2], m[1]); err != nil {
+			return nil, err
+		}
+	} else if m := queryResultRE.FindStringSubmatch(q); m != nil {
+		vec, err := e.prom.query(ctx, m[1])
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range vec {
+			lines = append(lines, queryResultLine(s))
+		}
+	} else {
+		return nil, fmt.Errorf("%q is neither label_values(...) nor query_result(...)", q)
+	}
+	return applyVariableRegex(v.Regex, lines)
+}
+
+// queryResultLine is how Grafana's query_result shows a sample to the
+// variable's regex: name{label="value",...} value timestamp_ms, labels in
+// Prometheus' (sorted) order.
+func queryResultLine(s *model.Sample) string {
+	var labels []string
+	for name, value := range s.Metric {
+		if name != model.MetricNameLabel {
+			labels = append(labels, fmt.Sprintf(`%s="%s"`, name, value))
+		}
+	}
+	sort.Strings(labels)
+	return fmt.Sprintf("%s{%s} %s %d", s.Metric[model.MetricNameLabel], strings.Join(labels, ","), s.Value, int64(s.Timestamp))
+}
+
+// applyVariableRegex filters and maps a variable's raw values with its regex
+// the way Grafana does: /re/ searches, named groups value and text pick the
+// value and the text, else the first group is both; duplicates of a value go.
+func applyVariableRegex(regex string, lines []string) ([]option, error) {
+	var re *regexp.Regexp
+	if regex != "" {
+		body, ok := strings.CutPrefix(regex, "/")
+		if body, ok = strings.CutSuffix(body, "/"); !ok {
+			return nil, fmt.Errorf("regex %s: only the /.../ form without flags is supported here", regex)
+		}
+		var err error
+		if re, err = regexp.Compile(body); err != nil {
+			return nil, fmt.Errorf("regex %s: %w", regex, err)
+		}
+	}
+	var opts []option
+	for _, l := range lines {
+		o := option{l, l}
+		if re != nil {
+			m := re.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			v, t := re.SubexpIndex("value"), re.SubexpIndex("text")
+			switch {
+			case v >= 0 || t >= 0:
+				o = option{group(m, v, t), group(m, t, v)}
+			case len(m) > 1:
+				o = option{m[1], m[1]}
+			}
+		}
+		if !slices.ContainsFunc(opts, func(p option) bool { return p.value == o.value }) {
+			opts = append(opts, o)
+		}
+	}
+	return opts, nil
+}
+
+// group returns submatch i, or j where there is no group i.
+func group(m []string, i, j int) string {
+	if i < 0 {
+		i = j
+	}
+	return m[i]
+}
+
+// grafanaRegexEscape escapes a selected value as Grafana's Prometheus data
+// source does for a multi-value variable inside =~"...".
+func grafanaRegexEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\\\`)
+		case strings.ContainsRune(`$^*{}[]'+?.()|`, r):
+			b.WriteString(`\\`)
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// checkPanelQuery runs one panel query with a selection and requires data.
+// With values selected (want), every series that carries a label the query
+// filters on must have the selected value.
+func (e *e2e) checkPanelQuery(ctx context.Context, t dashQuery, sel map[string]string, start, end time.Time, want map[string]string) error {
+	expr, err := substitute(t.Expr, sel, end.Sub(start), e.opts.interval)
+	if err != nil {
+		return err
+	}
+	var series []model.Metric
+	if t.Instant {
+		v, err := e.prom.query(ctx, expr)
+		if err != nil {
+			return err
+		}
+		if !vectorHasNumber(v) {
+			return fmt.Errorf("no data: %s", expr)
+		}
+		for _, s := range v {
+			series = append(series, s.Metric)
+		}
+	} else {
+		m, err := e.prom.queryRange(ctx, expr, start, end, e.opts.interval)
+		if err != nil {
+			return err
+		}
+		if !matrixHasNumber(m) {
+			return fmt.Errorf("no data: %s", expr)
+		}
+		for _, s := range m {
+			series = append(series, s.Metric)
+		}
+	}
+	for label, variable := range selectedLabels {
+		if want == nil || !strings.Contains(t.Expr, fmt.Sprintf(`%s=~"$%s"`, label, variable)) {
+			continue
+		}
+		for _, m := range series {
+			if v, ok := m[model.LabelName(label)]; ok && string(v) != want[variable] {
+				return fmt.Errorf("%s=%q selected, but a series has %s: %s", variable, want[variable], m, expr)
+			}
+		}
+	}
 	return nil
 }
 

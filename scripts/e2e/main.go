@@ -7,7 +7,9 @@
 // artefacts against it: modelarts-simulator with the sample images,
 // modelarts_exporter, Debian's prometheus with deploy/prometheus/ (plus a
 // small overlay: fast intervals, loopback targets, shortened `for:`) and
-// prometheus-alertmanager. scripts/e2e.sh (make e2e) runs it.
+// prometheus-alertmanager; the status page in headless Chromium; /probe
+// scraped by two Prometheus shards (hashmod) through a round-robin proxy in
+// front of two exporter replicas. scripts/e2e.sh (make e2e) runs it.
 //
 // Everything it starts listens on free loopback ports and lives in a
 // temporary directory; it is stopped on success, on failure and on SIGINT or
@@ -36,6 +38,7 @@ type options struct {
 	alertmanager string
 	promtool     string
 	amtool       string
+	chromium     string
 	timeout      time.Duration
 	interval     time.Duration
 	forDuration  string
@@ -53,6 +56,7 @@ func runMain() int {
 	flag.StringVar(&o.alertmanager, "alertmanager", "prometheus-alertmanager", "The Alertmanager binary.")
 	flag.StringVar(&o.promtool, "promtool", "promtool", "The promtool binary.")
 	flag.StringVar(&o.amtool, "amtool", "amtool", "The amtool binary; skipped when not found.")
+	flag.StringVar(&o.chromium, "chromium", "chromium", "The Chromium binary that loads the status page headless.")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "Bound on the whole run.")
 	flag.DurationVar(&o.interval, "interval", time.Second, "Scrape and rule evaluation interval of the overlay.")
 	flag.StringVar(&o.forDuration, "for", "2s", "What every `for:` of the shipped rules becomes in the overlay.")
@@ -218,6 +222,8 @@ func (e *e2e) run(ctx context.Context) error {
 		f    func(context.Context) error
 	}{
 		{"series", func(ctx context.Context) error { return e.checkSeries(ctx, images) }},
+		{"status page in a headless browser", func(ctx context.Context) error { return e.checkStatusPage(ctx, images) }},
+		{"/probe: relabeling, hashmod shards, replicas behind one address", func(ctx context.Context) error { return e.checkProbe(ctx, images) }},
 		{"alerts from the sample images", func(ctx context.Context) error { return e.checkBaselineAlerts(ctx, images) }},
 		{"dashboard", e.checkDashboard},
 		{"alerts still exactly the expected ones", func(ctx context.Context) error { return e.checkBaselineAlerts(ctx, images) }},

@@ -1,0 +1,177 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
+)
+
+// routesFor is an exporter in process with the given configuration, its
+// registry holding the exporter's own metrics as in run, and its routes.
+func routesFor(t *testing.T, cfg string, maxRequests int) (*exporter, *http.ServeMux) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+	if err := exp.reload(); err != nil {
+		t.Fatal(err)
+	}
+	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, maxRequests), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exp, mux
+}
+
+func get(mux http.Handler, target string, header http.Header) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	mux.ServeHTTP(rec, req)
+	return rec
+}
+
+func parseText(t *testing.T, body string) map[string]*dto.MetricFamily {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	return families
+}
+
+// TestProbe: /probe?project=NAME serves that project's series alone, with
+// its up and duration and none of the exporter's own metrics, from the
+// fetches the metrics path shares; a missing or unknown project is a 400
+// that lists the configured ones.
+func TestProbe(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	ids := modelartstest.SampleIDs()
+	_, mux := routesFor(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
+		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], ""), 0)
+
+	for _, tt := range []struct{ target, problem string }{
+		{"/probe", "Missing project parameter"},
+		{"/probe?project=", "Missing project parameter"},
+		{"/probe?project=gamma", `Unknown project "gamma"`},
+	} {
+		rec := get(mux, tt.target, nil)
+		want := tt.problem + ": ask for /probe?project=NAME with one of the configured projects: alpha, beta.\n"
+		if rec.Code != http.StatusBadRequest || rec.Body.String() != want {
+			t.Errorf("GET %s: %d %q, want 400 %q", tt.target, rec.Code, rec.Body, want)
+		}
+	}
+
+	if rec := get(mux, "/metrics", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "modelarts_exporter_config_last_reload_successful 1") {
+		t.Fatalf("/metrics: %d, without the exporter's own metrics:\n%s", rec.Code, rec.Body)
+	}
+	calls := sim.Stats().Requests
+	for _, project := range []string{"alpha", "beta"} {
+		rec := get(mux, "/probe?project="+project, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("/probe?project=%s: %d %s", project, rec.Code, rec.Body)
+		}
+		families := parseText(t, rec.Body.String())
+		for _, name := range []string{"modelarts_up", "modelarts_scrape_duration_seconds"} {
+			if mf := families[name]; mf == nil || len(mf.Metric) != 1 {
+				t.Errorf("%s: %s is not one series:\n%s", project, name, rec.Body)
+			}
+		}
+		if v := gaugeValue(families, "modelarts_up", map[string]string{"project": project}); v != 1 {
+			t.Errorf("%s: modelarts_up = %v, want 1", project, v)
+		}
+		for name, mf := range families {
+			if !strings.HasPrefix(name, "modelarts_") || strings.HasPrefix(name, "modelarts_exporter_") || strings.HasPrefix(name, "modelarts_api_") {
+				t.Errorf("%s: %s is one of the exporter's own metrics", project, name)
+			}
+			for _, m := range mf.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "project" && l.GetValue() != project {
+						t.Errorf("%s: a series of %s: %s", project, l.GetValue(), name)
+					}
+				}
+			}
+		}
+	}
+	if after := sim.Stats().Requests; len(after) != len(calls) || after["ShowImage"] != calls["ShowImage"] || after["ListImage"] != calls["ListImage"] {
+		t.Errorf("API calls %v after the scrape of /metrics, %v after the probes: within min_refresh_interval they share its fetch", calls, after)
+	}
+}
+
+// TestProbeTimeoutAndSlots: a probe's API work ends at its request's
+// X-Prometheus-Scrape-Timeout-Seconds, and probes take the slots of
+// --web.max-requests with the metrics path.
+func TestProbeTimeoutAndSlots(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: 5 * time.Second})
+	_, mux := routesFor(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], ""), 1)
+
+	start := time.Now()
+	rec := get(mux, "/probe?project=alpha", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}})
+	if took := time.Since(start); rec.Code != http.StatusOK || took > 3*time.Second {
+		t.Fatalf("a probe with a 1s timeout against a 5s API: %d after %v", rec.Code, took)
+	}
+	if v := gaugeValue(parseText(t, rec.Body.String()), "modelarts_image_up", map[string]string{"project": "alpha"}); v != 0 {
+		t.Errorf("modelarts_image_up = %v, want 0 for the image the API did not answer in time", v)
+	}
+
+	calls := sim.Stats().Requests["ShowImage"]
+	var wg sync.WaitGroup
+	wg.Go(func() { get(mux, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}}) })
+	deadline := time.Now().Add(3 * time.Second)
+	for sim.Stats().Requests["ShowImage"] == calls && time.Now().Before(deadline) { // the slot is taken before the call
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec = get(mux, "/probe?project=alpha", nil)
+	wg.Wait()
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("a probe while the one slot does API work for /metrics: %d %s, want 503", rec.Code, rec.Body)
+	}
+}
+
+// TestReady: /-/ready is 503 until a configuration is applied, then 200.
+func TestReady(t *testing.T) {
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
+	if err := os.WriteFile(path, []byte("projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, 0), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(mux, "/-/ready", nil); rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "Not ready: no configuration loaded yet.\n" {
+		t.Errorf("before the configuration: %d %q, want 503", rec.Code, rec.Body)
+	}
+	if err := exp.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(mux, "/-/ready", nil); rec.Code != http.StatusOK || rec.Body.String() != "Ready\n" {
+		t.Errorf("with a configuration: %d %q, want 200 Ready", rec.Code, rec.Body)
+	}
+}

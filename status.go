@@ -1,0 +1,143 @@
+// Copyright The modelarts_exporter Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/common/version"
+
+	"github.com/modelarts-exporter/modelarts_exporter/collector"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+)
+
+//go:embed status.html
+var statusHTML string
+
+var statusTemplate = template.Must(template.New("status").Parse(statusHTML))
+
+// maxStatusImages bounds the images listed per project, so that the page of
+// a large estate stays small; the down ones come first.
+const maxStatusImages = 1000
+
+// statusPage serves the status page: each project's and image's newest
+// results, read from the scraper without any API call. html/template
+// escapes what the API sent; errors are the client's, which never carry
+// credentials.
+func (e *exporter) statusPage(metricsPath string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		data := statusData{
+			Name:        "ModelArts Exporter",
+			Description: "Prometheus exporter for ModelArts development images",
+			Version:     version.Info(),
+			MetricsPath: metricsPath,
+		}
+		if st := e.state.Load(); st != nil {
+			data.Loaded = true
+			now := time.Now()
+			for _, p := range st.scraper.Latest() {
+				data.Projects = append(data.Projects, statusOfProject(p, now))
+			}
+		}
+		var page bytes.Buffer
+		if err := statusTemplate.Execute(&page, data); err != nil {
+			level.Error(e.logger).Log("msg", "Error rendering the status page", "err", err)
+			http.Error(w, "Error rendering the status page; see the exporter's log.", http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		_, _ = page.WriteTo(w)
+	})
+}
+
+type statusData struct {
+	Name, Description, Version, MetricsPath string
+	Loaded                                  bool
+	Projects                                []statusProject
+}
+
+type statusProject struct {
+	Name              string
+	Fetched, Up       bool
+	Age, Duration     string
+	Err, RequestID    string
+	Total, Down, More int
+	Images            []statusImage
+}
+
+type statusImage struct {
+	ID, Name, Status string
+	Up               bool
+	LastSuccess      string
+	Err, RequestID   string
+}
+
+func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
+	sp := statusProject{Name: p.Name, Fetched: !p.Start.IsZero(), Up: p.Up, Total: len(p.Images)}
+	if sp.Fetched {
+		sp.Age, sp.Duration = ago(now, p.Start), p.Duration.Round(time.Millisecond).String()
+	}
+	sp.Err, sp.RequestID = errorText(p.Err)
+	order := make([]int, len(p.Images))
+	for i := range order {
+		order[i] = i
+	}
+	up := func(r *collector.ImageResult) bool { return r.Err == nil && r.Image != nil } // as modelarts_image_up
+	slices.SortFunc(order, func(a, b int) int {
+		ra, rb := &p.Images[a], &p.Images[b]
+		if up(ra) != up(rb) {
+			if up(ra) {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(ra.ID, rb.ID)
+	})
+	for _, i := range order {
+		r := &p.Images[i]
+		if !up(r) {
+			sp.Down++
+		}
+		if len(sp.Images) == maxStatusImages {
+			continue
+		}
+		si := statusImage{ID: r.ID, Up: up(r), LastSuccess: "never"}
+		if r.Image != nil {
+			si.Name, si.Status = r.Image.Name, r.Image.Status
+		}
+		if !r.LastSuccess.IsZero() {
+			si.LastSuccess = ago(now, r.LastSuccess)
+		}
+		si.Err, si.RequestID = errorText(r.Err)
+		sp.Images = append(sp.Images, si)
+	}
+	sp.More = len(p.Images) - len(sp.Images)
+	return sp
+}
+
+// errorText returns err's text and the request id of the API call that
+// failed, if any.
+func errorText(err error) (text, requestID string) {
+	if err == nil {
+		return "", ""
+	}
+	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
+		requestID = apiErr.RequestID
+	}
+	return err.Error(), requestID
+}
+
+func ago(now, t time.Time) string {
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
