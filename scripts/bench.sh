@@ -7,7 +7,8 @@
 # call, at most 10 in flight), two scrapers at once, CPU and allocations per
 # scrape, live heap after 1,000 scrapes, /metrics render time and size; and
 # main_test's /metrics answer at 10,000 images from the shared fetch, plain and
-# gzip, value cache hit vs off.
+# gzip, value cache hit vs off; and the two programs at 50,000 images
+# (RSS_IMAGES): the time of the exporter's scrapes and its peak RSS.
 #
 # Each benchmark runs COUNT times (default 5); the table gives the median of
 # every metric. The raw output is kept in BENCH_OUT (default .bench/bench.txt).
@@ -29,6 +30,42 @@ echo "load average before: $(load), $(nproc 2>/dev/null || echo '?') CPUs"
 	$GO test -run '^$' -bench 'BenchmarkHeapAfterScrapes' -benchtime 1x -benchmem -count 1 -timeout 30m ./collector/
 } | tee "$OUT"
 echo "load average after: $(load)"
+
+# The exporter and the simulator as programs on loopback: RSS_IMAGES images
+# discovered (ListImage, 1,000 a page), six scrapes with gzip as Prometheus
+# asks, one second apart. VmHWM is the exporter's peak resident set.
+rss() {
+	local dir port=$((20000 + RANDOM % 20000)) times=() sim exp
+	dir=$(mktemp -d)
+	$GO build -o "$dir/exporter" . && $GO build -o "$dir/simulator" ./cmd/modelarts-simulator
+	cp deploy/demo/demo_secret_key "$dir/"
+	printf '%s\n' 'projects:' '  - name: bench' '    region: eu-de' \
+		'    project_id: 5d1c6a0f8e2b4c3d9a7e6f5b4c3d2e1f' \
+		"    modelarts_endpoint: http://127.0.0.1:$port" "    iam_endpoint: http://127.0.0.1:$port" \
+		'    auth: {access_key: DEMOACCESSKEYEXAMPLE, secret_key_file: demo_secret_key}' \
+		'    discovery: {}' >"$dir/config.yml"
+	"$dir/simulator" --web.listen-address="127.0.0.1:$port" --images="$RSS_IMAGES" >"$dir/sim.log" 2>&1 &
+	sim=$!
+	"$dir/exporter" --config.file="$dir/config.yml" --web.listen-address="127.0.0.1:$((port + 1))" >"$dir/exp.log" 2>&1 &
+	exp=$!
+	for _ in $(seq 100); do
+		curl -fsS "127.0.0.1:$port/-/healthy" >/dev/null 2>&1 && curl -fsS "127.0.0.1:$((port + 1))/-/ready" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	for _ in 1 2 3 4 5 6; do
+		times+=("$(curl -fsS -o "$dir/answer.gz" -w '%{time_total}' -H 'Accept-Encoding: gzip' \
+			-H 'X-Prometheus-Scrape-Timeout-Seconds: 60' "127.0.0.1:$((port + 1))/metrics")")
+		sleep 1
+	done
+	echo "binaries at $RSS_IMAGES images: $(zcat "$dir/answer.gz" | grep -c '^modelarts_image_up{.*} 1') images up;" \
+		"scrapes ${times[*]} s (the first fetches and encodes the values);" \
+		"exporter's peak RSS $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$exp/status")"
+	kill "$sim" "$exp"
+	wait "$sim" "$exp" 2>/dev/null || true
+	rm -rf "$dir"
+}
+RSS_IMAGES=${RSS_IMAGES:-50000}
+rss | tee -a "$OUT"
 
 echo
 echo "Medians of $COUNT runs ($(grep -m1 '^cpu:' "$OUT" | cut -d' ' -f2-); the -N suffix is GOMAXPROCS):"
