@@ -92,7 +92,7 @@ func TestEndpointErrors(t *testing.T) {
 		},
 		{
 			name: "ListProjects", body: `<html><title>404</title></html>`,
-			call:     func(c *Client) error { _, err := c.ProjectID(context.Background()); return err },
+			call:     func(c *Client) error { _, err := c.resolveProjectID(context.Background()); return err },
 			wantPath: "/v3/projects", wantText: "iam_endpoint and region",
 		},
 		{
@@ -202,7 +202,7 @@ func TestQueryIsSentAsSigned(t *testing.T) {
 		if r.URL.RawQuery != wantRaw {
 			t.Errorf("raw query = %s\nwant        %s", r.URL.RawQuery, wantRaw)
 		}
-		if got := CanonicalQuery(r.URL.Query()); got != r.URL.RawQuery {
+		if got := canonicalQuery(r.URL.Query()); got != r.URL.RawQuery {
 			t.Errorf("the signature covers %s, the request sent %s", got, r.URL.RawQuery)
 		}
 		if r.URL.Query().Get("name") != opts.Name {

@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,46 +21,15 @@ import (
 // Observer is told about every HTTP request the client sends, including IAM
 // token and project lookups; not about calls it answers without sending
 // (context already done, a refused access key remembered). statusCode is 0
-// when no response arrived.
-// Operation names: OpShowImage, OpListImage, OpCreateToken, OpListProjects,
-// OpMetadataToken, OpSecurityKey.
+// when no response arrived. operation is one of the Op* names.
 type Observer interface {
 	ObserveRequest(operation string, statusCode int, duration time.Duration)
 }
 
-// Credentials holds exactly one of the three ways to authenticate:
-// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing;
-// MetadataEndpoint for AK/SK signing with temporary keys; or
-// DomainName+Username+Password for an IAM password token. A secret and its
-// file are not both set. A file is read when a call needs it and read again
-// whenever its size or modification time changes (trailing white space
-// trimmed); when it cannot be read, its last good content is used.
-type Credentials struct {
-	AccessKey     string
-	SecretKey     string
-	SecurityToken string
-	// SecretKeyFile and SecurityTokenFile, when set, are read again whenever
-	// they change, replacing SecretKey and SecurityToken.
-	SecretKeyFile     string
-	SecurityTokenFile string
-	// MetadataEndpoint, when set, is the ECS metadata service that gives
-	// temporary access keys and security tokens (e.g. http://169.254.169.254);
-	// the access key fields are then empty.
-	MetadataEndpoint string
-
-	DomainName string
-	Username   string
-	Password   string
-	// PasswordFile, when set, is read again whenever it changes, replacing Password.
-	PasswordFile string
-}
-
 // Config configures a Client for one project.
 type Config struct {
-	// Endpoint is the ModelArts base URL, e.g. https://modelarts.eu-de.otc.t-systems.com.
-	Endpoint string
-	// IAMEndpoint is the IAM base URL, e.g. https://iam.eu-de.otc.t-systems.com.
-	IAMEndpoint string
+	Endpoint    string // ModelArts base URL, e.g. https://modelarts.eu-de.otc.t-systems.com
+	IAMEndpoint string // e.g. https://iam.eu-de.otc.t-systems.com
 	// Region scopes the IAM token and names the project for the project id lookup.
 	Region string
 	// ProjectID may be empty: it is then taken from the token (password auth)
@@ -70,26 +39,20 @@ type Config struct {
 	// HTTPClient carries TLS and proxy settings; nil means a default client.
 	// The client wraps its Transport with the authentication round tripper.
 	HTTPClient *http.Client
-	// Observer may be nil.
-	Observer Observer
-	// UserAgent is sent with every request.
-	UserAgent string
-	// MaxBodyBytes, when not 0, caps what is read of the answer to every call.
-	// 0 means DefaultMaxListBodyBytes (8 MiB) for a ListImage page and
-	// DefaultMaxBodyBytes (1 MiB) for every other answer.
-	MaxBodyBytes int64
-	// Now is the clock (for signing and token expiry); nil means time.Now.
-	Now func() time.Time
+	Observer   Observer // may be nil
+	UserAgent  string   // sent with every request
 	// RateLimit caps the ModelArts requests per second, retries included; 0
 	// means no limit. IAM requests (a token a day) are not limited.
 	RateLimit float64
 	// RateBurst is how many requests may go at once above RateLimit; at least 1.
 	RateBurst int
-	// Retry is the policy for throttled calls; nil means DefaultRetryPolicy.
-	Retry *RetryPolicy
 	// Shared holds the guards every client of the process shares across
 	// reloads; nil gives the client guards of its own.
 	Shared *Shared
+
+	maxBodyBytes int64            // when not 0, caps what is read of every answer
+	now          func() time.Time // nil: time.Now
+	retry        *retryPolicy     // nil: defaultRetryPolicy
 }
 
 // API is what the collector needs of a client; *Client implements it.
@@ -111,12 +74,8 @@ const (
 	OpSecurityKey   = "GetSecurityKey" // GET {metadata}/openstack/latest/securitykey
 )
 
-const (
-	// DefaultUserAgent is sent when Config.UserAgent is empty.
-	DefaultUserAgent = "modelarts_exporter"
-	// defaultMaxIdleConnsPerHost lets concurrent calls to one endpoint reuse connections.
-	defaultMaxIdleConnsPerHost = 64
-)
+// defaultUserAgent is sent when Config.UserAgent is empty.
+const defaultUserAgent = "modelarts_exporter"
 
 // Client calls the ModelArts image API of one project. It is safe for
 // concurrent use and meant to live as long as its configuration: it holds the
@@ -124,16 +83,10 @@ const (
 //
 // Each call makes one ModelArts request (plus, when needed, one IAM request
 // for a token or the project id), after waiting for the client-side rate
-// limit. A 429 answer is retried with a jittered backoff as the RetryPolicy
-// allows, within the deadline of the caller's context; 5xx answers are not
-// retried. With a token, a 401 (or 403 invalid token) answer is retried once
-// with a renewed token, unless the token was fresh; with AK/SK, never (five
-// bad signatures lock the key pair): after a refusal (ErrUnauthorized) of a
-// signed request, nothing is signed with the key for five minutes, and calls
-// fail at once with the remembered refusal. These memories, the IAM tokens
-// and the temporary keys live in Config.Shared. Redirects are not followed,
-// so credentials never leave the configured hosts. The caller's context
-// bounds every call.
+// limit; throttling is retried as retryPolicy says, a refused token as
+// tokenRoundTripper says, a refused key never (see refusalGuard). Redirects
+// are not followed, so credentials never leave the configured hosts. The
+// caller's context bounds every call.
 type Client struct {
 	endpoint   string // base URL without trailing slash
 	projectID  string // as configured; may be empty
@@ -143,20 +96,20 @@ type Client struct {
 	httpClient *http.Client      // authenticates every request
 	base       http.RoundTripper // under the authentication: holds the connection pool
 
-	tokens   *passwordAuth  // password auth only
-	keys     keySource      // AK/SK only
-	projects *projectLookup // nil when the project id is configured
+	tokens      *passwordAuth      // password auth only
+	keys        keySource          // AK/SK only
+	projects    renewing[*project] // the project id looked up, when not configured
+	projectsURL string             // {iam}/v3/projects?name={region}
+	region      string
 
 	limiter *rate.Limiter // nil: no client-side rate limit
-	retry   RetryPolicy
+	retry   retryPolicy
 }
 
 // NewClient validates cfg and returns a Client. It makes no request.
 //
 // The endpoints must be absolute http or https URLs. Exactly one kind of
-// credentials must be complete: AccessKey and SecretKey or SecretKeyFile
-// (SecurityToken or SecurityTokenFile optional); MetadataEndpoint alone; or
-// DomainName, Username and Password or PasswordFile. The IAM endpoint is
+// credentials must be complete (see Credentials). The IAM endpoint is
 // required for password auth and whenever ProjectID is empty, Region
 // whenever ProjectID is empty.
 func NewClient(cfg Config) (*Client, error) {
@@ -168,54 +121,57 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var iamEndpoint string
-	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
-		if iamEndpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.ProjectID == "" && cfg.Region == "" {
-		return nil, errors.New("region: required when the project id is not configured")
-	}
-	if cfg.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("max body bytes: must not be negative, got %d", cfg.MaxBodyBytes)
+	iamEndpoint, err := cfg.iamEndpoint(kind)
+	if err != nil {
+		return nil, err
 	}
 	if math.IsNaN(cfg.RateLimit) || cfg.RateLimit < 0 || cfg.RateBurst < 0 {
 		return nil, fmt.Errorf("rate limit: must not be negative or NaN, got %v requests/s, burst %d", cfg.RateLimit, cfg.RateBurst)
 	}
-
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	c := &Client{
-		endpoint:  endpoint,
-		projectID: cfg.ProjectID,
-		userAgent: cmp.Or(cfg.UserAgent, DefaultUserAgent),
-		maxBody:   cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
-		maxList:   cmp.Or(cfg.MaxBodyBytes, DefaultMaxListBodyBytes),
-		base:      baseTransport(cfg.HTTPClient),
-		limiter:   newLimiter(cfg.RateLimit, cfg.RateBurst),
-		retry:     DefaultRetryPolicy,
+		endpoint:    endpoint,
+		projectID:   cfg.ProjectID,
+		userAgent:   cmp.Or(cfg.UserAgent, defaultUserAgent),
+		maxBody:     cmp.Or(cfg.maxBodyBytes, DefaultMaxBodyBytes),
+		maxList:     cmp.Or(cfg.maxBodyBytes, defaultMaxListBodyBytes),
+		base:        baseTransport(cfg.HTTPClient),
+		projects:    newRenewing[*project](OpListProjects, cfg.now),
+		projectsURL: iamURL(iamEndpoint, "projects") + "?" + canonicalQuery(url.Values{"name": {cfg.Region}}),
+		region:      cfg.Region,
+		limiter:     newLimiter(cfg.RateLimit, cfg.RateBurst),
+		retry:       *cmp.Or(cfg.retry, &defaultRetryPolicy),
 	}
-	if cfg.Retry != nil {
-		c.retry = *cfg.Retry
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	auth, err := c.authenticator(cfg, kind, iamEndpoint, now)
+	auth, err := c.authenticator(cfg, kind, iamEndpoint)
 	if err != nil {
 		return nil, err
 	}
 	c.httpClient = withTransport(cfg.HTTPClient, auth)
-	if cfg.ProjectID == "" {
-		c.projects = newProjectLookup(c.httpClient, iamEndpoint, cfg.Region, c.userAgent, c.maxBody, now, c.secrets)
-	}
 	return c, nil
+}
+
+// iamEndpoint checks the IAM endpoint and the region where kind and the
+// project id need them and returns the endpoint.
+func (cfg Config) iamEndpoint(kind credentialKind) (string, error) {
+	var endpoint string
+	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
+		var err error
+		if endpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
+			return "", err
+		}
+	}
+	if cfg.ProjectID == "" && cfg.Region == "" {
+		return "", errors.New("region: required when the project id is not configured")
+	}
+	return endpoint, nil
 }
 
 // authenticator sets up the client's credentials of kind and returns the
 // round tripper that authenticates its requests, with the guards, tokens and
 // temporary keys of cfg.Shared (of its own when nil).
-func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint string, now func() time.Time) (http.RoundTripper, error) {
+func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint string) (http.RoundTripper, error) {
 	shared := cfg.Shared
 	if shared == nil {
 		shared = NewShared()
@@ -231,7 +187,7 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 			region:    cfg.Region,
 			password:  newSecret(cr.Password, cr.PasswordFile, "password file"),
 			iam:       httpCaller{client: withTransport(cfg.HTTPClient, observed), userAgent: c.userAgent, maxBody: c.maxBody},
-			now:       now,
+			now:       cfg.now,
 		}
 		return &tokenRoundTripper{auth: c.tokens, next: observed}, nil
 	case kindMetadata:
@@ -239,7 +195,7 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 		if err != nil {
 			return nil, err
 		}
-		provider := shared.metadataProvider(endpoint, now)
+		provider := shared.metadataProvider(endpoint, cfg.now)
 		direct := &observingRoundTripper{observer: cfg.Observer, next: provider.transport}
 		c.keys = &metadataKeys{
 			provider: provider,
@@ -252,7 +208,7 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 			securityToken: newSecret(cr.SecurityToken, cr.SecurityTokenFile, "security token file"),
 		}
 	}
-	return &signingRoundTripper{keys: c.keys, shared: shared, now: now, maxBody: c.maxBody, next: observed}, nil
+	return &signingRoundTripper{keys: c.keys, shared: shared, now: cfg.now, maxBody: c.maxBody, next: observed}, nil
 }
 
 // CloseIdleConnections closes the connections of the client's pool that are
@@ -264,10 +220,17 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
-// ProjectID returns the project id: the configured one; else, with password
-// auth, the project of the (region-scoped) token; else the id IAM lists for
-// the project named after the region. A resolved id is cached.
-func (c *Client) ProjectID(ctx context.Context) (string, error) {
+// project is the project id IAM lists for the region; once found, it is kept
+// for the life of the client.
+type project struct{ id string }
+
+func (p *project) due(time.Time) bool    { return p == nil }
+func (p *project) usable(time.Time) bool { return p != nil }
+
+// resolveProjectID returns the project id: the configured one; else, with
+// password auth, the project of the (region-scoped) token; else the id IAM
+// lists for the project named after the region.
+func (c *Client) resolveProjectID(ctx context.Context) (string, error) {
 	if c.projectID != "" {
 		return c.projectID, nil
 	}
@@ -280,11 +243,37 @@ func (c *Client) ProjectID(ctx context.Context) (string, error) {
 			return tok.projectID, nil
 		}
 	}
-	id, err := c.projects.ID(ctx)
+	p, err := c.projects.get(ctx, c.lookUpProject)
 	if err != nil {
 		return "", fmt.Errorf("resolve project id: %w", err)
 	}
-	return id, nil
+	return p.id, nil
+}
+
+// lookUpProject asks IAM for the id of the project named after the region.
+func (c *Client) lookUpProject(ctx context.Context) (*project, error) {
+	var body struct {
+		Projects []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"projects"`
+	}
+	resp, err := send(ctx, c.httpClient, request{
+		op: OpListProjects, method: http.MethodGet, url: c.projectsURL, userAgent: c.userAgent,
+		ok: []int{http.StatusOK}, maxBody: c.maxBody, secrets: c.secrets,
+	}, &body)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range body.Projects {
+		if p.Name == c.region && p.ID != "" {
+			return &project{id: p.ID}, nil
+		}
+	}
+	return nil, &APIError{
+		Operation: OpListProjects, RequestID: requestID(resp, ""), Class: ErrNoProject,
+		Cause: fmt.Errorf("IAM lists no project named %q for these credentials; set project_id or check region", c.region),
+	}
 }
 
 // ShowImage returns one image: GET /v1/{project_id}/images/{id}.
@@ -336,29 +325,6 @@ func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, 
 	return &list, nil
 }
 
-// query returns the non-zero options as ListImage query parameters.
-func (o ListOptions) query() url.Values {
-	q := url.Values{}
-	if o.Limit != 0 {
-		q.Set("limit", fmt.Sprint(o.Limit))
-	}
-	if o.Offset != 0 {
-		q.Set("offset", fmt.Sprint(o.Offset))
-	}
-	for key, value := range map[string]string{
-		"name":         o.Name,
-		"namespace":    o.Namespace,
-		"service_type": o.ServiceType,
-		"type":         o.Type,
-		"workspace_id": o.WorkspaceID,
-	} {
-		if value != "" {
-			q.Set(key, value)
-		}
-	}
-	return q
-}
-
 // apiCall is one ModelArts request: GET {endpoint}/v1/{project_id}/{resource}?{query}.
 type apiCall struct {
 	op       string // one of the Op* names
@@ -368,11 +334,10 @@ type apiCall struct {
 }
 
 // attempt sends call once, when the rate limit allows, unless ctx is done by
-// then: a request never sent fails with ErrUnreachable wrapping the
-// context's error. The query is sent in its canonical form (space as %20, as
-// Huawei's SDKs send it): the signature is computed over the bytes sent.
+// then. The query is sent in its canonical form (space as %20, as Huawei's
+// SDKs send it): the signature is computed over the bytes sent.
 func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Response, error) {
-	projectID, err := c.ProjectID(ctx)
+	projectID, err := c.resolveProjectID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -381,16 +346,16 @@ func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Resp
 	}
 	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
 	if len(call.query) > 0 {
-		u += "?" + CanonicalQuery(call.query)
+		u += "?" + canonicalQuery(call.query)
 	}
 	return send(ctx, c.httpClient, request{
-		op: call.op, method: http.MethodGet, url: u, projectID: projectID, userAgent: c.userAgent,
+		op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID}, userAgent: c.userAgent,
 		ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
 	}, out)
 }
 
-// secrets are what an answer must not get into an error should the server
-// quote it back: the secrets in use, and the IAM token.
+// secrets are what must not get into an error should the server quote it
+// back: the secrets in use, and the IAM token.
 func (c *Client) secrets() []string {
 	if c.tokens != nil {
 		return c.tokens.secrets()
@@ -398,42 +363,8 @@ func (c *Client) secrets() []string {
 	return c.keys.secrets()
 }
 
-// transportError classifies an error of http.Client.Do: an *APIError from
-// the authentication layer (e.g. IAM refused the password) is passed on,
-// anything else means no answer arrived.
-func transportError(op string, err error) error {
-	if apiErr := AsAPIError(err); apiErr != nil {
-		return apiErr
-	}
-	return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
-}
-
-// String describes the credentials without their secrets, so that printing
-// them (e.g. with %v) cannot leak them.
-func (cr Credentials) String() string {
-	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, SecretKeyFile: %q, SecurityTokenFile: %q, "+
-		"MetadataEndpoint: %q, DomainName: %q, Username: %q, Password: %s, PasswordFile: %q}",
-		cr.AccessKey, redacted(cr.SecretKey), redacted(cr.SecurityToken), cr.SecretKeyFile, cr.SecurityTokenFile,
-		cr.MetadataEndpoint, cr.DomainName, cr.Username, redacted(cr.Password), cr.PasswordFile)
-}
-
-// GoString is String, for %#v.
-func (cr Credentials) GoString() string { return cr.String() }
-
-// missingFields names the empty fields, sorted, joined by " and ".
-func missingFields(fields map[string]string) string {
-	var missing []string
-	for name, value := range fields {
-		if value == "" {
-			missing = append(missing, name)
-		}
-	}
-	slices.Sort(missing)
-	return strings.Join(missing, " and ")
-}
-
 // parseEndpoint checks that raw is an absolute http or https URL without
-// query or fragment and returns it without trailing slash.
+// query, fragment or user information and returns it without trailing slash.
 func parseEndpoint(what, raw string) (string, error) {
 	if raw == "" {
 		return "", fmt.Errorf("%s: required", what)
@@ -446,20 +377,30 @@ func parseEndpoint(what, raw string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: invalid URL: %w", what, err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	switch {
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return "", fmt.Errorf("%s %q: must be an absolute http or https URL", what, u.Redacted())
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	case u.RawQuery != "" || u.Fragment != "":
 		return "", fmt.Errorf("%s %q: must not have a query or fragment", what, u.Redacted())
-	}
-	if u.User != nil {
+	case u.User != nil:
 		return "", fmt.Errorf("%s %q: must not carry user information", what, u.Redacted())
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
+// iamURL joins an IAM base URL and a path under /v3. A base URL that already
+// ends in /v3 (as OpenStack-style auth URLs do) is not given a second one.
+func iamURL(base, path string) string {
+	base = strings.TrimSuffix(base, "/")
+	if !strings.HasSuffix(base, "/v3") {
+		base += "/v3"
+	}
+	return base + "/" + path
+}
+
 // baseTransport returns the transport of hc, or a clone of
-// http.DefaultTransport that keeps more idle connections per host.
+// http.DefaultTransport that keeps enough idle connections per host for
+// concurrent calls to one endpoint.
 func baseTransport(hc *http.Client) http.RoundTripper {
 	if hc != nil && hc.Transport != nil {
 		return hc.Transport
@@ -469,7 +410,7 @@ func baseTransport(hc *http.Client) http.RoundTripper {
 		return http.DefaultTransport
 	}
 	t = t.Clone()
-	t.MaxIdleConnsPerHost = defaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = 64
 	return t
 }
 
@@ -522,4 +463,101 @@ func operationFrom(ctx context.Context) string {
 		return op
 	}
 	return "Unknown"
+}
+
+// retryPolicy says how a throttled call (HTTP 429) is retried; nothing else
+// is: a 5xx or a timeout is left to the next scrape.
+//
+// A retry happens only when the caller's context has a deadline and the wait
+// plus attemptTime still fit before it: the backoff never outlives the scrape.
+type retryPolicy struct {
+	maxRetries int // per call; 0 disables retries
+	// minBackoff and maxBackoff bound the wait before a retry, drawn at random
+	// (jitter) between the two so that throttled callers do not retry in step.
+	minBackoff, maxBackoff time.Duration
+	attemptTime            time.Duration // kept free after the wait for the retried call
+}
+
+// defaultRetryPolicy follows the vendor's advice to back off 2-5 s on 429.
+var defaultRetryPolicy = retryPolicy{maxRetries: 2, minBackoff: 2 * time.Second, maxBackoff: 5 * time.Second, attemptTime: time.Second}
+
+// backoff returns how long to wait before the next retry of a throttled
+// call, and false when there must be no retry: retries are used up, the
+// context has no deadline, or not even minBackoff plus attemptTime fit before
+// it. The random wait is shortened to fit the deadline, never below minBackoff.
+func (p retryPolicy) backoff(ctx context.Context, retries int, now time.Time) (time.Duration, bool) {
+	deadline, ok := ctx.Deadline()
+	if retries >= p.maxRetries || !ok {
+		return 0, false
+	}
+	wait := p.minBackoff
+	if spread := p.maxBackoff - p.minBackoff; spread > 0 {
+		wait += rand.N(spread + 1)
+	}
+	if wait = min(wait, deadline.Sub(now)-p.attemptTime); wait < p.minBackoff {
+		return 0, false
+	}
+	return wait, true
+}
+
+// do performs one API call and decodes a 200 answer into out, which it
+// returns for its headers, retrying throttling as c.retry allows.
+func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response, error) {
+	for retries := 0; ; retries++ {
+		resp, err := c.safeAttempt(ctx, call, out)
+		if !errors.Is(err, ErrThrottled) {
+			return resp, err
+		}
+		wait, ok := c.retry.backoff(ctx, retries, time.Now())
+		if !ok {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+// safeAttempt is attempt, with a panic while handling an answer turned into
+// this call's error: bad input from the cloud must cost one call, never the
+// process (the call runs on a scrape's goroutine, where a panic would end it).
+func (c *Client) safeAttempt(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+		}
+	}()
+	return c.attempt(ctx, call, out)
+}
+
+// newLimiter returns the client-side rate limiter for limit requests per
+// second with the given burst (at least 1), or nil for no limit.
+func newLimiter(limit float64, burst int) *rate.Limiter {
+	if limit <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(limit), max(burst, 1))
+}
+
+// waitForTurn blocks until the rate limiter lets one more ModelArts request
+// go. It fails at once, without waiting, when the turn would come after the
+// deadline of ctx: the error then wraps context.DeadlineExceeded.
+func (c *Client) waitForTurn(ctx context.Context, op string) error {
+	if c.limiter == nil {
+		return nil
+	}
+	err := c.limiter.Wait(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		err = ctxErr
+	} else {
+		err = fmt.Errorf("the client-side rate limit would delay the request past the deadline: %w", context.DeadlineExceeded)
+	}
+	return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
 }

@@ -41,7 +41,7 @@ func TestShowImageRequest(t *testing.T) {
 	clock := newFakeClock(time.Date(2024, 3, 9, 6, 5, 3, 0, time.UTC))
 	c, _ := newAKSKClient(t, handler, func(cfg *Config) {
 		cfg.Endpoint += "/prefix/"
-		cfg.Now = clock.Now
+		cfg.now = clock.Now
 	})
 	img, err := c.ShowImage(context.Background(), testImageID)
 	if err != nil {
@@ -70,8 +70,8 @@ func verifySignature(t *testing.T, r *http.Request, ak, sk, wantSigned string) {
 		t.Errorf("Authorization = %q, want prefix %q", auth, prefix)
 		return
 	}
-	canonical := CanonicalRequest(r, strings.Split(wantSigned, ";"), EmptyBodySHA256)
-	want := Signature(sk, StringToSign(r.Header.Get("X-Sdk-Date"), canonical))
+	canonical := canonicalRequest(r, strings.Split(wantSigned, ";"), emptyBodySHA256)
+	want := signature(sk, r.Header.Get("X-Sdk-Date"), canonical)
 	if got := strings.TrimPrefix(auth, prefix); got != want {
 		t.Errorf("signature = %s, server computes %s over\n%s", got, want, canonical)
 	}
@@ -324,7 +324,7 @@ func TestDecoding(t *testing.T) {
 			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusOK, tt.body)
 			})
-			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.MaxBodyBytes = tt.maxBody })
+			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.maxBodyBytes = tt.maxBody })
 			img, err := c.ShowImage(context.Background(), "x")
 			if tt.wantErrText == "" {
 				if err != nil {
@@ -368,7 +368,7 @@ func TestBodyCaps(t *testing.T) {
 			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusOK, body)
 			})
-			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.MaxBodyBytes = tt.maxBody })
+			c, _ := newAKSKClient(t, handler, func(cfg *Config) { cfg.maxBodyBytes = tt.maxBody })
 			var err error
 			if tt.list {
 				_, err = c.ListImages(context.Background(), ListOptions{})
@@ -393,7 +393,7 @@ func TestTruncatedBody(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":"x","status":`))
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 		}
 	})
 	c, _ := newAKSKClient(t, handler, nil)
@@ -534,7 +534,7 @@ func TestUnreachable(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
-		ln.Close()
+		_ = ln.Close()
 		c, err := NewClient(Config{
 			Endpoint: "http://" + addr, ProjectID: testProjectID,
 			Credentials: Credentials{AccessKey: testAK, SecretKey: testSK},
@@ -570,7 +570,7 @@ func TestUnreachable(t *testing.T) {
 		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte(`{"id":`))
-			http.NewResponseController(w).Flush()
+			_ = http.NewResponseController(w).Flush()
 			<-r.Context().Done()
 		})
 		c, _ := newAKSKClient(t, handler, nil)
@@ -667,7 +667,7 @@ func TestProjectLookupAKSK(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if id, err := c.ProjectID(context.Background()); err != nil || id != testProjectID {
+	if id, err := c.resolveProjectID(context.Background()); err != nil || id != testProjectID {
 		t.Errorf("ProjectID = %q, %v", id, err)
 	}
 	if iamCalls.Load() != 1 || apiCalls.Load() != 3 {
@@ -690,7 +690,7 @@ func TestProjectLookupNotFound(t *testing.T) {
 	iamSrv := startServer(t, iam)
 	clock := newFakeClock(time.Date(2024, 3, 9, 6, 0, 0, 0, time.UTC))
 	c, _ := newAKSKClient(t, http.NotFoundHandler(), func(cfg *Config) {
-		cfg.ProjectID, cfg.Region, cfg.IAMEndpoint, cfg.Now = "", "eu-nl", iamSrv, clock.Now
+		cfg.ProjectID, cfg.Region, cfg.IAMEndpoint, cfg.now = "", "eu-nl", iamSrv, clock.Now
 	})
 	for range 2 {
 		_, err := c.ShowImage(context.Background(), "x")
@@ -705,7 +705,7 @@ func TestProjectLookupNotFound(t *testing.T) {
 	if n := iamCalls.Load(); n != 1 {
 		t.Errorf("%d IAM calls within the retry interval, want 1", n)
 	}
-	clock.Advance(projectRetryInterval)
+	clock.Advance(renewRetryInterval)
 	_, _ = c.ShowImage(context.Background(), "x")
 	if n := iamCalls.Load(); n != 2 {
 		t.Errorf("%d IAM calls after the retry interval, want 2", n)
@@ -739,7 +739,6 @@ func TestNewClientValidation(t *testing.T) {
 		{name: "no project id, no IAM", cfg: Config{Endpoint: "https://m.example.com", Region: "eu-de", Credentials: ak}, wantErr: "iam endpoint: required"},
 		{name: "no project id, no region", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", Credentials: ak}, wantErr: "region: required when the project id is not configured"},
 		{name: "bad IAM endpoint", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "iam", ProjectID: "p", Credentials: ak}, wantErr: `iam endpoint "iam": must be an absolute http or https URL`},
-		{name: "negative body cap", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: ak, MaxBodyBytes: -1}, wantErr: "max body bytes: must not be negative, got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,39 @@ import (
 	"unicode"
 )
 
+// Credentials holds exactly one of the three ways to authenticate:
+// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing;
+// MetadataEndpoint for AK/SK signing with temporary keys; or
+// DomainName+Username+Password for an IAM password token. A secret and its
+// *File are not both set; a file is read as secret describes.
+type Credentials struct {
+	AccessKey         string
+	SecretKey         string
+	SecurityToken     string
+	SecretKeyFile     string
+	SecurityTokenFile string
+	// MetadataEndpoint is the ECS metadata service that gives temporary
+	// access keys and security tokens (e.g. http://169.254.169.254).
+	MetadataEndpoint string
+
+	DomainName   string
+	Username     string
+	Password     string
+	PasswordFile string
+}
+
+// String describes the credentials without their secrets, so that printing
+// them (e.g. with %v) cannot leak them.
+func (cr Credentials) String() string {
+	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, SecretKeyFile: %q, SecurityTokenFile: %q, "+
+		"MetadataEndpoint: %q, DomainName: %q, Username: %q, Password: %s, PasswordFile: %q}",
+		cr.AccessKey, redacted(cr.SecretKey), redacted(cr.SecurityToken), cr.SecretKeyFile, cr.SecurityTokenFile,
+		cr.MetadataEndpoint, cr.DomainName, cr.Username, redacted(cr.Password), cr.PasswordFile)
+}
+
+// GoString is String, for %#v.
+func (cr Credentials) GoString() string { return cr.String() }
+
 // secret is one configured secret: a value, or a file that is read again
 // whenever its size or modification time changes, so that a rotated secret
 // is used without a reload. When the file cannot be read, the last good
@@ -154,8 +187,8 @@ func (cr Credentials) validate() (credentialKind, error) {
 			return 0, fmt.Errorf("credentials: both %s and %s file are set, configure one", s.name, s.name)
 		}
 	}
-	hasKeys := cr.AccessKey != "" || cr.SecretKey != "" || cr.SecurityToken != "" || cr.SecretKeyFile != "" || cr.SecurityTokenFile != ""
-	hasPassword := cr.DomainName != "" || cr.Username != "" || cr.Password != "" || cr.PasswordFile != ""
+	hasKeys := cr.AccessKey+cr.SecretKey+cr.SecurityToken+cr.SecretKeyFile+cr.SecurityTokenFile != ""
+	hasPassword := cr.DomainName+cr.Username+cr.Password+cr.PasswordFile != ""
 	switch {
 	case cr.MetadataEndpoint != "" && (hasKeys || hasPassword):
 		return 0, errors.New("credentials: the metadata endpoint gives the access keys; set no access key, secret key, security token, their files or password with it")
@@ -164,16 +197,25 @@ func (cr Credentials) validate() (credentialKind, error) {
 	case hasKeys && hasPassword:
 		return 0, errors.New("credentials: both access key and password credentials are set, configure exactly one kind")
 	case hasKeys:
-		if missing := missingFields(map[string]string{"access key": cr.AccessKey, "secret key": cr.SecretKey + cr.SecretKeyFile}); missing != "" {
-			return 0, fmt.Errorf("credentials: %s missing for AK/SK signing", missing)
-		}
-		return kindAccessKey, nil
+		return kindAccessKey, missing("AK/SK signing", "access key", cr.AccessKey, "secret key", cr.SecretKey+cr.SecretKeyFile)
 	case hasPassword:
-		if missing := missingFields(map[string]string{"domain name": cr.DomainName, "username": cr.Username, "password": cr.Password + cr.PasswordFile}); missing != "" {
-			return 0, fmt.Errorf("credentials: %s missing for password authentication", missing)
-		}
-		return kindPassword, nil
+		return kindPassword, missing("password authentication", "domain name", cr.DomainName, "password", cr.Password+cr.PasswordFile, "username", cr.Username)
 	default:
 		return 0, errors.New("credentials: none configured, set access key and secret key, or domain name, username and password, or the metadata endpoint")
 	}
+}
+
+// missing names the empty ones of the fields (name, value pairs, by name)
+// that purpose needs; nil when none is empty.
+func missing(purpose string, fields ...string) error {
+	var names []string
+	for i := 0; i < len(fields); i += 2 {
+		if fields[i+1] == "" {
+			names = append(names, fields[i])
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("credentials: %s missing for %s", strings.Join(names, " and "), purpose)
 }

@@ -205,7 +205,7 @@ func FuzzCanonicalQuery(f *testing.F) {
 		if err != nil {
 			return // the client builds its queries with url.Values.Encode: never malformed
 		}
-		got := CanonicalQuery(query)
+		got := canonicalQuery(query)
 		for i := 0; i < len(got); i++ {
 			c := got[i]
 			switch {
@@ -213,7 +213,7 @@ func FuzzCanonicalQuery(f *testing.F) {
 			case c == '%' && i+2 < len(got) && isUpperHex(got[i+1]) && isUpperHex(got[i+2]):
 				i += 2
 			default:
-				t.Fatalf("CanonicalQuery(%q) = %q: byte %q at %d", raw, got, c, i)
+				t.Fatalf("canonicalQuery(%q) = %q: byte %q at %d", raw, got, c, i)
 			}
 		}
 		type pair struct{ k, v string }
@@ -236,13 +236,13 @@ func FuzzCanonicalQuery(f *testing.F) {
 				dk, err1 := url.PathUnescape(k)
 				dv, err2 := url.PathUnescape(v)
 				if !ok || err1 != nil || err2 != nil {
-					t.Fatalf("CanonicalQuery(%q) = %q: bad pair %q", raw, got, kv)
+					t.Fatalf("canonicalQuery(%q) = %q: bad pair %q", raw, got, kv)
 				}
 				have = append(have, pair{dk, dv})
 			}
 		}
 		if !slices.Equal(want, have) {
-			t.Fatalf("CanonicalQuery(%q) = %q: pairs %v, want %v", raw, got, have, want)
+			t.Fatalf("canonicalQuery(%q) = %q: pairs %v, want %v", raw, got, have, want)
 		}
 	})
 }
@@ -279,8 +279,8 @@ func FuzzCanonicalHeaders(f *testing.F) {
 		}
 		want := strings.ToLower(name) + ":" + strings.Join(trimmed, ",") + "\n"
 		for _, signed := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
-			if got := CanonicalHeaders(req, []string{signed}); got != want {
-				t.Fatalf("CanonicalHeaders(%q=%q, [%q]) = %q, want %q", name, values, signed, got, want)
+			if got := canonicalHeaders(req, []string{signed}); got != want {
+				t.Fatalf("canonicalHeaders(%q=%q, [%q]) = %q, want %q", name, values, signed, got, want)
 			}
 		}
 	})

@@ -6,6 +6,8 @@ package modelarts
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -153,4 +155,22 @@ type ListOptions struct {
 	ServiceType string
 	Type        string
 	WorkspaceID string
+}
+
+// query returns the non-zero options as ListImage query parameters.
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	for key, value := range map[string]string{
+		"name": o.Name, "namespace": o.Namespace, "service_type": o.ServiceType, "type": o.Type, "workspace_id": o.WorkspaceID,
+	} {
+		if value != "" {
+			q.Set(key, value)
+		}
+	}
+	for key, value := range map[string]int{"limit": o.Limit, "offset": o.Offset} {
+		if value != 0 {
+			q.Set(key, strconv.Itoa(value))
+		}
+	}
+	return q
 }

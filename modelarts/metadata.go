@@ -12,28 +12,23 @@ import (
 )
 
 // Temporary access keys from the ECS metadata service (an agency attached to
-// the server), the way huaweicloud-sdk-go-v3 gets them in
-// core/auth/internal/metadata_accessor.go, refreshed as
-// core/auth/basic_credentials.go and core/auth/provider/metadata_provider.go
-// do, but never per request: an optional session token
-// (PUT /meta-data/latest/api/token), then the keys
-// (GET /openstack/latest/securitykey).
+// the server), the way huaweicloud-sdk-go-v3 gets them
+// (core/auth/internal/metadata_accessor.go): an optional session token, then
+// the keys; refreshed as core/auth/provider/metadata_provider.go does, but
+// never per request.
 const (
-	metadataTokenPath   = "/meta-data/latest/api/token"
-	securityKeyPath     = "/openstack/latest/securitykey"
-	headerMetadataToken = "X-Metadata-Token"
-	headerMetadataTTL   = "X-Metadata-Token-Ttl-Seconds"
-	metadataTokenTTL    = "21600" // seconds: the SDK's six hours
+	metadataTokenPath = "/meta-data/latest/api/token"
+	securityKeyPath   = "/openstack/latest/securitykey"
+	metadataTokenTTL  = "21600" // seconds: the SDK's six hours
 	// metadataRefreshMargin: the SDK refreshes temporary keys when less than
 	// this remains.
 	metadataRefreshMargin = 40 * time.Minute
 )
 
-// temporaryKeys are access keys from the metadata service. Times are on the
-// local clock but expiresAt, which the service tells.
+// temporaryKeys are access keys from the metadata service.
 type temporaryKeys struct {
 	keys      accessKeys
-	expiresAt time.Time
+	expiresAt time.Time // as the service tells
 	refreshAt time.Time
 }
 
@@ -41,44 +36,6 @@ func (k *temporaryKeys) due(now time.Time) bool { return k == nil || !now.Before
 
 func (k *temporaryKeys) usable(now time.Time) bool {
 	return k != nil && now.Before(k.expiresAt.Add(-tokenExpirySkew))
-}
-
-// securityKeyResponse is the answer of GET /openstack/latest/securitykey.
-type securityKeyResponse struct {
-	Credential struct {
-		Access        string `json:"access"`
-		Secret        string `json:"secret"`
-		SecurityToken string `json:"securitytoken"`
-		ExpiresAt     string `json:"expires_at"`
-	} `json:"credential"`
-}
-
-// newTemporaryKeys builds the cached keys from the answer to a request sent
-// at start. They are refreshed at the earlier of metadataRefreshMargin before
-// they expire and half their lifetime, or at half their lifetime when they
-// live less than the margin (they would otherwise be refreshed on every call).
-func newTemporaryKeys(body securityKeyResponse, start time.Time) (*temporaryKeys, error) {
-	c := body.Credential
-	if c.Access == "" || c.Secret == "" {
-		return nil, errors.New("answer has no credential.access or credential.secret")
-	}
-	expires, err := time.Parse(time.RFC3339Nano, c.ExpiresAt)
-	if err != nil {
-		return nil, fmt.Errorf("credential.expires_at %q is not an RFC 3339 time", cleanText(c.ExpiresAt, 64))
-	}
-	lifetime := expires.Sub(start)
-	if lifetime <= 0 {
-		return nil, fmt.Errorf("credential.expires_at %s is not in the future", c.ExpiresAt)
-	}
-	margin := max(lifetime/2, metadataRefreshMargin)
-	if margin >= lifetime {
-		margin = lifetime / 2
-	}
-	return &temporaryKeys{
-		keys:      accessKeys{accessKey: c.Access, secretKey: c.Secret, securityToken: c.SecurityToken},
-		expiresAt: expires,
-		refreshAt: expires.Add(-margin),
-	}, nil
 }
 
 // metadataProvider caches the temporary keys of one metadata endpoint for
@@ -91,7 +48,7 @@ type metadataProvider struct {
 }
 
 func newMetadataProvider(endpoint string, now func() time.Time) *metadataProvider {
-	var transport http.RoundTripper = http.DefaultTransport
+	transport := http.DefaultTransport
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = t.Clone()
 		t.Proxy = nil
@@ -108,28 +65,62 @@ func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metada
 // fetch asks the metadata service for keys, through c.
 func (p *metadataProvider) fetch(ctx context.Context, c httpCaller) (*temporaryKeys, error) {
 	start := p.keys.now()
+	keys, err := p.fetchKeys(ctx, c, start)
+	if e := AsAPIError(err); e != nil { // every error of send is one
+		cause := errors.New("the ECS metadata service could not give credentials")
+		if e.Cause != nil {
+			cause = fmt.Errorf("%w: %w", cause, e.Cause)
+		}
+		e.Cause = cause
+	}
+	return keys, err
+}
+
+// fetchKeys gets the keys for a request sent at start. They are refreshed at
+// the earlier of metadataRefreshMargin before they expire and half their
+// lifetime, or at half their lifetime when they live less than the margin
+// (they would otherwise be refreshed on every call).
+func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller, start time.Time) (*temporaryKeys, error) {
 	session, err := p.sessionToken(ctx, c)
 	if err != nil {
-		return nil, metadataFailure(err)
+		return nil, err
 	}
 	r := request{
 		op: OpSecurityKey, method: http.MethodGet, url: p.endpoint + securityKeyPath, userAgent: c.userAgent,
 		ok: []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return []string{session} },
 	}
 	if session != "" {
-		r.header = map[string]string{headerMetadataToken: session}
+		r.header = map[string]string{"X-Metadata-Token": session}
 	}
-	var body securityKeyResponse
+	var body struct {
+		Credential struct {
+			Access        string `json:"access"`
+			Secret        string `json:"secret"`
+			SecurityToken string `json:"securitytoken"`
+			ExpiresAt     string `json:"expires_at"`
+		} `json:"credential"`
+	}
 	resp, err := send(ctx, c.client, r, &body)
 	if err != nil {
-		return nil, metadataFailure(err)
+		return nil, err
 	}
-	keys, err := newTemporaryKeys(body, start)
+	cr := body.Credential
+	if cr.Access == "" || cr.Secret == "" {
+		return nil, malformed(OpSecurityKey, resp, errors.New("answer has no credential.access or credential.secret"))
+	}
+	expires, lifetime, err := expiry("credential.expires_at", cr.ExpiresAt, "", start)
 	if err != nil {
-		return nil, metadataFailure(malformed(OpSecurityKey, resp, err))
+		return nil, malformed(OpSecurityKey, resp, err)
 	}
-	keys.keys.metadata = p.endpoint
-	return keys, nil
+	margin := max(lifetime/2, metadataRefreshMargin)
+	if margin >= lifetime {
+		margin = lifetime / 2
+	}
+	return &temporaryKeys{
+		keys:      accessKeys{accessKey: cr.Access, secretKey: cr.Secret, securityToken: cr.SecurityToken, metadata: p.endpoint},
+		expiresAt: expires,
+		refreshAt: expires.Add(-margin),
+	}, nil
 }
 
 // sessionToken asks for a session token; "" when the service gives none
@@ -138,7 +129,7 @@ func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (stri
 	var token []byte
 	_, err := send(ctx, c.client, request{
 		op: OpMetadataToken, method: http.MethodPut, url: p.endpoint + metadataTokenPath, userAgent: c.userAgent,
-		header: map[string]string{headerMetadataTTL: metadataTokenTTL},
+		header: map[string]string{"X-Metadata-Token-Ttl-Seconds": metadataTokenTTL},
 		ok:     []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return nil },
 	}, &token)
 	if e := AsAPIError(err); e != nil {
@@ -148,22 +139,6 @@ func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (stri
 		}
 	}
 	return string(token), err
-}
-
-// metadataFailure says that err, an *APIError of send, kept the metadata
-// service from giving credentials.
-func metadataFailure(err error) error {
-	e := AsAPIError(err)
-	if e == nil {
-		return err
-	}
-	const why = "the ECS metadata service could not give credentials"
-	if e.Cause == nil {
-		e.Cause = errors.New(why)
-	} else {
-		e.Cause = fmt.Errorf("%s: %w", why, e.Cause)
-	}
-	return e
 }
 
 // metadataKeys are the keys of a client that signs with temporary keys: the

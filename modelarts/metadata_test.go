@@ -96,7 +96,7 @@ func newMetadataClient(t *testing.T, md *fakeMetadata, mdURL, apiURL string, sha
 	c, err := NewClient(Config{
 		Endpoint: apiURL, ProjectID: testProjectID,
 		Credentials: Credentials{MetadataEndpoint: mdURL},
-		Now:         md.clock.Now,
+		now:         md.clock.Now,
 		Shared:      shared,
 	})
 	if err != nil {

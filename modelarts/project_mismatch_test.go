@@ -37,9 +37,9 @@ func TestProjectMismatchBlindsOnlyItsProject(t *testing.T) {
 			t.Cleanup(sim.Close)
 			shared := modelarts.NewShared()
 			newClient := func(projectID string) *modelarts.Client {
-				c, err := modelarts.NewClient(modelarts.Config{
-					Endpoint: sim.URL, ProjectID: projectID, Credentials: tt.credentials(sim), Now: clock.Now, Shared: shared,
-				})
+				c, err := modelarts.NewClientWithClock(modelarts.Config{
+					Endpoint: sim.URL, ProjectID: projectID, Credentials: tt.credentials(sim), Shared: shared,
+				}, clock.Now)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -60,12 +60,11 @@ func TestRefusedAccessKeyIsNotSignedWithAgain(t *testing.T) {
 					Endpoint: sim.URL, IAMEndpoint: sim.URL, Region: sim.Region(),
 					Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secretKey},
 					Observer:    obs,
-					Now:         clock.Now,
 				}
 				if tt.projectID {
 					cfg.ProjectID = sim.ProjectID()
 				}
-				c, err := modelarts.NewClient(cfg)
+				c, err := modelarts.NewClientWithClock(cfg, clock.Now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -168,13 +167,12 @@ func TestRefusedKeyIsPausedForEveryClientOfTheProcess(t *testing.T) {
 					cfg := modelarts.Config{
 						Endpoint: sim.URL, IAMEndpoint: sim.URL, Region: sim.Region(),
 						Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secretKey},
-						Now:         clock.Now,
 						Shared:      shared,
 					}
 					if tt.projectID {
 						cfg.ProjectID = sim.ProjectID()
 					}
-					c, err := modelarts.NewClient(cfg)
+					c, err := modelarts.NewClientWithClock(cfg, clock.Now)
 					if err != nil {
 						t.Fatal(err)
 					}

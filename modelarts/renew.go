@@ -33,7 +33,7 @@ type expiring interface {
 type renewing[T expiring] struct {
 	op   string // the operation named when waiting for the renewal fails
 	now  func() time.Time
-	gate gate // held by the caller renewing
+	gate chan struct{} // held by the caller renewing
 
 	mu         sync.Mutex
 	cur        T
@@ -42,7 +42,7 @@ type renewing[T expiring] struct {
 }
 
 func newRenewing[T expiring](op string, now func() time.Time) renewing[T] {
-	return renewing[T]{op: op, now: now, gate: newGate()}
+	return renewing[T]{op: op, now: now, gate: make(chan struct{}, 1)}
 }
 
 // get returns a usable value, calling fetch when the cached one is missing,
@@ -51,16 +51,18 @@ func (r *renewing[T]) get(ctx context.Context, fetch func(context.Context) (T, e
 	if v, ok, err := r.cached(); ok {
 		return v, err
 	}
-	if !r.gate.tryLock() {
+	select {
+	case r.gate <- struct{}{}:
+	default:
 		if v := r.current(); v.usable(r.now()) {
 			return v, nil
 		}
-		if err := r.gate.lock(ctx); err != nil {
+		if !lock(ctx, r.gate, nil) {
 			var zero T
-			return zero, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
+			return zero, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: ctx.Err()}
 		}
 	}
-	defer r.gate.unlock()
+	defer func() { <-r.gate }()
 	if v, ok, err := r.cached(); ok { // renewed, or failed, while we waited
 		return v, err
 	}
@@ -120,4 +122,16 @@ func (r *renewing[T]) invalidate(v T) {
 		var zero T
 		r.cur = zero
 	}
+}
+
+// lock takes gate, a mutex of capacity one, and reports whether it did
+// before ctx ended or timeout (nil: never) fired.
+func lock(ctx context.Context, gate chan struct{}, timeout <-chan time.Time) bool {
+	select {
+	case gate <- struct{}{}:
+		return true
+	case <-timeout:
+	case <-ctx.Done():
+	}
+	return false
 }

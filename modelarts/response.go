@@ -5,6 +5,7 @@ package modelarts
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,40 +20,31 @@ import (
 )
 
 const (
-	// DefaultMaxBodyBytes caps what is read of one answer of ShowImage (about
-	// 1 KB) and of IAM (a token, a project list) when Config.MaxBodyBytes is 0.
+	// DefaultMaxBodyBytes caps what is read of an answer of ShowImage (about
+	// 1 KB) and of IAM (a token, a project list).
 	DefaultMaxBodyBytes = 1 << 20
-	// DefaultMaxListBodyBytes caps what is read of one ListImage page when
-	// Config.MaxBodyBytes is 0. A page of 1000 images, the most the collector
-	// asks for, is 0.45 MiB as the simulator generates them, about 1 MiB with
-	// descriptions like the API reference's example; 8 MiB still holds 1000
-	// images that fill name and description (512 characters each) with
-	// multibyte text.
-	DefaultMaxListBodyBytes = 8 << 20
+	// defaultMaxListBodyBytes caps what is read of a ListImage page: 1000
+	// images (the most the collector asks for) weigh 0.5 to 1 MiB, 8 MiB still
+	// holds them with name and description (512 characters each) multibyte.
+	defaultMaxListBodyBytes = 8 << 20
 
-	// maxMessageLen bounds APIError.Message, in characters.
-	maxMessageLen = 200
-	// maxRequestIDLen bounds APIError.RequestID, in bytes.
-	maxRequestIDLen = 128
+	maxMessageLen   = 200 // of APIError.Message, in characters
+	maxRequestIDLen = 128 // of APIError.RequestID, in bytes
+
+	// codeProjectMismatch: the project id in the URL does not match the
+	// credentials, which are good: ErrForbidden, about that project only.
+	codeProjectMismatch = "ModelArts.0210"
+	// codeEndOfList answers a ListImage page that starts past the end of the listing.
+	codeEndOfList = "ModelArts.6400"
 )
 
 // Error codes that decide the class of an answer (OTC ModelArts API
-// reference, appendix "Error Codes").
+// reference, appendix "Error Codes"): notFoundCodes come with HTTP 400,
+// refusedCodes (invalid token 0203, 2784; invalid AK/SK 0206) with 403.
 var (
-	// notFoundCodes mean "image not found" although they come with HTTP 400.
 	notFoundCodes = map[string]bool{"ModelArts.6404": true, "ModelArts.6797": true}
-	// refusedCodes refuse the credentials although they come with HTTP 403:
-	// invalid token (0203, 2784), invalid AK/SK (0206).
-	refusedCodes = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true}
+	refusedCodes  = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true}
 )
-
-// codeProjectMismatch: the project id in the URL does not match the
-// credentials. The credentials are good, the project id is wrong: it is
-// ErrForbidden, about that project only, and refuses no credential.
-const codeProjectMismatch = "ModelArts.0210"
-
-// codeEndOfList answers a ListImage page that starts past the end of the listing.
-const codeEndOfList = "ModelArts.6400"
 
 // request is one HTTP call of the client, to ModelArts or to IAM.
 type request struct {
@@ -60,7 +52,6 @@ type request struct {
 	method    string
 	url       string
 	body      []byte // nil: none
-	projectID string // sent as X-Project-Id when not empty
 	header    map[string]string
 	userAgent string
 	ok        []int // the success statuses; any other answer is an error
@@ -71,9 +62,8 @@ type request struct {
 }
 
 // send makes the call r with client and decodes a success answer into out
-// (a *[]byte gets the body as it is).
-// It returns the answer, its body read and closed, for its headers. Every
-// error is an *APIError. A call whose ctx is already done is not sent.
+// (a *[]byte gets the body as it is). It returns the answer, its body read
+// and closed, for its headers. Every error is an *APIError.
 func send(ctx context.Context, client *http.Client, r request, out any) (*http.Response, error) {
 	var body io.Reader
 	if r.body != nil {
@@ -85,9 +75,6 @@ func send(ctx context.Context, client *http.Client, r request, out any) (*http.R
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", r.userAgent)
-	if r.projectID != "" {
-		req.Header.Set(headerProjectID, r.projectID)
-	}
 	for name, value := range r.header {
 		req.Header.Set(name, value)
 	}
@@ -95,10 +82,12 @@ func send(ctx context.Context, client *http.Client, r request, out any) (*http.R
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
 	}
 	resp, err := client.Do(req)
-	if err != nil {
-		return nil, transportError(r.op, err)
+	if apiErr := AsAPIError(err); apiErr != nil { // from the authentication, e.g. IAM refused the password
+		return nil, apiErr
+	} else if err != nil {
+		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if !slices.Contains(r.ok, resp.StatusCode) {
 		return nil, statusError(r.op, resp, r.maxBody, r.secrets())
 	}
@@ -111,34 +100,30 @@ type errorBody struct {
 	ErrorMsg  string `json:"error_msg"`
 	RequestID string `json:"request_id"`
 	Error     *struct {
-		Code    json.RawMessage `json:"code"`
-		Message string          `json:"message"`
-		Title   string          `json:"title"`
+		Message string `json:"message"`
+		Title   string `json:"title"`
 	} `json:"error"`
 }
 
-// readBody reads at most limit bytes of body. It reports whether the body was longer.
-func readBody(body io.Reader, limit int64) ([]byte, bool, error) {
-	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
-	return capped(buf, limit, err)
-}
-
-// readSized is readBody for a body of the given announced size (-1:
-// unknown): a buffer of that size is filled, not grown by doubling.
-func readSized(body io.Reader, size, limit int64) ([]byte, bool, error) {
-	if size < 0 || size > limit {
-		return readBody(body, limit)
-	}
+// readBody reads at most limit bytes of body, announced as size bytes long
+// (-1: unknown). It reports whether the body was longer.
+func readBody(body io.Reader, size, limit int64) ([]byte, bool, error) {
 	r := io.LimitReader(body, limit+1)
-	buf := make([]byte, size)
-	if n, err := io.ReadFull(r, buf); err != nil { // shorter than announced: cut short
-		return capped(buf[:n], limit, err)
+	var buf []byte
+	var err error
+	if size < 0 || size > limit {
+		buf, err = io.ReadAll(r)
+	} else { // fill a buffer of the announced size, not one grown by doubling
+		buf = make([]byte, size)
+		var n int
+		if n, err = io.ReadFull(r, buf); err != nil { // shorter than announced
+			buf = buf[:n]
+		} else { // nothing more, unless longer than announced
+			var rest []byte
+			rest, err = io.ReadAll(r)
+			buf = append(buf, rest...)
+		}
 	}
-	rest, err := io.ReadAll(r) // nothing, unless longer than announced
-	return capped(append(buf, rest...), limit, err)
-}
-
-func capped(buf []byte, limit int64, err error) ([]byte, bool, error) {
 	if int64(len(buf)) > limit {
 		return buf[:limit], true, nil
 	}
@@ -147,7 +132,7 @@ func capped(buf []byte, limit int64, err error) ([]byte, bool, error) {
 
 // decodeResponse reads and decodes the body of a 2xx answer into out.
 func decodeResponse(ctx context.Context, op string, resp *http.Response, limit int64, out any) error {
-	body, tooLarge, err := readSized(resp.Body, resp.ContentLength, limit)
+	body, tooLarge, err := readBody(resp.Body, resp.ContentLength, limit)
 	switch {
 	case err != nil:
 		return bodyReadError(ctx, op, resp, err)
@@ -166,7 +151,7 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 		return malformed(op, resp, fmt.Errorf("decode body: %w", err))
 	}
 	if list, ok := out.(*ImageList); ok && len(list.Invalid) > 0 {
-		id := requestID(resp, nil) // tell which answer they came in
+		id := requestID(resp, "") // tell which answer they came in
 		for _, bad := range list.Invalid {
 			bad.Err.StatusCode, bad.Err.RequestID, bad.Err.URL = resp.StatusCode, id, calledURL(resp)
 		}
@@ -178,7 +163,7 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 // the client cannot believe, for the reason cause.
 func malformed(op string, resp *http.Response, cause error) *APIError {
 	return &APIError{
-		Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil), URL: calledURL(resp),
+		Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), URL: calledURL(resp),
 		Class: ErrMalformedResponse, Cause: cause,
 	}
 }
@@ -187,16 +172,11 @@ func malformed(op string, resp *http.Response, cause error) *APIError {
 // deadline or cancellation makes it ErrUnreachable (keeping the context
 // error), anything else means the body was cut short.
 func bodyReadError(ctx context.Context, op string, resp *http.Response, err error) error {
+	e := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), Class: ErrMalformedResponse, Cause: fmt.Errorf("read body: %w", err)}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &APIError{
-			Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
-			Class: ErrUnreachable, Cause: errors.Join(ctxErr, err),
-		}
+		e.Class, e.Cause = ErrUnreachable, errors.Join(ctxErr, err)
 	}
-	return &APIError{
-		Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, nil),
-		Class: ErrMalformedResponse, Cause: fmt.Errorf("read body: %w", err),
-	}
+	return e
 }
 
 // statusError turns a non-success answer into an *APIError. The body is read
@@ -206,20 +186,20 @@ func bodyReadError(ctx context.Context, op string, resp *http.Response, err erro
 // before it is cut to length: a server that quotes back the credentials it
 // received must not get them, or a part of them, into errors and logs.
 func statusError(op string, resp *http.Response, limit int64, secrets []string) *APIError {
-	body, _, _ := readBody(resp.Body, limit)
+	body, _, _ := readBody(resp.Body, -1, limit)
 	text := func(s string) string { return cleanText(redact(s, secrets), maxMessageLen) }
 	e := &APIError{Operation: op, StatusCode: resp.StatusCode, URL: calledURL(resp)}
-	var eb errorBody
+	var eb errorBody // its request_id holds even when another field does not decode
 	if err := json.Unmarshal(body, &eb); err == nil {
 		e.ErrorCode = text(eb.ErrorCode)
 		e.Message = text(eb.ErrorMsg)
 		if eb.Error != nil && e.Message == "" {
-			e.Message = text(firstNonEmpty(eb.Error.Message, eb.Error.Title))
+			e.Message = text(cmp.Or(eb.Error.Message, eb.Error.Title))
 		}
 	} else {
 		e.Message = summarizeNonJSON([]byte(redact(string(body), secrets)))
 	}
-	e.RequestID = requestID(resp, body, secrets...)
+	e.RequestID = requestID(resp, eb.RequestID, secrets...)
 	e.Class = classify(resp.StatusCode, e.ErrorCode)
 	return e
 }
@@ -302,22 +282,10 @@ func calledURL(resp *http.Response) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
-// requestID returns the X-Request-Id header, else the request_id of a JSON
-// body, with the secrets redacted.
-func requestID(resp *http.Response, body []byte, secrets ...string) string {
-	if id := resp.Header.Get("X-Request-Id"); id != "" {
-		return cleanText(redact(id, secrets), maxRequestIDLen)
-	}
-	if len(body) == 0 {
-		return ""
-	}
-	var eb struct {
-		RequestID string `json:"request_id"`
-	}
-	if json.Unmarshal(body, &eb) != nil {
-		return ""
-	}
-	return cleanText(redact(eb.RequestID, secrets), maxRequestIDLen)
+// requestID returns the X-Request-Id header, else bodyID (the request_id
+// of an error body), with the secrets redacted.
+func requestID(resp *http.Response, bodyID string, secrets ...string) string {
+	return cleanText(redact(cmp.Or(resp.Header.Get("X-Request-Id"), bodyID), secrets), maxRequestIDLen)
 }
 
 // summarizeNonJSON gives a short description of a body that is not JSON:
@@ -386,28 +354,7 @@ func cleanText(s string, maxChars int) string {
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if cut || utf8.RuneCountInString(s) > maxChars {
-		return truncateRunes(s, maxChars-3) + "..."
+		return string([]rune(s)[:min(maxChars-3, utf8.RuneCountInString(s))]) + "..."
 	}
 	return s
-}
-
-// truncateRunes returns the first n characters of s.
-func truncateRunes(s string, n int) string {
-	i := 0
-	for pos := range s {
-		if i == n {
-			return s[:pos]
-		}
-		i++
-	}
-	return s
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

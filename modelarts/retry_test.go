@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// fastRetry is DefaultRetryPolicy scaled down for tests.
-var fastRetry = RetryPolicy{MaxRetries: 2, MinBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, AttemptTime: 10 * time.Millisecond}
+// fastRetry is defaultRetryPolicy scaled down for tests.
+var fastRetry = retryPolicy{maxRetries: 2, minBackoff: 20 * time.Millisecond, maxBackoff: 40 * time.Millisecond, attemptTime: 10 * time.Millisecond}
 
 // throttlingServer answers 429 to the first `throttled` calls, then 200 (or
 // status, when set, to every call).
@@ -35,7 +35,7 @@ func throttlingServer(t *testing.T, throttled int32, status int, mutate func(*Co
 	})
 	c, _ := newAKSKClient(t, handler, func(cfg *Config) {
 		cfg.Observer = obs
-		cfg.Retry = &fastRetry
+		cfg.retry = &fastRetry
 		if mutate != nil {
 			mutate(cfg)
 		}
@@ -102,8 +102,8 @@ func TestRetryOnThrottling(t *testing.T) {
 
 // TestRetryBackoffEndsWithTheContext: a cancelled caller is not kept waiting.
 func TestRetryBackoffEndsWithTheContext(t *testing.T) {
-	slow := RetryPolicy{MaxRetries: 1, MinBackoff: time.Minute, MaxBackoff: time.Minute}
-	c, calls, _ := throttlingServer(t, 100, 0, func(cfg *Config) { cfg.Retry = &slow })
+	slow := retryPolicy{maxRetries: 1, minBackoff: time.Minute, maxBackoff: time.Minute}
+	c, calls, _ := throttlingServer(t, 100, 0, func(cfg *Config) { cfg.retry = &slow })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
@@ -114,7 +114,7 @@ func TestRetryBackoffEndsWithTheContext(t *testing.T) {
 }
 
 func TestBackoffStaysInsideTheDeadline(t *testing.T) {
-	p := DefaultRetryPolicy
+	p := defaultRetryPolicy
 	now := time.Unix(1_800_000_000, 0)
 	tests := []struct {
 		name     string

@@ -14,9 +14,8 @@ import (
 )
 
 // Shared is what every client of the process shares, across configuration
-// reloads: one guard per credential, so that however many projects use a key
-// or a password, and however often the configuration is reloaded, the cloud
-// sees at most one refused attempt per pause. Make one per process.
+// reloads: the guards of the credentials (see refusalGuard), IAM tokens and
+// temporary keys. Make one per process.
 //
 // Its maps are keyed by the identity of a credential without its secret, and
 // hold one entry per identity: the entry keeps a SHA-256 hash of the secret,
@@ -109,52 +108,18 @@ func (s *Shared) iamBackoff(id passwordID) *iamBackoff {
 	return sharedEntry(s, &s.iam, id, nil, func() *iamBackoff { return &iamBackoff{} })
 }
 
-// refusalPause is how long a refused credential is not tried again: the cloud
-// locks an AK/SK pair after keyLockoutFailures consecutive bad signatures and
-// an IAM user after repeated failed logins, and every scrape of every project
-// would otherwise spend one.
-const refusalPause = 5 * time.Minute
-
-// keyLockoutFailures is how many consecutive bad signatures lock a key pair.
-const keyLockoutFailures = 5
-
-// errPaused is in the chain of the errors of calls a refusalGuard kept from
-// being sent.
-var errPaused = errors.New("not sent")
-
-// refusalText words the error of a call not sent because of a refusal.
-type refusalText struct {
-	subject string // what was refused, and by whom
-	action  string // what is not done during the pause
-	why     string // why waiting matters
-	fix     string // what the operator should do
-}
-
-var (
-	keyRefusal = refusalText{
-		subject: "this access key was refused",
-		action:  "signing with it",
-		why:     fmt.Sprintf("the cloud locks a key after %d bad signatures", keyLockoutFailures),
-		fix:     "fix the key and reload; a changed secret key is tried at once",
-	}
-	passwordRefusal = refusalText{
-		subject: "IAM refused this password",
-		action:  "logging in with it",
-		why:     "IAM locks a user after repeated failed logins",
-		fix:     "fix the password and reload; a changed password is tried at once",
-	}
-	freshTokenRefusal = refusalText{
-		subject: "ModelArts refused a token that IAM had just issued in place of a refused one",
-		action:  "sending or renewing the token",
-		why:     "a new token would be refused too",
-		fix:     "check that the user has ModelArts permissions and that the token is scoped to the right project",
-	}
-)
-
-// refusalGuard remembers the last refusal (ErrUnauthorized) of one credential
-// and, for refusalPause after it, answers it instead of letting anything be
-// sent with that credential. Its methods accept the nil guard, which lets
-// everything through.
+// refusalGuard keeps the cloud from locking a credential. The cloud locks an
+// AK/SK pair after keyLockoutFailures consecutive bad signatures, and an IAM
+// user after repeated failed logins; every scrape of every project would
+// spend one attempt. So the guard of a credential, kept in Shared for every
+// client of the process and across reloads:
+//   - remembers its last refusal (ErrUnauthorized) and, for refusalPause
+//     after it, answers that refusal instead of letting anything be sent;
+//   - while it has never been accepted (at start, after a pause), lets one
+//     call at a time go (firstContact): however many projects start at once
+//     with a wrong key, the cloud sees one bad signature.
+//
+// Its methods accept the nil guard, which lets everything through.
 type refusalGuard struct {
 	text   refusalText
 	secret [sha256.Size]byte // hash of the secret guarded
@@ -166,16 +131,37 @@ type refusalGuard struct {
 	known     bool      // the credential was accepted once
 }
 
-// firstContactWait bounds how long a call waits for the one before it while
-// the credential has never been accepted.
-const firstContactWait = 2 * time.Second
+const (
+	refusalPause       = 5 * time.Minute
+	keyLockoutFailures = 5
+	// firstContactWait bounds how long a call waits for the one before it
+	// on first contact, so that a slow answer holds the others for a moment only.
+	firstContactWait = 2 * time.Second
+)
 
-// firstContact lets one call at a time go with a credential that has never
-// been accepted, in any client of the process: however many projects start
-// at once with a wrong key, the cloud sees one bad signature. A call waits
-// for the one before it at most firstContactWait, so a slow answer holds the
-// others for a moment only. It reports whether the call holds the gate;
-// contacted releases it.
+// errPaused is in the chain of the errors of calls a guard kept from being sent.
+var errPaused = errors.New("not sent")
+
+// refusalText words the error of a call not sent because of a refusal:
+// what was refused and by whom, what is not done during the pause, why
+// waiting matters, and what the operator should do.
+type refusalText struct{ subject, action, why, fix string }
+
+var (
+	keyRefusal = refusalText{"this access key was refused", "signing with it",
+		fmt.Sprintf("the cloud locks a key after %d bad signatures", keyLockoutFailures),
+		"fix the key and reload; a changed secret key is tried at once"}
+	passwordRefusal = refusalText{"IAM refused this password", "logging in with it",
+		"IAM locks a user after repeated failed logins",
+		"fix the password and reload; a changed password is tried at once"}
+	freshTokenRefusal = refusalText{"ModelArts refused a token that IAM had just issued in place of a refused one",
+		"sending or renewing the token", "a new token would be refused too",
+		"check that the user has ModelArts permissions and that the token is scoped to the right project"}
+)
+
+// firstContact waits, while the credential has never been accepted, for the
+// gate, at most firstContactWait. It reports whether the call holds the
+// gate; contacted releases it.
 func (g *refusalGuard) firstContact(ctx context.Context) bool {
 	if g == nil {
 		return false
@@ -188,13 +174,7 @@ func (g *refusalGuard) firstContact(ctx context.Context) bool {
 	}
 	t := time.NewTimer(firstContactWait)
 	defer t.Stop()
-	select {
-	case g.gate <- struct{}{}:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return false
+	return lock(ctx, g.gate, t.C)
 }
 
 // contacted ends a call firstContact let go.
@@ -219,11 +199,8 @@ func (g *refusalGuard) check(op string, now time.Time) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.refusal == nil {
-		return nil
-	}
 	until := g.refusedAt.Add(refusalPause)
-	if !now.Before(until) {
+	if g.refusal == nil || !now.Before(until) {
 		return nil
 	}
 	return &APIError{

@@ -21,7 +21,7 @@ func reloadTokenClients(t *testing.T, shared *Shared, iamURL, apiURL string, clo
 		c, err := NewClient(Config{
 			Endpoint: apiURL, IAMEndpoint: iamURL, Region: "eu-de", ProjectID: projectID,
 			Credentials: Credentials{DomainName: "dom", Username: "user", Password: password},
-			Now:         clock.Now,
+			now:         clock.Now,
 			Shared:      shared,
 		})
 		if err != nil {

@@ -18,32 +18,26 @@ import (
 	"time"
 )
 
-// SDK-HMAC-SHA256 (AK/SK) request signing as Open Telekom Cloud and Huawei Cloud
-// API gateways verify it. The building blocks are exported so that they can be
-// tested against the published vectors and fuzzed one by one:
+// SDK-HMAC-SHA256 (AK/SK) request signing as Open Telekom Cloud and Huawei
+// Cloud API gateways verify it:
 //
 //	CanonicalRequest = Method \n CanonicalURI \n CanonicalQuery \n
 //	                   CanonicalHeaders \n SignedHeaders \n hex(sha256(body))
 //	StringToSign     = SDK-HMAC-SHA256 \n X-Sdk-Date \n hex(sha256(CanonicalRequest))
 //	Signature        = hex(HMAC-SHA256(SecretKey, StringToSign))
-
 const (
-	// SignAlgorithm names the signing scheme in StringToSign and Authorization.
-	SignAlgorithm = "SDK-HMAC-SHA256"
-	// SDKDateFormat is the layout of the X-Sdk-Date header (UTC).
-	SDKDateFormat = "20060102T150405Z"
-	// EmptyBodySHA256 is hex(sha256("")), the payload hash of a request without body.
-	EmptyBodySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	signAlgorithm   = "SDK-HMAC-SHA256"
+	sdkDateFormat   = "20060102T150405Z" // X-Sdk-Date, UTC
+	emptyBodySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 	headerSDKDate       = "X-Sdk-Date"
 	headerSecurityToken = "X-Security-Token"
 	headerProjectID     = "X-Project-Id"
-	headerAuthorization = "Authorization"
 )
 
-// DefaultSignedHeaders are the lowercase names of the headers Signer.Sign signs
-// when the request carries them. They are sorted.
-var DefaultSignedHeaders = []string{"content-type", "host", "x-project-id", "x-sdk-date", "x-security-token"}
+// defaultSignedHeaders are the headers Sign signs when the request carries
+// them: lowercase and sorted.
+var defaultSignedHeaders = []string{"content-type", "host", "x-project-id", "x-sdk-date", "x-security-token"}
 
 // Signer signs requests with an access key / secret key pair.
 // The zero Now means time.Now. A Signer is safe for concurrent use.
@@ -56,7 +50,7 @@ type Signer struct {
 
 // Sign adds X-Sdk-Date (unless the request already has one), X-Security-Token
 // (when the signer has one) and the Authorization header to req. It signs
-// the headers of DefaultSignedHeaders that req carries. A request body is
+// the headers of defaultSignedHeaders that req carries. A request body is
 // hashed; when it cannot be re-read through GetBody, it is buffered and replaced.
 func (s *Signer) Sign(req *http.Request) error {
 	if s.AccessKey == "" || s.SecretKey == "" {
@@ -64,10 +58,14 @@ func (s *Signer) Sign(req *http.Request) error {
 	}
 	date := req.Header.Get(headerSDKDate)
 	if date == "" {
-		date = s.now().UTC().Format(SDKDateFormat)
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		date = now().UTC().Format(sdkDateFormat)
 		req.Header.Set(headerSDKDate, date)
-	} else if _, err := time.Parse(SDKDateFormat, date); err != nil {
-		return fmt.Errorf("sign request: %s %q is not of the form %s", headerSDKDate, date, SDKDateFormat)
+	} else if _, err := time.Parse(sdkDateFormat, date); err != nil {
+		return fmt.Errorf("sign request: %s %q is not of the form %s", headerSDKDate, date, sdkDateFormat)
 	}
 	if s.SecurityToken != "" {
 		req.Header.Set(headerSecurityToken, s.SecurityToken)
@@ -76,10 +74,15 @@ func (s *Signer) Sign(req *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("sign request: %w", err)
 	}
-	signed := SignedHeaders(req)
-	canonical := CanonicalRequest(req, signed, bodyHash)
-	signature := Signature(s.SecretKey, StringToSign(date, canonical))
-	req.Header.Set(headerAuthorization, AuthorizationHeader(s.AccessKey, signed, signature))
+	var signed []string
+	for _, name := range defaultSignedHeaders {
+		if _, ok := headerValue(req, name); ok {
+			signed = append(signed, name)
+		}
+	}
+	sig := signature(s.SecretKey, date, canonicalRequest(req, signed, bodyHash))
+	req.Header.Set("Authorization", fmt.Sprintf("%s Access=%s, SignedHeaders=%s, Signature=%s",
+		signAlgorithm, s.AccessKey, strings.Join(signed, ";"), sig))
 	return nil
 }
 
@@ -99,45 +102,24 @@ func redacted(secret string) string {
 	return "<secret>"
 }
 
-func (s *Signer) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// SignedHeaders returns the names of DefaultSignedHeaders that req carries,
-// sorted. "host" counts as present when req.Host or req.URL.Host is set.
-func SignedHeaders(req *http.Request) []string {
-	var names []string
-	for _, name := range DefaultSignedHeaders {
-		if _, ok := headerValue(req, name); ok {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-// CanonicalRequest returns the canonical form of req for the given lowercase
-// signed header names (sorted or not) and the hex SHA-256 of the body.
-func CanonicalRequest(req *http.Request, signedHeaders []string, bodySHA256Hex string) string {
-	names := sortedLower(signedHeaders)
+// canonicalRequest returns the canonical form of req for the given signed
+// header names (any case and order) and the hex SHA-256 of the body.
+func canonicalRequest(req *http.Request, signedHeaders []string, bodySHA256Hex string) string {
 	return strings.Join([]string{
 		req.Method,
-		CanonicalURI(req.URL.EscapedPath()),
-		CanonicalQuery(req.URL.Query()),
-		CanonicalHeaders(req, names),
-		strings.Join(names, ";"),
+		canonicalURI(req.URL.EscapedPath()),
+		canonicalQuery(req.URL.Query()),
+		canonicalHeaders(req, signedHeaders),
+		strings.Join(sortedLower(signedHeaders), ";"),
 		bodySHA256Hex,
 	}, "\n")
 }
 
-// CanonicalURI takes the path as sent on the wire (URL.EscapedPath), splits
+// canonicalURI takes the path as sent on the wire (URL.EscapedPath), splits
 // it on "/", decodes each segment and percent-encodes it again the canonical
-// way; it ends the result with "/". The empty path becomes "/". Splitting
-// before decoding keeps an escaped "/" (%2F) inside its segment, as the
-// server sees it.
-func CanonicalURI(escapedPath string) string {
+// way; it ends the result with "/". Splitting before decoding keeps an
+// escaped "/" (%2F) inside its segment, as the server sees it.
+func canonicalURI(escapedPath string) string {
 	segments := strings.Split(escapedPath, "/")
 	for i, seg := range segments {
 		if raw, err := url.PathUnescape(seg); err == nil {
@@ -152,10 +134,10 @@ func CanonicalURI(escapedPath string) string {
 	return uri
 }
 
-// CanonicalQuery sorts the keys and, per key, the values; both are
+// canonicalQuery sorts the keys and, per key, the values; both are
 // percent-encoded like path segments (a space becomes %20) and joined as
 // k=v pairs separated by "&". A key without value gives "k=".
-func CanonicalQuery(query url.Values) string {
+func canonicalQuery(query url.Values) string {
 	keys := make([]string, 0, len(query))
 	for k := range query {
 		keys = append(keys, k)
@@ -172,43 +154,28 @@ func CanonicalQuery(query url.Values) string {
 	return strings.Join(pairs, "&")
 }
 
-// CanonicalHeaders returns "name:value\n" for every signed header, sorted by
+// canonicalHeaders returns "name:value\n" for every signed header, sorted by
 // name, with the value trimmed (several values of one header joined by ",").
-// The host comes from req.Host, else req.URL.Host.
-func CanonicalHeaders(req *http.Request, signedHeaders []string) string {
+func canonicalHeaders(req *http.Request, signedHeaders []string) string {
 	var b strings.Builder
 	for _, name := range sortedLower(signedHeaders) {
 		value, _ := headerValue(req, name)
-		b.WriteString(name)
-		b.WriteByte(':')
-		b.WriteString(value)
-		b.WriteByte('\n')
+		b.WriteString(name + ":" + value + "\n")
 	}
 	return b.String()
 }
 
-// StringToSign returns the string the signature is computed over, for the
-// X-Sdk-Date value sdkDate and the canonical request.
-func StringToSign(sdkDate, canonicalRequest string) string {
+// signature returns the signature of the canonical request with the secret
+// key, for the X-Sdk-Date value sdkDate.
+func signature(secretKey, sdkDate, canonicalRequest string) string {
 	sum := sha256.Sum256([]byte(canonicalRequest))
-	return SignAlgorithm + "\n" + sdkDate + "\n" + hex.EncodeToString(sum[:])
-}
-
-// Signature returns hex(HMAC-SHA256(secretKey, stringToSign)).
-func Signature(secretKey, stringToSign string) string {
 	mac := hmac.New(sha256.New, []byte(secretKey))
-	mac.Write([]byte(stringToSign))
+	mac.Write([]byte(signAlgorithm + "\n" + sdkDate + "\n" + hex.EncodeToString(sum[:])))
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// AuthorizationHeader returns the value of the Authorization header.
-func AuthorizationHeader(accessKey string, signedHeaders []string, signature string) string {
-	return fmt.Sprintf("%s Access=%s, SignedHeaders=%s, Signature=%s",
-		SignAlgorithm, accessKey, strings.Join(sortedLower(signedHeaders), ";"), signature)
-}
-
 // headerValue returns the trimmed value of the lowercase header name and
-// whether req carries it.
+// whether req carries it. The host is req.Host, else req.URL.Host.
 func headerValue(req *http.Request, name string) (string, bool) {
 	if name == "host" {
 		host := req.Host
@@ -218,27 +185,26 @@ func headerValue(req *http.Request, name string) (string, bool) {
 		return strings.TrimSpace(host), host != ""
 	}
 	values := req.Header.Values(name)
-	if len(values) == 0 {
-		return "", false
-	}
 	trimmed := make([]string, len(values))
 	for i, v := range values {
 		trimmed[i] = strings.TrimSpace(v)
 	}
-	return strings.Join(trimmed, ","), true
+	return strings.Join(trimmed, ","), len(values) > 0
 }
 
 // payloadHash returns the hex SHA-256 of the request body without consuming it.
 func payloadHash(req *http.Request) (string, error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return EmptyBodySHA256, nil
+		return emptyBodySHA256, nil
 	}
-	var body io.ReadCloser
+	var body io.Reader
 	if req.GetBody != nil {
-		var err error
-		if body, err = req.GetBody(); err != nil {
+		rc, err := req.GetBody()
+		if err != nil {
 			return "", fmt.Errorf("read body: %w", err)
 		}
+		defer func() { _ = rc.Close() }()
+		body = rc
 	} else {
 		buf, err := io.ReadAll(req.Body)
 		_ = req.Body.Close()
@@ -246,9 +212,8 @@ func payloadHash(req *http.Request) (string, error) {
 			return "", fmt.Errorf("read body: %w", err)
 		}
 		req.Body = io.NopCloser(bytes.NewReader(buf))
-		body = io.NopCloser(bytes.NewReader(buf))
+		body = bytes.NewReader(buf)
 	}
-	defer body.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, body); err != nil {
 		return "", fmt.Errorf("read body: %w", err)
@@ -263,21 +228,17 @@ func percentEncode(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isUnreserved(c) {
+		if c := s[i]; isUnreserved(c) {
 			b.WriteByte(c)
-			continue
+		} else {
+			b.Write([]byte{'%', hexDigits[c>>4], hexDigits[c&0x0f]})
 		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&0x0f])
 	}
 	return b.String()
 }
 
 func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~", c) >= 0
 }
 
 func sortedLower(names []string) []string {
@@ -290,14 +251,13 @@ func sortedLower(names []string) []string {
 }
 
 // signingRoundTripper signs a clone of every request with the current access
-// keys before passing it on. It never retries, and it sends nothing signed
-// with keys that the cloud refused (ErrUnauthorized) less than refusalPause
-// ago: it answers the remembered refusal instead. The guard of each key is in
-// Shared, so the pause holds for every client of the process. Refused keys
-// that can be replaced (temporary keys) are dropped from their source.
+// keys before passing it on. It never retries, and lets the key's guard in
+// Shared (see refusalGuard) stop a request before it is signed and learn from
+// the answer. Refused keys that can be replaced (temporary keys) are dropped
+// from their source.
 type signingRoundTripper struct {
 	keys    keySource
-	shared  *Shared // nil: every request is sent (tests only)
+	shared  *Shared // nil: no guard (tests only)
 	now     func() time.Time
 	maxBody int64 // of a refused answer, read to describe it
 	next    http.RoundTripper
@@ -313,13 +273,12 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	guard := rt.shared.keyGuard(keys)
 	defer guard.contacted(guard.firstContact(req.Context()))
-	if err := guard.check(op, rt.now()); err != nil {
-		closeRequestBody(req)
-		return nil, err
-	}
 	clone := req.Clone(req.Context())
 	signer := Signer{AccessKey: keys.accessKey, SecretKey: keys.secretKey, SecurityToken: keys.securityToken, Now: rt.now}
-	if err := signer.Sign(clone); err != nil {
+	if err = guard.check(op, rt.now()); err == nil {
+		err = signer.Sign(clone)
+	}
+	if err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func FuzzSignVerify(f *testing.F) {
 		if err != nil {
 			return // net/http refused to send it (e.g. a control character in a header)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode == http.StatusUnauthorized {
 			var body struct {
 				ErrorCode string `json:"error_code"`

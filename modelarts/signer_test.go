@@ -20,7 +20,7 @@ const (
 )
 
 // TestPublishedVectors reproduces the three signatures published in the API
-// description from the exported building blocks.
+// description from the building blocks.
 func TestPublishedVectors(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -58,8 +58,8 @@ func TestPublishedVectors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := newRequest(t, http.MethodGet, tt.url, tt.headers)
-			canonical := CanonicalRequest(req, tt.signedHeaders, EmptyBodySHA256)
-			got := Signature(tt.secretKey, StringToSign(req.Header.Get("X-Sdk-Date"), canonical))
+			canonical := canonicalRequest(req, tt.signedHeaders, emptyBodySHA256)
+			got := signature(tt.secretKey, req.Header.Get("X-Sdk-Date"), canonical)
 			if got != tt.want {
 				t.Errorf("signature = %s, want %s\ncanonical request:\n%s", got, tt.want, canonical)
 			}
@@ -157,8 +157,8 @@ func TestSignerSetsHeaders(t *testing.T) {
 			}
 			// The signature must be what the building blocks give for the
 			// request as it now is: an independent check of Sign's wiring.
-			canonical := CanonicalRequest(req, strings.Split(tt.wantSigned, ";"), EmptyBodySHA256)
-			want := Signature(tt.signer.SecretKey, StringToSign(tt.wantDate, canonical))
+			canonical := canonicalRequest(req, strings.Split(tt.wantSigned, ";"), emptyBodySHA256)
+			want := signature(tt.signer.SecretKey, tt.wantDate, canonical)
 			if !strings.HasSuffix(req.Header.Get("Authorization"), "Signature="+want) {
 				t.Errorf("Authorization = %q, want signature %s", req.Header.Get("Authorization"), want)
 			}
@@ -187,8 +187,8 @@ func TestCanonicalURI(t *testing.T) {
 		{"/100%", "/100%25/"}, // not a valid escape: encoded as it stands
 	}
 	for _, tt := range tests {
-		if got := CanonicalURI(tt.path); got != tt.want {
-			t.Errorf("CanonicalURI(%q) = %q, want %q", tt.path, got, tt.want)
+		if got := canonicalURI(tt.path); got != tt.want {
+			t.Errorf("canonicalURI(%q) = %q, want %q", tt.path, got, tt.want)
 		}
 	}
 }
@@ -215,8 +215,8 @@ func TestCanonicalQuery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseQuery(%q): %v", tt.rawQuery, err)
 		}
-		if got := CanonicalQuery(q); got != tt.want {
-			t.Errorf("CanonicalQuery(%q) = %q, want %q", tt.rawQuery, got, tt.want)
+		if got := canonicalQuery(q); got != tt.want {
+			t.Errorf("canonicalQuery(%q) = %q, want %q", tt.rawQuery, got, tt.want)
 		}
 	}
 }
@@ -228,7 +228,7 @@ func TestCanonicalHeaders(t *testing.T) {
 	})
 	req.Header.Add("X-Project-Id", "a")
 	req.Header.Add("X-Project-Id", " b")
-	got := CanonicalHeaders(req, []string{"X-Sdk-Date", "host", "content-type", "x-project-id"})
+	got := canonicalHeaders(req, []string{"X-Sdk-Date", "host", "content-type", "x-project-id"})
 	want := "content-type:application/json\nhost:127.0.0.1:8080\nx-project-id:a,b\nx-sdk-date:20240309T060503Z\n"
 	if got != want {
 		t.Errorf("CanonicalHeaders = %q, want %q", got, want)
@@ -237,7 +237,7 @@ func TestCanonicalHeaders(t *testing.T) {
 		t.Errorf("CanonicalHeaders changed the request header to %q", v)
 	}
 	req.Host = "virtual.example.com"
-	if got := CanonicalHeaders(req, []string{"host"}); got != "host:virtual.example.com\n" {
+	if got := canonicalHeaders(req, []string{"host"}); got != "host:virtual.example.com\n" {
 		t.Errorf("CanonicalHeaders with req.Host = %q", got)
 	}
 }
@@ -259,8 +259,8 @@ func TestSignBody(t *testing.T) {
 		if err := (&Signer{AccessKey: "ak", SecretKey: "sk"}).Sign(req); err != nil {
 			t.Fatal(err)
 		}
-		canonical := CanonicalRequest(req, []string{"host", "x-sdk-date"}, bodyHash)
-		want := Signature("sk", StringToSign("20240309T060503Z", canonical))
+		canonical := canonicalRequest(req, []string{"host", "x-sdk-date"}, bodyHash)
+		want := signature("sk", "20240309T060503Z", canonical)
 		if !strings.HasSuffix(req.Header.Get("Authorization"), want) {
 			t.Errorf("replayable=%v: signature does not cover the body hash", replayable)
 		}
@@ -286,7 +286,7 @@ func TestSigningRoundTripperSignsAClone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		clock.Advance(time.Second)
 	}
 	if req.Header.Get("Authorization") != "" || req.Header.Get("X-Sdk-Date") != "" {
@@ -305,9 +305,9 @@ func FuzzCanonicalURI(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		got := CanonicalURI(path)
+		got := canonicalURI(path)
 		if !strings.HasSuffix(got, "/") {
-			t.Fatalf("CanonicalURI(%q) = %q: no trailing slash", path, got)
+			t.Fatalf("canonicalURI(%q) = %q: no trailing slash", path, got)
 		}
 		for i := 0; i < len(got); i++ {
 			c := got[i]
@@ -316,7 +316,7 @@ func FuzzCanonicalURI(f *testing.F) {
 			case c == '%' && i+2 < len(got) && isUpperHex(got[i+1]) && isUpperHex(got[i+2]):
 				i += 2
 			default:
-				t.Fatalf("CanonicalURI(%q) = %q: byte %q at %d", path, got, c, i)
+				t.Fatalf("canonicalURI(%q) = %q: byte %q at %d", path, got, c, i)
 			}
 		}
 		in := strings.Split(path, "/")
@@ -325,7 +325,7 @@ func FuzzCanonicalURI(f *testing.F) {
 			in = in[:len(in)-1] // CanonicalURI adds no segment after a trailing "/"
 		}
 		if len(in) != len(out) {
-			t.Fatalf("CanonicalURI(%q) = %q: %d segments, want %d", path, got, len(out), len(in))
+			t.Fatalf("canonicalURI(%q) = %q: %d segments, want %d", path, got, len(out), len(in))
 		}
 		for i := range in {
 			want := in[i]
@@ -333,7 +333,7 @@ func FuzzCanonicalURI(f *testing.F) {
 				want = raw
 			}
 			if dec, err := url.PathUnescape(out[i]); err != nil || dec != want {
-				t.Fatalf("CanonicalURI(%q) segment %d = %q, decodes to %q (%v), want %q", path, i, out[i], dec, err, want)
+				t.Fatalf("canonicalURI(%q) segment %d = %q, decodes to %q (%v), want %q", path, i, out[i], dec, err, want)
 			}
 		}
 	})

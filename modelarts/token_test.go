@@ -130,7 +130,7 @@ func newTokenClient(t *testing.T, iam, api http.Handler, clock *fakeClock, mutat
 		Region:      "eu-de",
 		ProjectID:   testProjectID,
 		Credentials: Credentials{DomainName: "dom", Username: "user", Password: testPassword},
-		Now:         clock.Now,
+		now:         clock.Now,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -197,7 +197,7 @@ func TestTokenProjectID(t *testing.T) {
 		writeJSON(w, 200, `{"id":"x","status":"ACTIVE"}`)
 	})
 	c := newTokenClient(t, iam, api, clock, func(cfg *Config) { cfg.ProjectID = "" })
-	id, err := c.ProjectID(context.Background())
+	id, err := c.resolveProjectID(context.Background())
 	if err != nil || id != testProjectID {
 		t.Fatalf("ProjectID = %q, %v", id, err)
 	}
@@ -311,7 +311,7 @@ func TestTokenIAMUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close()
 	c := newTokenClient(t, http.NotFoundHandler(), &fakeAPI{t: t}, testStart(), func(cfg *Config) {
 		cfg.IAMEndpoint = "http://" + addr
 	})
