@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -40,52 +41,32 @@ const exporterName = "modelarts_exporter"
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-func run(args []string) int {
-	app := kingpin.New(exporterName, "Prometheus exporter for ModelArts development images on Open Telekom Cloud and Huawei Cloud.")
-	var (
-		configFile    = app.Flag("config.file", "Path to the configuration file.").Default("modelarts_exporter.yml").String()
-		configCheck   = app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").Bool()
-		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		timeoutOffset = app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds (or from global.scrape_timeout when Prometheus sends none), plus the time the last answer took to render, so that the answer reaches Prometheus before it gives up; the API calls keep at least half of the timeout.").Default("0.5s").Duration()
-		maxTimeout    = app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").Duration()
-		maxRequests   = app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path and /probe doing API work at once (0: no limit); more are answered 503 at once.").Default("40").Int()
-		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").Enum("debug", "info", "warn", "error")
-		lifecycle     = app.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").Bool()
-		logFormat     = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").Enum("logfmt", "json")
-		toolkitFlags  = kingpinflag.AddFlags(app, ":9713")
-	)
-	app.Version(version.Print(exporterName))
-	app.HelpFlag.Short('h')
-	if _, err := app.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", exporterName, err)
-		return 2
-	}
-	if *maxRequests < 0 || *maxTimeout < 0 || *timeoutOffset < 0 {
-		fmt.Fprintf(os.Stderr, "%s: --web.max-requests, --scrape.max-timeout and --scrape.timeout-offset must not be negative\n", exporterName)
-		return 2
-	}
+// flags are the settings of the command line.
+type flags struct {
+	configFile, metricsPath, logLevel, logFormat string
+	configCheck, lifecycle                       bool
+	timeoutOffset, maxTimeout                    time.Duration
+	maxRequests                                  int
+	toolkit                                      *web.FlagConfig
+}
 
-	logger, slogLevel := newLogger(os.Stderr, *logLevel, *logFormat)
+func run(args []string) int {
+	f, ok := parseFlags(args)
+	if !ok {
+		return 2
+	}
+	logger, toolkitLogger := newLogger(os.Stderr, f.logLevel, f.logFormat)
 	level.Info(logger).Log("msg", "Starting "+exporterName, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
 
-	cfg, err := config.Load(*configFile)
+	cfg, err := config.Load(f.configFile)
 	if err != nil {
-		if *configCheck {
-			fmt.Fprintf(os.Stderr, "Configuration file %s is invalid:\n", *configFile)
-			for _, e := range joinedErrors(err) {
-				fmt.Fprintf(os.Stderr, "  - %v\n", e)
-			}
-			return 1
-		}
-		for _, e := range joinedErrors(err) {
-			level.Error(logger).Log("msg", "Error loading configuration", "file", *configFile, "err", e)
-		}
+		reportConfigErrors(logger, f, err)
 		return 1
 	}
-	if *configCheck {
+	if f.configCheck {
 		fmt.Print(cfg.Summary())
-		fmt.Printf("Configuration file %s is valid.\n", *configFile)
+		fmt.Printf("Configuration file %s is valid.\n", f.configFile)
 		return 0
 	}
 
@@ -95,55 +76,87 @@ func run(args []string) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(exporterName),
 	)
-	exp := newExporter(logger, reg, *configFile)
+	exp := newExporter(logger, reg, f.configFile)
 	if err := exp.apply(cfg); err != nil {
 		level.Error(logger).Log("msg", "Error setting up the configured projects", "err", err)
 		return 1
 	}
-	level.Info(logger).Log("msg", "Loaded configuration", "file", *configFile, "projects", len(cfg.Projects))
-
-	mux, err := exp.routes(*metricsPath, exp.metricsHandler(*timeoutOffset, *maxTimeout, *maxRequests), *lifecycle)
+	level.Info(logger).Log("msg", "Loaded configuration", "file", f.configFile, "projects", len(cfg.Projects))
+	mux, err := exp.routes(f.metricsPath, exp.metricsHandler(f.timeoutOffset, f.maxTimeout, f.maxRequests), f.lifecycle)
 	if err != nil {
 		level.Error(logger).Log("msg", "Error setting up the HTTP routes", "err", err)
 		return 1
 	}
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			_ = exp.reload()
-		}
-	}()
-
-	server := newServer(mux, idleTimeout)
-	slogger := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel))
-	if err := web.ListenAndServe(server, toolkitFlags, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	exp.reloadOnSIGHUP()
+	if err := serve(newServer(mux, idleTimeout), f.toolkit, toolkitLogger); err != nil {
 		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// joinedErrors splits an errors.Join of configuration errors into one error
-// per problem, so that each gets a line of its own.
-func joinedErrors(err error) []error {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		return joined.Unwrap()
+// parseFlags parses the command line; on a usage error it says what is
+// wrong on standard error and returns false.
+func parseFlags(args []string) (*flags, bool) {
+	app := kingpin.New(exporterName, "Prometheus exporter for ModelArts development images on Open Telekom Cloud and Huawei Cloud.")
+	f := &flags{}
+	app.Flag("config.file", "Path to the configuration file.").Default("modelarts_exporter.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").BoolVar(&f.configCheck)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("scrape.timeout-offset", "Time subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds (or from global.scrape_timeout when Prometheus sends none), plus the time the last answer took to render, so that the answer reaches Prometheus before it gives up; the API calls keep at least half of the timeout.").Default("0.5s").DurationVar(&f.timeoutOffset)
+	app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls, whatever X-Prometheus-Scrape-Timeout-Seconds or global.scrape_timeout say. 0 means no bound.").Default("2m").DurationVar(&f.maxTimeout)
+	app.Flag("web.max-requests", "Maximum number of scrapes of the metrics path and /probe doing API work at once (0: no limit); more are answered 503 at once.").Default("40").IntVar(&f.maxRequests)
+	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error].").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
+	app.Flag("web.enable-lifecycle", "Allow reloading the configuration with POST /-/reload (SIGHUP always reloads).").BoolVar(&f.lifecycle)
+	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json].").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
+	f.toolkit = kingpinflag.AddFlags(app, ":9713")
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", exporterName, err)
+		return nil, false
 	}
-	return []error{err}
+	if f.maxRequests < 0 || f.maxTimeout < 0 || f.timeoutOffset < 0 {
+		fmt.Fprintf(os.Stderr, "%s: --web.max-requests, --scrape.max-timeout and --scrape.timeout-offset must not be negative\n", exporterName)
+		return nil, false
+	}
+	return f, true
 }
 
-// newLogger builds the one go-kit logger of the process and the slog level
-// that exporter-toolkit's bridged logger must use.
-func newLogger(w *os.File, lvl, format string) (log.Logger, slog.Leveler) {
+// reportConfigErrors says why the configuration file did not load, one
+// problem a line: on standard error for --config.check, else in the log.
+func reportConfigErrors(logger log.Logger, f *flags, err error) {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	if f.configCheck {
+		fmt.Fprintf(os.Stderr, "Configuration file %s is invalid:\n", f.configFile)
+	}
+	for _, e := range errs {
+		if f.configCheck {
+			fmt.Fprintf(os.Stderr, "  - %v\n", e)
+		} else {
+			level.Error(logger).Log("msg", "Error loading configuration", "file", f.configFile, "err", e)
+		}
+	}
+}
+
+// newLogger builds the one logger of the process, writing to w, and the slog
+// logger exporter-toolkit gets, bridged to the same output and level.
+//
+// The level filter comes first and ts and caller are added on top of it: a
+// caller valuer counts stack frames from the context that holds it, so
+// beneath the filter it would name level.go. The bridge gets the filtered
+// logger without ts and caller: it adds the time and the caller of slog's
+// record itself.
+func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	var logger log.Logger
 	if format == "json" {
 		logger = log.NewJSONLogger(log.NewSyncWriter(w))
 	} else {
 		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
 	}
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 	var (
 		option    level.Option
 		slogLevel slog.Level
@@ -158,7 +171,18 @@ func newLogger(w *os.File, lvl, format string) (log.Logger, slog.Leveler) {
 	default:
 		option, slogLevel = level.AllowInfo(), slog.LevelInfo
 	}
-	return level.NewFilter(logger, option), slogLevel
+	logger = level.NewFilter(logger, option)
+	toolkit := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel))
+	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), toolkit
+}
+
+// serve runs the HTTP server with exporter-toolkit (TLS, basic auth, systemd
+// socket activation) until it fails.
+func serve(server *http.Server, toolkit *web.FlagConfig, logger *slog.Logger) error {
+	if err := web.ListenAndServe(server, toolkit, logger); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // exporter holds what a configuration reload swaps: the scraper and the
@@ -167,7 +191,7 @@ type exporter struct {
 	logger     log.Logger
 	configFile string
 	exposition *exposition // the answer of the metrics path
-	apiMetrics *collector.APIMetrics
+	apiMetrics *apiMetrics
 	shared     *modelarts.Shared // the credential guards, kept across reloads
 
 	reloadMu      sync.Mutex
@@ -192,7 +216,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 		logger:     logger,
 		configFile: configFile,
 		exposition: newExposition(logger, reg),
-		apiMetrics: collector.NewAPIMetrics(reg),
+		apiMetrics: newAPIMetrics(reg),
 		shared:     modelarts.NewShared(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modelarts_exporter_config_last_reload_successful",
@@ -215,7 +239,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 // connections of the one it replaces and records the success. A failure
 // changes nothing: reload records it (at start-up the process exits).
 func (e *exporter) apply(cfg *config.Config) error {
-	projects, err := collector.NewProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version, e.shared)
+	projects, err := newProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version, e.shared)
 	if err != nil {
 		return err
 	}
@@ -248,6 +272,17 @@ func (e *exporter) reload() error {
 	}
 	level.Info(e.logger).Log("msg", "Reloaded configuration", "file", e.configFile, "projects", len(cfg.Projects))
 	return nil
+}
+
+// reloadOnSIGHUP reloads the configuration on every SIGHUP from now on.
+func (e *exporter) reloadOnSIGHUP() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = e.reload()
+		}
+	}()
 }
 
 // routes returns the exporter's HTTP routes; POST /-/reload reloads only

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -347,56 +346,5 @@ func TestConfigErrorsRedactURLUserinfo(t *testing.T) {
 		if strings.Contains(string(out), password) {
 			t.Errorf("%s: the password of the URL is printed:\n%s", name, out)
 		}
-	}
-}
-
-// TestBinaryHonoursProxyEnvironment runs the binary with HTTP_PROXY, and
-// with HTTP_PROXY plus NO_PROXY. The endpoint is a name that does not
-// resolve (Go never proxies loopback hosts taken from the environment), so
-// the images can only be fetched through the proxy, which connects to the
-// simulator whatever the name.
-func TestBinaryHonoursProxyEnvironment(t *testing.T) {
-	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
-	defer sim.Close()
-	proxy := testproxy.New(t, strings.TrimPrefix(sim.URL, "http://"))
-	proxied := &proxy.Forwarded
-
-	dir := t.TempDir()
-	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := strings.Replace(sim.URL, "127.0.0.1", "modelarts.sim.invalid", 1)
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(string(cfg), sim.URL, fake)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clean := []string{"HTTPS_PROXY=", "https_proxy=", "http_proxy=", "no_proxy=", "REQUEST_METHOD="}
-	for _, tc := range []struct {
-		name   string
-		env    []string
-		wantUp float64
-	}{
-		{"HTTP_PROXY", []string{"HTTP_PROXY=" + proxy.URL, "NO_PROXY="}, 1},
-		{"NO_PROXY names the endpoint", []string{"HTTP_PROXY=" + proxy.URL, "NO_PROXY=.sim.invalid"}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			proxied.Store(0)
-			exp := startExporterWith(t, exporterOptions{env: append(slices.Clone(clean), tc.env...)}, "--config.file="+cfgPath)
-			_, families := exp.scrape(t)
-			for _, project := range []string{"aksk", "token"} {
-				for _, id := range modelartstest.SampleIDs()[:2] {
-					if v := value(t, families, "modelarts_image_up", map[string]string{"project": project, "id": id}); v != tc.wantUp {
-						t.Errorf("image_up{%s,%s} = %v, want %v", project, id, v, tc.wantUp)
-					}
-				}
-			}
-			if got := proxied.Load() > 0; got != (tc.wantUp == 1) {
-				t.Errorf("requests through the proxy: %d", proxied.Load())
-			}
-			if tc.wantUp == 0 && !strings.Contains(exp.logs.String(), "lookup modelarts.sim.invalid") {
-				t.Error("the log does not say that the name did not resolve")
-			}
-		})
 	}
 }

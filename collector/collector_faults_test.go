@@ -205,7 +205,7 @@ func faultCases() []faultCase {
 			name: "TLS with a private CA, ca_file configured",
 			victim: func(env *faultEnv, v victim) victim {
 				v.endpoint = env.tlsURL
-				v.extraYAML = "    tls_config:\n      ca_file: " + env.ca.CAFile + "\n"
+				v.roots = env.ca.Pool
 				return v
 			},
 			projectDown: map[string]bool{},
@@ -258,7 +258,7 @@ func runFaultCase(t *testing.T, tc faultCase, auth string) {
 	// One ShowImage call per image, as for projects whose listings cost more
 	// calls than they have images: each fault is aimed at one image's call.
 	// (Faults in listings: fetch_test.go.)
-	scraper := preferShow(newFaultScraper(t, faultConfig(t, dir, sim, v, bystanderImages), logs))
+	scraper := preferShow(newFaultScraper(faultConfig(t, dir, sim, v, bystanderImages), logs))
 
 	baseline := scrapeText(t, scraper, 10*time.Second)
 	for _, id := range all {
@@ -275,7 +275,7 @@ func runFaultCase(t *testing.T, tc faultCase, auth string) {
 		tc.setup(env)
 	}
 	if tc.victim != nil {
-		scraper = preferShow(newFaultScraper(t, faultConfig(t, dir, sim, tc.victim(env, v), bystanderImages), logs))
+		scraper = preferShow(newFaultScraper(faultConfig(t, dir, sim, tc.victim(env, v), bystanderImages), logs))
 	}
 	sim.ResetCounters()
 	timeout := tc.timeout

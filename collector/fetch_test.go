@@ -20,7 +20,7 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
-// simProject is a project on sim with the demo key, as NewProjects builds it.
+// simProject is a project on sim with the demo key, as the exporter builds it.
 func simProject(t testing.TB, sim *modelartstest.Server, imageIDs []string, secretKey string) Project {
 	t.Helper()
 	return simProjectAt(t, sim.URL, sim.ProjectID(), imageIDs, secretKey)

@@ -6,7 +6,9 @@ package collector
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,55 +20,56 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/modelarts-exporter/modelarts_exporter/config"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
 // victim describes the project a fault is aimed at.
 type victim struct {
-	auth      string // "aksk" or "token"
-	endpoint  string // ModelArts and IAM endpoint
-	images    []string
-	extraYAML string // more lines of the project, indented by 4 spaces
+	auth     string // "aksk" or "token"
+	endpoint string // ModelArts and IAM endpoint
+	images   []string
+	roots    *x509.CertPool // the CAs trusted for the endpoint (tls_config.ca_file); nil: the system's
 }
 
-// faultConfig is a configuration with the victim project and a bystander
-// project (AK/SK, on the simulator) that no fault is aimed at.
-func faultConfig(t *testing.T, dir string, sim *modelartstest.Server, v victim, bystanderImages []string) *config.Config {
+// faultConfig is the projects of a configuration with the victim project and
+// a bystander project (AK/SK, on the simulator) that no fault is aimed at,
+// built as the exporter builds them: secret key from a file, 4 calls in flight.
+func faultConfig(t *testing.T, dir string, sim *modelartstest.Server, v victim, bystanderImages []string) []Project {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "sk"), []byte(modelartstest.DemoSecretKey+"\n"), 0o600); err != nil {
+	skFile := filepath.Join(dir, "sk")
+	if err := os.WriteFile(skFile, []byte(modelartstest.DemoSecretKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "global:\n  scrape_timeout: 10s\n  concurrency: 4\nprojects:\n")
-	fmt.Fprintf(&b, "  - name: victim\n    region: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n", sim.Region(), v.endpoint, v.endpoint)
+	shared := modelarts.NewShared()
+	project := func(name string, cfg modelarts.Config, images []string) Project {
+		cfg.Region, cfg.Shared, cfg.UserAgent = sim.Region(), shared, "modelarts_exporter/test"
+		client, err := modelarts.NewClient(cfg)
+		if err != nil {
+			t.Fatalf("project %s: %v", name, err)
+		}
+		return Project{Name: name, Client: client, ImageIDs: images, Concurrency: 4}
+	}
+	aksk := modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKeyFile: skFile}
+	victimCfg := modelarts.Config{Endpoint: v.endpoint, IAMEndpoint: v.endpoint}
 	switch v.auth {
 	case "aksk":
-		fmt.Fprintf(&b, "    project_id: %s\n    auth:\n      access_key: %s\n      secret_key_file: sk\n", sim.ProjectID(), modelartstest.DemoAccessKey)
+		victimCfg.ProjectID, victimCfg.Credentials = sim.ProjectID(), aksk
 	case "token":
 		// No project id: it comes from the token, so IAM is on the path.
-		fmt.Fprintf(&b, "    auth:\n      domain_name: %s\n      username: %s\n      password: %s\n",
-			modelartstest.DemoDomain, modelartstest.DemoUser, modelartstest.DemoPassword)
+		victimCfg.Credentials = modelarts.Credentials{DomainName: modelartstest.DemoDomain,
+			Username: modelartstest.DemoUser, Password: modelartstest.DemoPassword}
 	default:
 		t.Fatalf("unknown auth %q", v.auth)
 	}
-	b.WriteString(v.extraYAML)
-	b.WriteString("    images:\n")
-	for _, id := range v.images {
-		fmt.Fprintf(&b, "      - %s\n", id)
+	if v.roots != nil {
+		victimCfg.HTTPClient = &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: v.roots, MinVersion: tls.VersionTLS12}}}
 	}
-	fmt.Fprintf(&b, "  - name: bystander\n    region: %s\n    project_id: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n",
-		sim.Region(), sim.ProjectID(), sim.URL, sim.URL)
-	fmt.Fprintf(&b, "    auth:\n      access_key: %s\n      secret_key_file: sk\n    images:\n", modelartstest.DemoAccessKey)
-	for _, id := range bystanderImages {
-		fmt.Fprintf(&b, "      - %s\n", id)
+	return []Project{
+		project("victim", victimCfg, v.images),
+		project("bystander", modelarts.Config{Endpoint: sim.URL, IAMEndpoint: sim.URL, ProjectID: sim.ProjectID(), Credentials: aksk}, bystanderImages),
 	}
-	cfg, err := config.LoadReader(strings.NewReader(b.String()), dir)
-	if err != nil {
-		t.Fatalf("test configuration: %v\n%s", err, b.String())
-	}
-	return cfg
 }
 
 // lockedBuffer is a log destination that tests read while scrapes write.
@@ -90,14 +93,8 @@ func (l *lockedBuffer) take() string {
 	return s
 }
 
-// newFaultScraper builds the projects of cfg the way the exporter does and a
-// scraper that logs to logs.
-func newFaultScraper(t *testing.T, cfg *config.Config, logs *lockedBuffer) *Scraper {
-	t.Helper()
-	projects, err := NewProjects(cfg, NewAPIMetrics(prometheus.NewRegistry()), "modelarts_exporter/test", modelarts.NewShared())
-	if err != nil {
-		t.Fatal(err)
-	}
+// newFaultScraper is a scraper of projects that logs to logs.
+func newFaultScraper(projects []Project, logs *lockedBuffer) *Scraper {
 	return NewScraper(log.NewLogfmtLogger(log.NewSyncWriter(logs)), projects)
 }
 

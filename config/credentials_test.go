@@ -22,7 +22,7 @@ func fakeEnv(vars map[string]string) lookupEnv {
 }
 
 // TestCredentialSources loads every way of giving credentials and checks what
-// the loaded AuthConfig holds for the client and what --config.check says.
+// the loaded AuthConfig holds for the client, and that --config.check shows no secret.
 func TestCredentialSources(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{"sk": "FAKE-sk-from-file\n", "st": "FAKE-st-from-file\n", "pw": "FAKE-pw-from-file\n"} {
@@ -44,39 +44,32 @@ func TestCredentialSources(t *testing.T) {
 		env        map[string]string
 		want       AuthConfig
 		wantID     string
-		summary    string
 		wantErr    string
 	}{
 		{
 			name: "AK/SK inline", auth: "{access_key: AK, secret_key: FAKE-sk-inline}", projectID: fakeProjectID,
-			want:    AuthConfig{AccessKey: "AK", SecretKey: "FAKE-sk-inline"},
-			summary: "AK/SK inline, access key AK",
+			want: AuthConfig{AccessKey: "AK", SecretKey: "FAKE-sk-inline"},
 		},
 		{
 			name: "AK/SK and security token from files", auth: "{access_key: AK, secret_key_file: sk, security_token_file: ./st}", projectID: fakeProjectID,
-			want:    AuthConfig{AccessKey: "AK", SecretKey: "FAKE-sk-from-file", SecretKeyFile: abs("sk"), SecurityToken: "FAKE-st-from-file", SecurityTokenFile: abs("st")},
-			summary: "AK/SK, access key AK, secret key from " + abs("sk") + " (re-read when it changes), security token from " + abs("st") + " (re-read when it changes)",
+			want: AuthConfig{AccessKey: "AK", SecretKey: "FAKE-sk-from-file", SecretKeyFile: abs("sk"), SecurityToken: "FAKE-st-from-file", SecurityTokenFile: abs("st")},
 		},
 		{
 			name: "password from a file", auth: "{domain_name: D, username: U, password_file: " + abs("pw") + "}",
-			want:    AuthConfig{DomainName: "D", Username: "U", Password: "FAKE-pw-from-file", PasswordFile: abs("pw")},
-			summary: `IAM password of user "U" in domain "D" (password_file ` + abs("pw") + ", re-read when it changes)",
+			want: AuthConfig{DomainName: "D", Username: "U", Password: "FAKE-pw-from-file", PasswordFile: abs("pw")},
 		},
 		{
 			name: "ECS metadata", auth: "{credentials_from: ecs_metadata}", projectID: fakeProjectID, env: env,
-			want:    AuthConfig{CredentialsFrom: "ecs_metadata", MetadataEndpoint: "http://169.254.169.254"},
-			summary: "ECS metadata service http://169.254.169.254 (temporary keys, refreshed before expiry)",
+			want: AuthConfig{CredentialsFrom: "ecs_metadata", MetadataEndpoint: "http://169.254.169.254"},
 		},
 		{
 			name: "environment, project id too", auth: "{credentials_from: Environment}", env: env,
-			want:    AuthConfig{CredentialsFrom: "environment", AccessKey: "ENVACCESSKEY00000000", SecretKey: "FAKE-sk-from-env", SecurityToken: "FAKE-st-from-env"},
-			wantID:  "fedcba9876543210fedcba9876543210",
-			summary: "environment (HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN), access key ENVACCESSKEY00000000",
+			want:   AuthConfig{CredentialsFrom: "environment", AccessKey: "ENVACCESSKEY00000000", SecretKey: "FAKE-sk-from-env", SecurityToken: "FAKE-st-from-env"},
+			wantID: "fedcba9876543210fedcba9876543210",
 		},
 		{
 			name: "environment, the file's project id wins", auth: "{credentials_from: environment}", projectID: fakeProjectID, env: env,
-			want:    AuthConfig{CredentialsFrom: "environment", AccessKey: "ENVACCESSKEY00000000", SecretKey: "FAKE-sk-from-env", SecurityToken: "FAKE-st-from-env"},
-			summary: "environment (HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN), access key ENVACCESSKEY00000000",
+			want: AuthConfig{CredentialsFrom: "environment", AccessKey: "ENVACCESSKEY00000000", SecretKey: "FAKE-sk-from-env", SecurityToken: "FAKE-st-from-env"},
 		},
 		{
 			name: "environment without token and project id", auth: "{credentials_from: environment}", env: withoutToken,
@@ -140,9 +133,6 @@ func TestCredentialSources(t *testing.T) {
 				t.Errorf("project_id %q, want %q", p.ProjectID, wantID)
 			}
 			summary := cfg.Summary()
-			if want := fmt.Sprintf("  %-22s %s\n", "credentials:", tt.summary); !strings.Contains(summary, want) {
-				t.Errorf("summary lacks %q:\n%s", want, summary)
-			}
 			for _, s := range []commonconfig.Secret{p.Auth.SecretKey, p.Auth.SecurityToken, p.Auth.Password} {
 				if s != "" && strings.Contains(summary, string(s)) {
 					t.Errorf("summary shows the secret %q:\n%s", s, summary)

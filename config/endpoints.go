@@ -36,7 +36,7 @@ var huaweiModelArts = map[string]string{
 // defaultEndpoints returns the endpoints of a region of a cloud; ok is false for
 // an Open Telekom Cloud region not in otcRegions.
 func defaultEndpoints(cloud, region string) (e endpoints, ok bool) {
-	if cloud == CloudOTC {
+	if cloud == cloudOTC {
 		e, ok = otcRegions[region]
 		return e, ok
 	}

@@ -11,11 +11,13 @@ import (
 	"strings"
 )
 
+const redacted = "<secret>"
+
 // scrubSecrets joins errs with every secret value hidden in their messages: as
 // it is (6 bytes or longer), in Go quotes, and in yaml.v3's backquotes, which
-// cut a value longer than 10 bytes to its first 7 ("`Secretv...`"). The YAML
-// decoder quotes values in its type errors, also those of a secret given a
-// tag such as !!int, or used through an alias in another field.
+// cut a value longer than 10 bytes to its first 7 ("`Secretv...`"). yaml.v3
+// quotes a secret given a tag such as !!int, or used through an alias in
+// another field.
 func scrubSecrets(errs []error, secrets []string) error {
 	secrets = slices.SortedFunc(slices.Values(secrets), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	var pairs []string
@@ -32,26 +34,20 @@ func scrubSecrets(errs []error, secrets []string) error {
 		}
 	}
 	r := strings.NewReplacer(pairs...)
-	out := make([]error, len(errs))
 	for i, err := range errs {
-		out[i] = err
 		if msg := r.Replace(err.Error()); msg != err.Error() {
-			out[i] = errors.New(msg)
+			errs[i] = errors.New(msg)
 		}
 	}
-	return errors.Join(out...)
+	return errors.Join(errs...)
 }
 
-// secrets lists the secret values of c, for scrubSecrets.
+// secrets lists the secrets of c read from files and the environment, which
+// the file as written does not hold.
 func (c *Config) secrets() []string {
 	var out []string
 	for _, p := range c.Projects {
-		a := p.Auth
-		out = append(out, string(a.SecretKey), string(a.SecurityToken), string(a.Password), string(p.TLSConfig.Key))
-		if u := p.ProxyURL.URL; u != nil && u.User != nil {
-			pw, _ := u.User.Password()
-			out = append(out, pw, urlPassword(u.String()))
-		}
+		out = append(out, string(p.Auth.SecretKey), string(p.Auth.SecurityToken), string(p.Auth.Password))
 	}
 	return out
 }
@@ -60,11 +56,8 @@ func (c *Config) secrets() []string {
 // written, "" if there is none. It does not need the URL to parse.
 func urlPassword(s string) string {
 	_, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return ""
-	}
 	at := strings.LastIndex(rest, "@")
-	if at < 0 {
+	if !ok || at < 0 {
 		return ""
 	}
 	_, pw, _ := strings.Cut(rest[:at], ":")

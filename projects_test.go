@@ -1,17 +1,23 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package collector
+package main
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	stdlog "log"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
@@ -19,17 +25,27 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
-// unsetProxyEnv clears every proxy variable for the test, so that the
-// environment of the machine running the tests cannot change the outcome.
-func unsetProxyEnv(t *testing.T) {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
-		t.Setenv(k, "")
+// victimProject is the YAML of a project called victim on endpoint (ModelArts
+// and IAM) with the simulator's demo credentials of auth ("aksk" or "token":
+// no project id then, so IAM is on the path); extra (lines indented by 4
+// spaces) follows.
+func victimProject(sim *modelartstest.Server, auth, endpoint string, ids []string, extra string) string {
+	if auth == "aksk" {
+		return akskProject(sim, "victim", endpoint, ids, extra)
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  - name: victim\n    region: %s\n    modelarts_endpoint: %s\n    iam_endpoint: %s\n", sim.Region(), endpoint, endpoint)
+	fmt.Fprintf(&b, "    auth:\n      domain_name: %s\n      username: %s\n      password: %s\n    images:\n",
+		modelartstest.DemoDomain, modelartstest.DemoUser, modelartstest.DemoPassword)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "      - %s\n", id)
+	}
+	return b.String() + extra
 }
 
 // TestOutboundProxy proves that proxy_url and the HTTP_PROXY, HTTPS_PROXY and
 // NO_PROXY variables carry the API calls, for plain and TLS endpoints, with
-// both kinds of auth.
+// both kinds of auth, through the clients newProjects builds on a (re)load.
 //
 // Go never sends requests for loopback hosts through a proxy taken from the
 // environment. The environment cases therefore name the endpoint
@@ -63,7 +79,10 @@ func TestOutboundProxy(t *testing.T) {
 		for _, auth := range []string{"aksk", "token"} {
 			t.Run(tc.name+"/"+auth, func(t *testing.T) {
 				defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-				unsetProxyEnv(t)
+				// The environment of the machine running the tests must not change the outcome.
+				for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
+					t.Setenv(k, "")
+				}
 				dir := t.TempDir()
 				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 				defer sim.Close()
@@ -80,36 +99,47 @@ func TestOutboundProxy(t *testing.T) {
 				proxy := testproxy.New(t, backend.Listener.Addr().String())
 				defer proxy.Close()
 
-				v := victim{auth: auth, endpoint: backend.URL, images: modelartstest.SampleIDs()[:3]}
+				endpoint, extra := backend.URL, ""
 				if tc.fakeHost {
-					v.endpoint = strings.Replace(backend.URL, "127.0.0.1", fakeHost, 1)
+					endpoint = strings.Replace(backend.URL, "127.0.0.1", fakeHost, 1)
 				}
 				if tc.proxyURL {
-					v.extraYAML += "    proxy_url: " + proxy.URL + "\n"
+					extra += "    proxy_url: " + proxy.URL + "\n"
 				}
 				if tc.caFile {
-					v.extraYAML += "    tls_config:\n      ca_file: " + ca.CAFile + "\n"
+					extra += "    tls_config:\n      ca_file: " + ca.CAFile + "\n"
 				}
 				for k, val := range tc.env {
 					t.Setenv(k, strings.ReplaceAll(val, "PROXY", proxy.URL))
 				}
-				logs := &lockedBuffer{}
-				// The environment is read when the projects are built, as on a (re)load.
-				scraper := newFaultScraper(t, faultConfig(t, dir, sim, v, modelartstest.SampleIDs()[:1]), logs)
-				text := scrapeText(t, scraper, 5*time.Second)
-
-				want := "0"
-				if tc.wantUp {
-					want = "1"
+				victimIDs := modelartstest.SampleIDs()[:3]
+				cfg := "projects:\n" + victimProject(sim, auth, endpoint, victimIDs, extra) +
+					akskProject(sim, "bystander", sim.URL, modelartstest.SampleIDs()[:1], "")
+				path := filepath.Join(dir, "modelarts_exporter.yml")
+				if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+					t.Fatal(err)
 				}
-				for _, id := range v.images {
-					if got, _ := sampleValue(t, text, "modelarts_image_up", `project="victim"`, `id="`+id+`"`); got != want {
-						t.Errorf("image %s up = %q, want %s\n%s", id, got, want, logs.take())
+				logs := &syncBuffer{}
+				// The environment is read when the projects are built, as on a (re)load.
+				exp := newExporter(log.NewLogfmtLogger(logs), prometheus.NewRegistry(), path)
+				if err := exp.reload(); err != nil {
+					t.Fatal(err)
+				}
+				rec := get(exp.metricsHandler(0, time.Minute, 0), "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"5"}})
+				families := parseText(t, rec.Body.String())
+
+				want := 0.0
+				if tc.wantUp {
+					want = 1
+				}
+				for _, id := range victimIDs {
+					if got := value(t, families, "modelarts_image_up", map[string]string{"project": "victim", "id": id}); got != want {
+						t.Errorf("image %s up = %v, want %v\n%s", id, got, want, logs)
 					}
 				}
 				// The bystander on 127.0.0.1 without proxy_url never uses the proxy.
-				if got, _ := sampleValue(t, text, "modelarts_image_up", `project="bystander"`); got != "1" {
-					t.Errorf("bystander up = %q, want 1", got)
+				if got := value(t, families, "modelarts_image_up", map[string]string{"project": "bystander"}); got != 1 {
+					t.Errorf("bystander up = %v, want 1", got)
 				}
 				if got := proxy.Forwarded.Load() > 0; got != tc.wantForwarded {
 					t.Errorf("proxy forwarded requests: %v, want %v", got, tc.wantForwarded)
@@ -117,10 +147,10 @@ func TestOutboundProxy(t *testing.T) {
 				if got := proxy.Tunnels.Load() > 0; got != tc.wantTunnels {
 					t.Errorf("proxy tunnelled: %v, want %v", got, tc.wantTunnels)
 				}
-				if tc.fakeHost && (tc.wantForwarded || tc.wantTunnels) && !proxy.Asked(strings.TrimPrefix(strings.TrimPrefix(v.endpoint, "https://"), "http://")) {
-					t.Errorf("the proxy was not asked for %s", v.endpoint)
+				if tc.fakeHost && (tc.wantForwarded || tc.wantTunnels) && !proxy.Asked(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")) {
+					t.Errorf("the proxy was not asked for %s", endpoint)
 				}
-				if tc.wantLogged != "" && !strings.Contains(logs.take(), tc.wantLogged) {
+				if tc.wantLogged != "" && !strings.Contains(logs.String(), tc.wantLogged) {
 					t.Errorf("the log does not say %q", tc.wantLogged)
 				}
 			})
