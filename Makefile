@@ -39,16 +39,19 @@ test: vet
 	$(GO) test -race -count=1 ./...
 	MODELARTS_SIMULATOR_UNTYPED=ALL $(GO) test -race -count=1 . ./collector/ ./modelarts/...
 
-## lint: gofmt, go vet and, when installed, golangci-lint with .golangci.yml.
+## lint: gofmt, go vet and golangci-lint (make tools) with .golangci.yml: zero findings.
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run; else echo "golangci-lint not installed: ran gofmt and go vet only"; fi
+	@command -v golangci-lint >/dev/null 2>&1 || { echo "golangci-lint is not on PATH: run make tools and add \$$(go env GOPATH)/bin to PATH"; exit 1; }
+	golangci-lint run ./...
 
-## tools: helm and jsonnet at pinned versions, built from the Go module proxy into $(go env GOPATH)/bin.
+## tools: golangci-lint, helm and jsonnet at pinned versions, built from the Go module proxy into $(go env GOPATH)/bin.
 ## make test uses them when they are on PATH (MODELARTS_REQUIRE_TOOLS=1: it fails without them).
 HELM_VERSION    := v3.22.0
 JSONNET_VERSION := v0.22.0
+GOLANGCI_LINT_VERSION := v2.15.0
 tools:
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	$(GO) install github.com/google/go-jsonnet/cmd/jsonnet@$(JSONNET_VERSION)
 

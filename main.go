@@ -297,14 +297,14 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 	mux.HandleFunc("/probe", scrapes.serveProbe)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
-		fmt.Fprintln(w, "Healthy")
+		_, _ = fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if e.state.Load() == nil {
 			http.Error(w, "Not ready: no configuration loaded yet.", http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "Ready")
+		_, _ = fmt.Fprintln(w, "Ready")
 	})
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -318,7 +318,7 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 				http.Error(w, fmt.Sprintf("Failed to reload the configuration: %v", err), http.StatusInternalServerError)
 				return
 			}
-			fmt.Fprintln(w, "Configuration reloaded.")
+			_, _ = fmt.Fprintln(w, "Configuration reloaded.")
 		}
 	})
 	if metricsPath != "/" {

@@ -35,7 +35,7 @@ func (e *runningExporter) do(t *testing.T, method, path string, header http.Head
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
@@ -234,7 +234,7 @@ func TestBinaryScrapeFlood(t *testing.T) {
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				codes <- resp.StatusCode
 			})
 		}

@@ -58,7 +58,7 @@ func TestBinaryWebConfigTLSAndBasicAuth(t *testing.T) {
 		if err != nil {
 			return 0, "", err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), nil
 	}

@@ -68,7 +68,7 @@ func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: e\r\nX-Prometheus-Scrape-Timeout-Seconds: 6\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 			t.Fatalf("Prometheus' scrape: %v", err)
 		}
 		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode == http.StatusOK && n > 1<<20 {
 			break
 		}
@@ -139,7 +139,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if _, err := io.WriteString(c, "GET /-/healthy HTTP/1.1\r\nHost: e\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {

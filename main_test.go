@@ -118,7 +118,7 @@ func freeAddress(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -252,7 +252,7 @@ func startExporterWith(t *testing.T, opts exporterOptions, args ...string) *runn
 		}
 		resp, err := opts.client.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return &runningExporter{cmd: cmd, addr: addr, logs: logs}
 			}
@@ -272,7 +272,7 @@ func (e *runningExporter) scrape(t *testing.T) (string, map[string]*dto.MetricFa
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
@@ -409,7 +409,7 @@ func TestBinaryReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload: %s, want 405", resp.Status)
 	}
@@ -423,7 +423,7 @@ func TestBinaryReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(msg), "line") {
 		t.Errorf("POST /-/reload with a broken file: %s %q, want 500 naming the line", resp.Status, msg)
 	}

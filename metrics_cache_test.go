@@ -430,7 +430,7 @@ func BenchmarkScrapeAnswer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		size, err := io.Copy(io.Discard, resp.Body)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			b.Fatalf("status %d, %v", resp.StatusCode, err)

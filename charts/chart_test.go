@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 	}
 	tmpRoot = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -118,7 +118,7 @@ func helm(t *testing.T, values string, args ...string) (stdout string, err error
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
+		_ = f.Close()
 		if err := os.WriteFile(f.Name(), []byte(values), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -616,7 +616,7 @@ func checkLive(t *testing.T, p *podFiles, sm map[string]any, secrets map[string]
 		t.Fatal(err)
 	}
 	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	_ = l.Close()
 	args := p.args(t)
 	i := slices.Index(args, "--web.listen-address=:9713")
 	if i < 0 {
@@ -690,7 +690,7 @@ func httpGet(ctx context.Context, url, user, password string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
@@ -717,7 +717,7 @@ func (p *podFiles) probe(t *testing.T, probe any, port string) error {
 		}
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+port)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 		}
 		return err
 	}

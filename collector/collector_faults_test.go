@@ -316,7 +316,7 @@ func runFaultCase(t *testing.T, tc faultCase, auth string) {
 		case len(down) == 1:
 			return !strings.Contains(line, `id="`+down[0]+`"`)
 		case tc.keep && tc.check != nil: // the status set of the target changes
-			return !(strings.HasPrefix(line, "modelarts_image_status{") && strings.Contains(line, `id="`+tc.target+`"`))
+			return !strings.HasPrefix(line, "modelarts_image_status{") || !strings.Contains(line, `id="`+tc.target+`"`)
 		}
 		return true
 	}

@@ -225,8 +225,9 @@ func (f *fetcher) done(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	apiErr := modelarts.AsAPIError(err) // below: did an answer from ModelArts come back?
-	f.out.answered = f.out.answered || !(apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted))
+	notAnswered := apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted)
+	f.out.answered = f.out.answered || !notAnswered
 	if projectWide(err) && f.out.projectErr == nil {
 		f.out.projectErr = err
 		kv := []any{"msg", "Failed to reach the project's images", "project", f.p.Name}
@@ -309,7 +310,7 @@ func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 	for {
 		var wave []*pageAnswer
 		for _, l := range lists {
-			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && !(first && l.next > 0) && !(l.unsure && n > 0); n++ {
+			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && (!first || l.next == 0) && (!l.unsure || n == 0); n++ {
 				wave = append(wave, &pageAnswer{l: l, k: l.next})
 				l.next++
 			}

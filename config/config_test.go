@@ -59,7 +59,7 @@ func loadFile(t *testing.T, name string, env lookupEnv) (*Config, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return load(f, "testdata", env)
 }
 
@@ -703,32 +703,6 @@ projects:
 `, "$TESTDATA", testdataPath(t, ""))
 	if got := cfg.Summary(); got != want {
 		t.Errorf("Summary:\n%s\nwant:\n%s", got, want)
-	}
-}
-
-// writeConfig writes a one-project configuration reading its secret key from sk.txt.
-func writeConfig(t *testing.T, dir, region string) string {
-	t.Helper()
-	path := filepath.Join(dir, "modelarts.yml")
-	cfg := fmt.Sprintf(`projects:
-  - name: p
-    region: %s
-    project_id: %s
-    auth:
-      access_key: %s
-      secret_key_file: sk.txt
-    images: [%s]
-`, region, fakeProjectID, fakeAccessKey, fakeImage1)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func writeSecret(t *testing.T, dir, secret string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "sk.txt"), []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

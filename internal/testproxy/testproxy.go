@@ -85,7 +85,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
@@ -101,12 +101,12 @@ func (p *Proxy) tunnel(w http.ResponseWriter) {
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		upstream.Close()
+		_ = upstream.Close()
 		return
 	}
 	_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
 	var once sync.Once
-	closeBoth := func() { once.Do(func() { conn.Close(); upstream.Close() }) }
+	closeBoth := func() { once.Do(func() { _ = conn.Close(); _ = upstream.Close() }) }
 	go func() { _, _ = io.Copy(upstream, conn); closeBoth() }()
 	go func() { _, _ = io.Copy(conn, upstream); closeBoth() }()
 }

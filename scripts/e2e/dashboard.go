@@ -244,8 +244,9 @@ func queryResultLine(s *model.Sample) string {
 func applyVariableRegex(regex string, lines []string) ([]option, error) {
 	var re *regexp.Regexp
 	if regex != "" {
-		body, ok := strings.CutPrefix(regex, "/")
-		if body, ok = strings.CutSuffix(body, "/"); !ok {
+		body, _ := strings.CutPrefix(regex, "/")
+		body, ok := strings.CutSuffix(body, "/")
+		if !ok {
 			return nil, fmt.Errorf("regex %s: only the /.../ form without flags is supported here", regex)
 		}
 		var err error

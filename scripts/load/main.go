@@ -102,7 +102,7 @@ func freePort() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String(), nil
 }
 
@@ -122,11 +122,11 @@ func start(dir, name, bin string, args ...string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	go func() { _ = cmd.Wait(); _ = f.Close(); close(p.done) }()
 	return p, nil
 }
 
@@ -154,7 +154,7 @@ func waitHealthy(ctx context.Context, base string) error {
 	for {
 		resp, err := http.Get(base + "/-/healthy")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -198,7 +198,7 @@ func admin(method, url string, body any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode >= 300 {
 		msg, _ := io.ReadAll(resp.Body)
 		return fmt.Errorf("%s %s: %s %s", method, url, resp.Status, msg)
@@ -208,12 +208,11 @@ func admin(method, url string, body any) error {
 
 // sample is the exporter's own health at one moment.
 type sample struct {
-	at                time.Duration
-	goroutines        float64
-	heapAlloc, rss    float64
-	openFDs           float64
-	rejectedScrapes   float64
-	apiRequestsErrors float64
+	at              time.Duration
+	goroutines      float64
+	heapAlloc, rss  float64
+	openFDs         float64
+	rejectedScrapes float64
 }
 
 func readSample(base string, since time.Time) (sample, error) {
@@ -221,7 +220,7 @@ func readSample(base string, since time.Time) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
@@ -278,7 +277,7 @@ func scraper(ctx context.Context, base string, faulted map[string]bool, res *res
 			continue
 		}
 		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		res.scrapes.Add(1)
 		res.mu.Lock()
 		res.latencies = append(res.latencies, time.Since(begin))
@@ -344,7 +343,7 @@ func load(ctx context.Context, s settings) (ok bool, err error) {
 	}
 	defer func() {
 		if ok {
-			os.RemoveAll(dir) // else the logs stay for a look
+			_ = os.RemoveAll(dir) // else the logs stay for a look
 		}
 	}()
 	simAddr, err := freePort()
@@ -368,7 +367,7 @@ func load(ctx context.Context, s settings) (ok bool, err error) {
 		ID string `json:"id"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&images)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil || len(images) < 4 {
 		return false, fmt.Errorf("simulator images: %v (%d)", err, len(images))
 	}
