@@ -34,12 +34,12 @@ const (
 
 var families = [famCount]struct{ name, help string }{
 	famCreated:     {"modelarts_image_created_timestamp_seconds", "Time the image was created, in seconds since the Unix epoch (create_at)."},
-	famInfo:        {"modelarts_image_info", "Descriptive fields of the image; always 1. List fields are sorted and comma-joined."},
-	famLastSuccess: {"modelarts_image_last_success_timestamp_seconds", "Time the image was last fetched successfully, in seconds since the Unix epoch: the age of the values exported. No series before the first success."},
+	famInfo:        {"modelarts_image_info", "Descriptive fields of the image, list fields sorted and comma-joined; always 1."},
+	famLastSuccess: {"modelarts_image_last_success_timestamp_seconds", "Time the image was last fetched successfully, in seconds since the Unix epoch."},
 	famNotFound:    {"modelarts_image_not_found", "1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0."},
-	famSize:        {"modelarts_image_size_bytes", "Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images)."},
-	famStatus:      {"modelarts_image_status", "Status of the image as a state set: 1 for the current status, 0 for the other documented ones (INIT, CREATING, CREATE_FAILED, ERROR, DELETED, ACTIVE). An undocumented status gets a series of its own."},
-	famImageUp:     {"modelarts_image_up", "1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values."},
+	famSize:        {"modelarts_image_size_bytes", "Size of the image in bytes (the API's size in KB times 1024); no series when the API sends none."},
+	famStatus:      {"modelarts_image_status", "Status of the image as a state set: 1 for the current status, 0 for the other documented ones, and a series of its own for an undocumented status."},
+	famImageUp:     {"modelarts_image_up", "1 when the image's values come from a successful fetch (this scrape's or one shared within min_refresh_interval), else 0."},
 	famUpdated:     {"modelarts_image_updated_timestamp_seconds", "Time the image was last updated, in seconds since the Unix epoch (update_at)."},
 	famDuration:    {"modelarts_scrape_duration_seconds", "Time spent fetching the project's images for this scrape (by the fetch it shared, within min_refresh_interval)."},
 	famUp:          {"modelarts_up", "0 when the project's credentials were refused, its endpoint or project_id is wrong, or the API could not be reached in this scrape, else 1."},

@@ -65,7 +65,7 @@ func statusLines(arch, current string) string {
 	return b.String()
 }
 
-const statusHelp = `# HELP modelarts_image_status Status of the image as a state set: 1 for the current status, 0 for the other documented ones (INIT, CREATING, CREATE_FAILED, ERROR, DELETED, ACTIVE). An undocumented status gets a series of its own.
+const statusHelp = `# HELP modelarts_image_status Status of the image as a state set: 1 for the current status, 0 for the other documented ones, and a series of its own for an undocumented status.
 # TYPE modelarts_image_status gauge
 `
 
@@ -104,16 +104,16 @@ func TestCollectImage(t *testing.T) {
 	want := `# HELP modelarts_image_created_timestamp_seconds Time the image was created, in seconds since the Unix epoch (create_at).
 # TYPE modelarts_image_created_timestamp_seconds gauge
 modelarts_image_created_timestamp_seconds{` + labels + `} 1.638234504492e+09
-# HELP modelarts_image_info Descriptive fields of the image; always 1. List fields are sorted and comma-joined.
+# HELP modelarts_image_info Descriptive fields of the image, list fields sorted and comma-joined; always 1.
 # TYPE modelarts_image_info gauge
 modelarts_image_info{arch="x86_64",dev_services="NOTEBOOK,SSH",id="278e88d1-5b71-4766-8502-b3ba72e824d9",name="pytorch1.8-cuda10.2-cudnn7-ubuntu18.04",namespace="",origin="",project="prod",resource_categories="CPU,GPU",service_type="COMMON",swr_path="swr.xxx.com/atelier/pytorch_1_8:tag",tag="tag",type="BUILD_IN",visibility="PUBLIC",workspace_id="0"} 1
 # HELP modelarts_image_not_found 1 when ShowImage says the image does not exist (HTTP 404, or 400 with ModelArts.6404 or ModelArts.6797), else 0.
 # TYPE modelarts_image_not_found gauge
 modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
-# HELP modelarts_image_size_bytes Size of the image in bytes: the API's size field, documented in KB, times 1024. No series when the API sends no size (built-in images).
+# HELP modelarts_image_size_bytes Size of the image in bytes (the API's size in KB times 1024); no series when the API sends none.
 # TYPE modelarts_image_size_bytes gauge
 modelarts_image_size_bytes{` + labels + `} 3.457160192e+09
-# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.
+# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's or one shared within min_refresh_interval), else 0.
 # TYPE modelarts_image_up gauge
 modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 # HELP modelarts_image_updated_timestamp_seconds Time the image was last updated, in seconds since the Unix epoch (update_at).
@@ -176,7 +176,7 @@ modelarts_image_not_found{id="00000000-0000-0000-0000-000000000002",project="pro
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000003",project="prod"} 0
 modelarts_image_not_found{id="00000000-0000-0000-0000-000000000004",project="prod"} 0
 modelarts_image_not_found{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 0
-# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's, or one shared within min_refresh_interval), else 0; with serve_stale_for, a 0 may come with the last good values.
+# HELP modelarts_image_up 1 when the image's values come from a successful fetch (this scrape's or one shared within min_refresh_interval), else 0.
 # TYPE modelarts_image_up gauge
 modelarts_image_up{id="00000000-0000-0000-0000-000000000001",project="prod"} 0
 modelarts_image_up{id="00000000-0000-0000-0000-000000000002",project="prod"} 0
