@@ -6,6 +6,7 @@ package main
 import (
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -165,10 +166,9 @@ func encodeValues(format expfmt.Format, gz bool, families func(*collector.Encode
 		return part, err
 	}
 	d := newDeflater(&part.data, 0, 0)
-	defer d.release()
 	err := families(collector.NewEncoder(d, format))
-	if err == nil {
-		err = d.fw.Flush()
+	if endErr := d.end(false); err == nil {
+		err = endErr
 	}
 	part.crc, part.size = d.crc, d.size
 	return part, err
@@ -189,14 +189,14 @@ func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, f
 		return encodeLast(w, format, fresh)
 	}
 	d := newDeflater(w, values.crc, values.size)
-	defer d.release()
-	if err := encodeLast(d, format, fresh); err != nil {
+	err := encodeLast(d, format, fresh)
+	if endErr := d.end(true); err == nil {
+		err = endErr
+	}
+	if err != nil {
 		return err
 	}
-	if err := d.fw.Close(); err != nil {
-		return err
-	}
-	_, err := w.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, d.crc), d.size))
+	_, err = w.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, d.crc), d.size))
 	return err
 }
 
@@ -222,27 +222,83 @@ var flateWriters = sync.Pool{New: func() any {
 
 // deflater compresses what is written to it into w and keeps the CRC-32
 // and size of the gzip member it belongs to, continued from crc and size.
+// It compresses on a goroutine of its own, a block at a time, so that
+// encoding an answer and compressing it use two cores.
 type deflater struct {
-	fw   *flate.Writer
-	crc  uint32
-	size uint32
+	fw        *flate.Writer
+	crc, size uint32 // final once end returned
+
+	block  []byte      // being filled
+	blocks chan []byte // full, to compress
+	free   chan []byte // compressed, to fill again
+	done   chan error  // the first error of fw, when the goroutine ends
+	failed atomic.Bool // fw failed: the writer stops taking data
 }
+
+// deflaterBlocks is how many blocks of chunkSize one deflater uses.
+const deflaterBlocks = 3
 
 func newDeflater(w io.Writer, crc, size uint32) *deflater {
 	fw := flateWriters.Get().(*flate.Writer)
 	fw.Reset(w)
-	return &deflater{fw: fw, crc: crc, size: size}
+	d := &deflater{fw: fw, crc: crc, size: size, blocks: make(chan []byte, deflaterBlocks),
+		free: make(chan []byte, deflaterBlocks), done: make(chan error, 1)}
+	for range deflaterBlocks - 1 {
+		d.free <- make([]byte, 0, chunkSize)
+	}
+	d.block = make([]byte, 0, chunkSize)
+	go d.compress()
+	return d
+}
+
+func (d *deflater) compress() {
+	var err error
+	for b := range d.blocks {
+		if err == nil {
+			d.crc = crc32.Update(d.crc, crc32.IEEETable, b)
+			d.size += uint32(len(b)) // mod 2^32, as gzip's ISIZE
+			if _, err = d.fw.Write(b); err != nil {
+				d.failed.Store(true)
+			}
+		}
+		d.free <- b[:0]
+	}
+	d.done <- err
 }
 
 func (d *deflater) Write(p []byte) (int, error) {
-	d.crc = crc32.Update(d.crc, crc32.IEEETable, p)
-	d.size += uint32(len(p)) // mod 2^32, as gzip's ISIZE
-	return d.fw.Write(p)
+	if d.failed.Load() {
+		return 0, errors.New("compressing the answer failed")
+	}
+	n := len(p)
+	for len(p) > 0 {
+		k := copy(d.block[len(d.block):cap(d.block)], p)
+		d.block, p = d.block[:len(d.block)+k], p[k:]
+		if len(d.block) == cap(d.block) {
+			d.blocks <- d.block
+			d.block = <-d.free
+		}
+	}
+	return n, nil
 }
 
-func (d *deflater) release() {
+// end compresses what is left, then ends the stream at a sync flush (so
+// that another can follow) or, when last, with the final block, and gives
+// the flate.Writer back. It returns the first error of w.
+func (d *deflater) end(last bool) error {
+	if len(d.block) > 0 {
+		d.blocks <- d.block
+	}
+	close(d.blocks)
+	err := <-d.done
+	if err == nil && last {
+		err = d.fw.Close()
+	} else if err == nil {
+		err = d.fw.Flush()
+	}
 	d.fw.Reset(io.Discard)
 	flateWriters.Put(d.fw)
+	return err
 }
 
 // chunkSize is the size of the pieces of a chunks value.
