@@ -18,7 +18,9 @@ import (
 // maxReadmeLines keeps the README a front door (issue 11): details go to docs/.
 const maxReadmeLines = 350
 
+// TestReadmeIsAFrontDoor: README.md stays within maxReadmeLines lines.
 func TestReadmeIsAFrontDoor(t *testing.T) {
+	t.Parallel()
 	text, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +33,7 @@ func TestReadmeIsAFrontDoor(t *testing.T) {
 // TestDocLinksResolve checks the relative links of README.md, docs/ and,
 // once they exist, the chart's and the mixin's READMEs.
 func TestDocLinksResolve(t *testing.T) {
+	t.Parallel()
 	files, err := fs.Glob(os.DirFS("."), "docs/*.md")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +52,7 @@ func TestDocLinksResolve(t *testing.T) {
 // TestBrokenLinksBites shows that each kind of broken link is reported, and
 // that what GitHub resolves is not.
 func TestBrokenLinksBites(t *testing.T) {
+	t.Parallel()
 	fsys := fstest.MapFS{
 		"README.md": {Data: []byte("# Top\n\n## Try it — in `one` minute!\n\n## Try it — in `one` minute!\n\n" +
 			"[a](#try-it--in-one-minute) [b](#try-it--in-one-minute-1) [c](docs/x.md#the-flag---configfile)\n" +

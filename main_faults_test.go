@@ -4,83 +4,18 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
-
-// do sends one request to the exporter and returns the status and body.
-func (e *runningExporter) do(t *testing.T, method, path string, header http.Header) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, "http://"+e.addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-// waitFor scrapes until cond holds, for up to 10 seconds.
-func (e *runningExporter) waitFor(t *testing.T, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, families := e.scrape(t)
-		if cond(families) {
-			return families
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s still not: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// gaugeValue returns the value of the series of name with labels, or -1 when
-// there is none (unlike value, it does not fail the test).
-func gaugeValue(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-	mf := families[name]
-	if mf == nil {
-		return -1
-	}
-	for _, m := range mf.GetMetric() {
-		match := true
-		for k, v := range labels {
-			found := false
-			for _, lp := range m.GetLabel() {
-				found = found || (lp.GetName() == k && lp.GetValue() == v)
-			}
-			match = match && found
-		}
-		if match {
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
-}
 
 // unreadable makes path unreadable for the exporter. chmod 000 does not stop
 // root, and CI runs the tests as root: then the file is replaced by a
@@ -119,10 +54,13 @@ func restore(t *testing.T, path string, content []byte) {
 	}
 }
 
-// TestBinaryReloadFaults breaks the configuration file in three ways and
-// reloads through both paths: the running configuration keeps serving,
-// ..._config_last_reload_successful says 0, and a good file recovers.
-func TestBinaryReloadFaults(t *testing.T) {
+// TestReloadFaults breaks the configuration file in three ways and reloads
+// (POST /-/reload; SIGHUP takes the same path, see TestBinaryReload): the
+// answer is a 500 saying why, the failure is logged, the running
+// configuration keeps serving, ..._config_last_reload_successful says 0 and
+// its success timestamp stays, and a good file recovers.
+func TestReloadFaults(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	breakages := []struct {
@@ -144,106 +82,100 @@ func TestBinaryReloadFaults(t *testing.T) {
 		}, "no such file or directory"},
 		{"unreadable file", unreadable, "read configuration"},
 	}
-	for _, via := range []string{"SIGHUP", "POST /-/reload"} {
-		t.Run(via, func(t *testing.T) {
-			dir := t.TempDir()
-			cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
-			good, err := os.ReadFile(cfgPath)
-			if err != nil {
-				t.Fatal(err)
+	ids := modelartstest.SampleIDs()[:2]
+	cfgPath := testConfig(t, t.TempDir(), sim, ids)
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mux, logs := startInProcess(t, cfgPath, options{lifecycle: true})
+	reload := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+		return rec
+	}
+	for _, b := range breakages {
+		t.Run(b.name, func(t *testing.T) {
+			_, families := scrapeIn(t, mux)
+			loadedAt := value(t, families, "modelarts_exporter_config_last_reload_success_timestamp_seconds", nil)
+			t.Logf("configuration file %s", b.apply(t, cfgPath))
+			logsBefore := len(logs.String())
+			if rec := reload(); rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), b.wantErr) {
+				t.Errorf("POST /-/reload: %d %q, want 500 saying %q", rec.Code, rec.Body, b.wantErr)
 			}
-			exp := startExporter(t, "--config.file="+cfgPath, "--web.enable-lifecycle")
-
-			reload := func(t *testing.T) (int, string) {
-				if via == "SIGHUP" {
-					if err := exp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-						t.Fatal(err)
+			_, families = scrapeIn(t, mux)
+			if v := value(t, families, "modelarts_exporter_config_last_reload_successful", nil); v != 0 {
+				t.Errorf("reload_successful = %v, want 0", v)
+			}
+			for _, project := range []string{"aksk", "token"} {
+				for _, id := range ids {
+					if v := gaugeValue(families, "modelarts_image_up", map[string]string{"project": project, "id": id}); v != 1 {
+						t.Errorf("the old configuration stopped serving: image_up{%s,%s} = %v", project, id, v)
 					}
-					return 0, ""
 				}
-				return exp.do(t, http.MethodPost, "/-/reload", nil)
 			}
-			for _, b := range breakages {
-				t.Run(b.name, func(t *testing.T) {
-					_, families := exp.scrape(t)
-					loadedAt := value(t, families, "modelarts_exporter_config_last_reload_success_timestamp_seconds", nil)
-					how := b.apply(t, cfgPath)
-					t.Logf("configuration file %s", how)
-					logsBefore := len(exp.logs.String())
-					code, body := reload(t)
-					if via != "SIGHUP" && (code != http.StatusInternalServerError || !strings.Contains(body, b.wantErr)) {
-						t.Errorf("POST /-/reload: %d %q, want 500 saying %q", code, body, b.wantErr)
-					}
-					families = exp.waitFor(t, "reload_successful 0", func(f map[string]*dto.MetricFamily) bool {
-						return gaugeValue(f, "modelarts_exporter_config_last_reload_successful", nil) == 0
-					})
-					for _, project := range []string{"aksk", "token"} {
-						for _, id := range modelartstest.SampleIDs()[:2] {
-							if v := gaugeValue(families, "modelarts_image_up", map[string]string{"project": project, "id": id}); v != 1 {
-								t.Errorf("the old configuration stopped serving: image_up{%s,%s} = %v", project, id, v)
-							}
-						}
-					}
-					if v := gaugeValue(families, "modelarts_exporter_config_last_reload_success_timestamp_seconds", nil); v != loadedAt {
-						t.Errorf("success timestamp moved on a failed reload: %v -> %v", loadedAt, v)
-					}
-					logged := exp.logs.String()[logsBefore:]
-					if !strings.Contains(logged, "Error reloading configuration") || !strings.Contains(logged, b.wantErr) {
-						t.Errorf("the failed reload is not logged with %q:\n%s", b.wantErr, logged)
-					}
+			if v := value(t, families, "modelarts_exporter_config_last_reload_success_timestamp_seconds", nil); v != loadedAt {
+				t.Errorf("success timestamp moved on a failed reload: %v -> %v", loadedAt, v)
+			}
+			logged := logs.String()[logsBefore:]
+			if !strings.Contains(logged, "Error reloading configuration") || !strings.Contains(logged, b.wantErr) {
+				t.Errorf("the failed reload is not logged with %q:\n%s", b.wantErr, logged)
+			}
 
-					// A good file again: the next reload succeeds.
-					restore(t, cfgPath, good)
-					reload(t)
-					exp.waitFor(t, "reload_successful 1", func(f map[string]*dto.MetricFamily) bool {
-						return gaugeValue(f, "modelarts_exporter_config_last_reload_successful", nil) == 1
-					})
-				})
+			// A good file again: the next reload succeeds.
+			restore(t, cfgPath, good)
+			if rec := reload(); rec.Code != http.StatusOK {
+				t.Fatalf("POST /-/reload with the good file: %d %s", rec.Code, rec.Body)
+			}
+			if _, families := scrapeIn(t, mux); value(t, families, "modelarts_exporter_config_last_reload_successful", nil) != 1 {
+				t.Error("reload_successful is not 1 after a good reload")
 			}
 		})
 	}
 }
 
-// TestBinaryScrapeFlood sends many scrapes at once against a slow API: only
-// --web.max-requests of them reach the API, the rest are refused at once,
-// health checks still answer, and the goroutines go back down.
-func TestBinaryScrapeFlood(t *testing.T) {
+// TestScrapeFlood sends many scrapes at once against a slow API: only
+// --web.max-requests of them reach the API, the rest are refused at once
+// and counted, health checks still answer, and the goroutines go back down.
+// Not parallel: it counts the goroutines of the test process.
+func TestScrapeFlood(t *testing.T) {
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	dir := t.TempDir()
 	ids := modelartstest.SampleIDs()[:3]
-	cfgPath := testConfig(t, dir, sim, ids)
-	exp := startExporter(t, "--config.file="+cfgPath, "--web.max-requests=2")
-	exp.scrape(t) // the token is fetched
+	_, mux, _ := startInProcess(t, testConfig(t, t.TempDir(), sim, ids), options{maxRequests: 2})
+	addr := listen(t, mux, idleTimeout)
+	scrapeIn(t, mux) // the token is fetched
 
-	const flood = 12
-	sim.SetLatency(1500 * time.Millisecond)
+	const (
+		flood   = 12
+		latency = time.Second // long enough for every request of the flood to arrive while two do API work
+	)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	fetch := func(path string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
 	run := func() map[int]int {
-		client := &http.Client{Transport: &http.Transport{}}
-		defer client.CloseIdleConnections()
 		codes := make(chan int, flood)
 		var wg sync.WaitGroup
 		for range flood {
-			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+exp.addr+"/metrics", nil)
-				req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Error(err)
-					codes <- 0
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				codes <- resp.StatusCode
-			})
+			wg.Go(func() { codes <- fetch("/metrics") })
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(latency / 4)
 		healthStart := time.Now()
-		if code, _ := exp.do(t, http.MethodGet, "/-/healthy", nil); code != http.StatusOK {
+		if code := fetch("/-/healthy"); code != http.StatusOK {
 			t.Errorf("/-/healthy during the flood: %d", code)
 		}
-		if d := time.Since(healthStart); d > time.Second {
+		if d := time.Since(healthStart); d > latency/2 {
 			t.Errorf("/-/healthy took %v during the flood", d)
 		}
 		wg.Wait()
@@ -254,16 +186,13 @@ func TestBinaryScrapeFlood(t *testing.T) {
 		}
 		return count
 	}
-	settled := func() float64 {
-		time.Sleep(500 * time.Millisecond)
-		_, families := exp.scrape(t)
-		return value(t, families, "go_goroutines", nil)
-	}
 
+	sim.SetLatency(latency)
 	run() // warm-up: the connection pools to the API fill up
 	sim.SetLatency(0)
-	baseline := settled()
-	sim.SetLatency(1500 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	baseline := runtime.NumGoroutine()
+	sim.SetLatency(latency)
 	sim.ResetCounters()
 	start := time.Now()
 	count := run()
@@ -274,56 +203,46 @@ func TestBinaryScrapeFlood(t *testing.T) {
 	if n := sim.Requests(modelartstest.OpShowImage); n > 2*2*len(ids) {
 		t.Errorf("%d ShowImage calls for 2 admitted scrapes, want at most %d", n, 2*2*len(ids))
 	}
-	if d := time.Since(start); d > 8*time.Second {
+	if d := time.Since(start); d > 5*latency {
 		t.Errorf("the flood took %v", d)
 	}
 
 	sim.SetLatency(0)
-	families := exp.waitFor(t, "goroutines back to the baseline", func(f map[string]*dto.MetricFamily) bool {
-		return gaugeValue(f, "go_goroutines", nil) <= baseline+3
-	})
-	t.Logf("go_goroutines: %v before the flood, %v after", baseline, value(t, families, "go_goroutines", nil))
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > baseline+3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 10s after the flood, %d before", runtime.NumGoroutine(), baseline)
+		}
+	}
+	_, families := scrapeIn(t, mux)
 	if v := value(t, families, "modelarts_exporter_scrapes_rejected_total", nil); v != 2*(flood-2) {
 		t.Errorf("scrapes_rejected_total = %v, want %d", v, 2*(flood-2))
 	}
 }
 
-// TestBinaryScrapeMaxTimeout: whatever timeout a client claims, the API work
-// of a scrape ends at --scrape.max-timeout, and the images it could not fetch
+// TestScrapeMaxTimeout: whatever timeout a client claims, the API work of a
+// scrape ends at --scrape.max-timeout, and the images it could not fetch
 // report down.
-func TestBinaryScrapeMaxTimeout(t *testing.T) {
+func TestScrapeMaxTimeout(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	dir := t.TempDir()
-	cfgPath := testConfig(t, dir, sim, modelartstest.SampleIDs()[:2])
-	exp := startExporter(t, "--config.file="+cfgPath, "--scrape.max-timeout=1s")
-	exp.scrape(t)
+	const maxTimeout = 200 * time.Millisecond
+	_, mux, _ := startInProcess(t, testConfig(t, t.TempDir(), sim, modelartstest.SampleIDs()[:2]), options{maxTimeout: maxTimeout})
+	scrapeIn(t, mux)
 	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: time.Minute})
 
 	start := time.Now()
-	code, body := exp.do(t, http.MethodGet, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3600"}})
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the scrape took %v with --scrape.max-timeout=1s", d)
+	rec := get(mux, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3600"}})
+	if d := time.Since(start); d > maxTimeout+2*time.Second {
+		t.Errorf("the scrape took %v with --scrape.max-timeout=%v", d, maxTimeout)
 	}
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d\n%s", rec.Code, rec.Body)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader([]byte(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := parseText(t, rec.Body.String())
 	for _, id := range modelartstest.SampleIDs()[:2] {
 		if v := value(t, families, "modelarts_image_up", map[string]string{"project": "aksk", "id": id}); v != 0 {
 			t.Errorf("image_up{%s} = %v, want 0 after the deadline", id, v)
-		}
-	}
-}
-
-func TestNegativeLimitsRefused(t *testing.T) {
-	for _, flag := range []string{"--web.max-requests=-1", "--scrape.max-timeout=-1s"} {
-		if code := run([]string{flag, "--config.file=/nonexistent"}); code != 2 {
-			t.Errorf("%s: exit %d, want 2", flag, code)
 		}
 	}
 }

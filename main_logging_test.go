@@ -77,6 +77,7 @@ func sourceLine(t *testing.T, path, n string) string {
 // carry one time stamp and one caller, and the caller is the line that
 // logged, not level.go. The level filter holds for both.
 func TestLogLinesNameTheirCaller(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	const missing = "00000000-0000-4000-8000-000000000404"

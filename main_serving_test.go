@@ -6,61 +6,44 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
-// serveExporter serves the routes of an exporter scraping n generated images
-// of a simulator with a server from newServer, on a loopback port.
+// serveExporter serves the routes of an exporter of n generated images of a
+// simulator (discovered, shared by the scrapes of an hour) with the
+// exporter's server, on a loopback port; the images are fetched already.
 func serveExporter(t *testing.T, n, maxRequests int, idle time.Duration) (addr string, logs *syncBuffer) {
 	t.Helper()
-	images := modelartstest.GenerateImages(n, 3)
-	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.GenerateImages(n, 3)})
 	t.Cleanup(sim.Close)
-	ids := make([]string, len(images))
-	for i := range images {
-		ids[i] = images[i].ID
-	}
-	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
-	if err := os.WriteFile(path, []byte("projects:\n"+akskProject(sim, "p", sim.URL, ids, "")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs = &syncBuffer{}
-	exp := newExporter(log.NewLogfmtLogger(logs), prometheus.NewRegistry(), path)
-	if err := exp.reload(); err != nil {
-		t.Fatal(err)
-	}
-	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, maxRequests), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newServer(mux, idle)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String(), logs
+	path := writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+akskProject(sim, "p", sim.URL, nil, "    discovery: {}\n"))
+	_, mux, logs := startInProcess(t, path, options{maxRequests: maxRequests, logLevel: "debug"})
+	scrapeIn(t, mux)
+	return listen(t, mux, idle), logs
 }
 
 // TestStalledReadersCannotLockPrometheusOut: clients that ask for a large
 // answer and never read it hold no scrape slot, and their answers end at the
-// scrape's timeout; Prometheus' own scrape meanwhile gets its answer.
+// scrape's timeout (and a second); Prometheus' own scrape meanwhile gets its
+// answer. The API work is done before they come (min_refresh_interval), so
+// that the test waits for no API call, only for the deadlines.
 func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 	const slots = 5
-	addr, logs := serveExporter(t, 2000, slots, idleTimeout) // an answer of about 4.5 MB
+	// An answer of about 4.5 MB, more than the sockets buffer.
+	addr, logs := serveExporter(t, 2000, slots, idleTimeout)
+	// The stalled clients' X-Prometheus-Scrape-Timeout-Seconds: their answers
+	// end a second later, and under the race detector rendering 4.5 MB takes
+	// more than one.
+	const timeout = 2 * time.Second
 	var stalled []net.Conn
 	stalledStart := time.Now()
 	for range 2 * slots {
@@ -69,37 +52,38 @@ func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = c.Close() }()
-		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: e\r\nX-Prometheus-Scrape-Timeout-Seconds: 6\r\n\r\n"); err != nil {
+		if _, err := fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: e\r\nX-Prometheus-Scrape-Timeout-Seconds: %v\r\n\r\n", timeout.Seconds()); err != nil {
 			t.Fatal(err)
 		}
 		stalled = append(stalled, c)
 	}
-	// Once their API work is done (it ends at 6 s at the latest), their
-	// slots are free although they do not read: Prometheus' scrape gets its
-	// answer before their answers' deadline (7 s).
+	// Once their API work is done, their slots are free although they do not
+	// read: Prometheus' scrape gets its answer before their answers' deadline
+	// (the timeout and a second).
 	for {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
 		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+		req.Header.Set("Accept-Encoding", "identity") // the answer serveExporter's scrape cached
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err != nil {
 			t.Fatalf("Prometheus' scrape: %v", err)
 		}
 		n, _ := io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && n > 1<<20 {
+		if resp.StatusCode == http.StatusOK && n > 1<<20 && time.Since(stalledStart) < timeout+time.Second {
 			break
 		}
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Since(stalledStart) > 6500*time.Millisecond {
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Since(stalledStart) > timeout {
 			t.Fatalf("Prometheus' scrape: %d, %d bytes %v after the stalled clients came; want 200 and the whole answer before their deadline",
 				resp.StatusCode, n, time.Since(stalledStart))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 
-	// The stalled answers end at their deadline (6 s, and 1 s more): the
+	// The stalled answers end at their deadline (the timeout, and 1 s more): the
 	// server gives up their connections, which a client that reads now sees
 	// end, cut short. (The clients over the limit got a short 503.)
-	time.Sleep(time.Until(stalledStart.Add(8 * time.Second)))
+	time.Sleep(time.Until(stalledStart.Add(timeout + 2*time.Second)))
 	cut := 0
 	for i, c := range stalled {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -131,9 +115,10 @@ func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 	}
 }
 
-// TestIdleConnectionsAreClosed: a keep-alive connection idle past the idle
-// timeout is closed by the server.
+// TestIdleConnectionsAreClosed: the exporter's server closes a keep-alive
+// connection idle past its idle timeout.
 func TestIdleConnectionsAreClosed(t *testing.T) {
+	t.Parallel()
 	addr, _ := serveExporter(t, 1, 0, 200*time.Millisecond)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

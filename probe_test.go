@@ -4,10 +4,9 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,25 +21,7 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
-// routesFor is an exporter in process with the given configuration, its
-// registry holding the exporter's own metrics as in run, and its routes.
-func routesFor(t *testing.T, cfg string, maxRequests int) (*exporter, *http.ServeMux) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
-	if err := exp.reload(); err != nil {
-		t.Fatal(err)
-	}
-	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, maxRequests), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exp, mux
-}
-
+// get answers a GET of target with header, in process.
 func get(mux http.Handler, target string, header http.Header) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, target, nil)
@@ -51,6 +32,7 @@ func get(mux http.Handler, target string, header http.Header) *httptest.Response
 	return rec
 }
 
+// parseText decodes an answer in the text format, by family name.
 func parseText(t *testing.T, body string) map[string]*dto.MetricFamily {
 	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
@@ -66,11 +48,12 @@ func parseText(t *testing.T, body string) map[string]*dto.MetricFamily {
 // fetches the metrics path shares; a missing or unknown project is a 400
 // that lists the configured ones.
 func TestProbe(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	ids := modelartstest.SampleIDs()
-	_, mux := routesFor(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
-		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], ""), 0)
+	_, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
+		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
 
 	for _, tt := range []struct{ target, problem string }{
 		{"/probe", "Missing project parameter"},
@@ -124,28 +107,37 @@ func TestProbe(t *testing.T) {
 // X-Prometheus-Scrape-Timeout-Seconds, and probes take the slots of
 // --web.max-requests with the metrics path.
 func TestProbeTimeoutAndSlots(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: 5 * time.Second})
-	_, mux := routesFor(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], ""), 1)
+	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: time.Minute})
+	_, mux, _ := startInProcess(t, writeConfig(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], "")), options{maxRequests: 1})
 
 	start := time.Now()
-	rec := get(mux, "/probe?project=alpha", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}})
-	if took := time.Since(start); rec.Code != http.StatusOK || took > 3*time.Second {
-		t.Fatalf("a probe with a 1s timeout against a 5s API: %d after %v", rec.Code, took)
+	rec := get(mux, "/probe?project=alpha", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.2"}})
+	if took := time.Since(start); rec.Code != http.StatusOK || took > 2*time.Second {
+		t.Fatalf("a probe with a 0.2s timeout against an API that hangs: %d after %v", rec.Code, took)
 	}
 	if v := gaugeValue(parseText(t, rec.Body.String()), "modelarts_image_up", map[string]string{"project": "alpha"}); v != 0 {
 		t.Errorf("modelarts_image_up = %v, want 0 for the image the API did not answer in time", v)
 	}
 
+	// A scrape of /metrics holds the one slot, its API call hanging, until
+	// its client goes away.
 	calls := sim.Stats().Requests["ShowImage"]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { get(mux, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}}) })
-	deadline := time.Now().Add(3 * time.Second)
-	for sim.Stats().Requests["ShowImage"] == calls && time.Now().Before(deadline) { // the slot is taken before the call
-		time.Sleep(10 * time.Millisecond)
+	wg.Go(func() {
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(ctx, http.MethodGet, "/metrics", nil))
+	})
+	for deadline := time.Now().Add(5 * time.Second); sim.Stats().Requests["ShowImage"] == calls; time.Sleep(10 * time.Millisecond) { // the slot is taken before the call
+		if time.Now().After(deadline) {
+			t.Fatal("the scrape of /metrics made no API call")
+		}
 	}
 	rec = get(mux, "/probe?project=alpha", nil)
+	cancel()
 	wg.Wait()
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("a probe while the one slot does API work for /metrics: %d %s, want 503", rec.Code, rec.Body)
@@ -154,12 +146,10 @@ func TestProbeTimeoutAndSlots(t *testing.T) {
 
 // TestReady: /-/ready is 503 until a configuration is applied, then 200.
 func TestReady(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	path := filepath.Join(t.TempDir(), "modelarts_exporter.yml")
-	if err := os.WriteFile(path, []byte("projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], "")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeConfig(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], ""))
 	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
 	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, 0), false)
 	if err != nil {

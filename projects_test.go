@@ -47,19 +47,22 @@ func victimProject(sim *modelartstest.Server, auth, endpoint string, ids []strin
 // NO_PROXY variables carry the API calls, for plain and TLS endpoints, with
 // both kinds of auth, through the clients newProjects builds on a (re)load.
 //
-// Go never sends requests for loopback hosts through a proxy taken from the
-// environment. The environment cases therefore name the endpoint
-// modelarts.sim.invalid, a name that cannot resolve: the calls can only
-// succeed through the proxy, which connects to the simulator whatever the
-// name. proxy_url has no such exception and is tested on 127.0.0.1.
+// Go never sends requests for localhost or a loopback address through a
+// proxy taken from the environment. The environment cases therefore name the
+// endpoint 0.0.0.0 on a closed port: not loopback to Go's proxy rules, but a
+// local address that refuses a direct connection at once, so the calls can
+// only succeed through the proxy, which connects to the simulator whatever
+// the address (TLS verifies the certificate's name "localhost" through
+// tls_config.server_name). No name is looked up. proxy_url has no such
+// exception and is tested on 127.0.0.1.
 func TestOutboundProxy(t *testing.T) {
-	const fakeHost = "modelarts.sim.invalid"
+	const refused = "connection refused"
 	cases := []struct {
 		name     string
 		tls      bool
 		env      map[string]string // "PROXY" is replaced by the proxy's URL
 		proxyURL bool              // set proxy_url instead
-		fakeHost bool              // the endpoint is fakeHost:port, not 127.0.0.1:port
+		anyAddr  bool              // the endpoint is 0.0.0.0 on a closed port, not the simulator's 127.0.0.1:port
 		caFile   bool
 		wantUp   bool
 		// what the proxy must have seen
@@ -69,11 +72,11 @@ func TestOutboundProxy(t *testing.T) {
 		{name: "proxy_url, http", proxyURL: true, wantUp: true, wantForwarded: true},
 		{name: "proxy_url, https through CONNECT, tls_config.ca_file", proxyURL: true, tls: true, caFile: true, wantUp: true, wantTunnels: true},
 		{name: "proxy_url, https, no ca_file: verification through the tunnel", proxyURL: true, tls: true, wantTunnels: true, wantLogged: "certificate signed by unknown authority"},
-		{name: "HTTP_PROXY", env: map[string]string{"HTTP_PROXY": "PROXY"}, fakeHost: true, wantUp: true, wantForwarded: true},
-		{name: "HTTPS_PROXY", env: map[string]string{"HTTPS_PROXY": "PROXY"}, tls: true, caFile: true, fakeHost: true, wantUp: true, wantTunnels: true},
-		{name: "NO_PROXY names the endpoint", env: map[string]string{"HTTP_PROXY": "PROXY", "NO_PROXY": ".sim.invalid"}, fakeHost: true, wantLogged: "lookup " + fakeHost},
-		{name: "HTTPS_PROXY does not apply to http", env: map[string]string{"HTTPS_PROXY": "PROXY"}, fakeHost: true, wantLogged: "lookup " + fakeHost},
-		{name: "no proxy at all", fakeHost: true, wantLogged: "lookup " + fakeHost},
+		{name: "HTTP_PROXY", env: map[string]string{"HTTP_PROXY": "PROXY"}, anyAddr: true, wantUp: true, wantForwarded: true},
+		{name: "HTTPS_PROXY", env: map[string]string{"HTTPS_PROXY": "PROXY"}, tls: true, caFile: true, anyAddr: true, wantUp: true, wantTunnels: true},
+		{name: "NO_PROXY names the endpoint", env: map[string]string{"HTTP_PROXY": "PROXY", "NO_PROXY": "0.0.0.0"}, anyAddr: true, wantLogged: refused},
+		{name: "HTTPS_PROXY does not apply to http", env: map[string]string{"HTTPS_PROXY": "PROXY"}, anyAddr: true, wantLogged: refused},
+		{name: "no proxy at all", anyAddr: true, wantLogged: refused},
 	}
 	for _, tc := range cases {
 		for _, auth := range []string{"aksk", "token"} {
@@ -86,7 +89,7 @@ func TestOutboundProxy(t *testing.T) {
 				dir := t.TempDir()
 				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 				defer sim.Close()
-				ca := testca.New(t, dir, fakeHost)
+				ca := testca.New(t, dir)
 				backend := httptest.NewUnstartedServer(sim.Handler())
 				backend.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
 				if tc.tls {
@@ -100,14 +103,21 @@ func TestOutboundProxy(t *testing.T) {
 				defer proxy.Close()
 
 				endpoint, extra := backend.URL, ""
-				if tc.fakeHost {
-					endpoint = strings.Replace(backend.URL, "127.0.0.1", fakeHost, 1)
+				if tc.anyAddr {
+					_, port, _ := strings.Cut(freeAddress(t), ":")
+					endpoint = strings.Replace(backend.URL, backend.Listener.Addr().String(), "0.0.0.0:"+port, 1)
+					if tc.tls {
+						extra += "    tls_config:\n      server_name: localhost\n"
+					}
 				}
 				if tc.proxyURL {
 					extra += "    proxy_url: " + proxy.URL + "\n"
 				}
 				if tc.caFile {
-					extra += "    tls_config:\n      ca_file: " + ca.CAFile + "\n"
+					if !strings.Contains(extra, "tls_config:") {
+						extra += "    tls_config:\n"
+					}
+					extra += "      ca_file: " + ca.CAFile + "\n"
 				}
 				for k, val := range tc.env {
 					t.Setenv(k, strings.ReplaceAll(val, "PROXY", proxy.URL))
@@ -147,7 +157,7 @@ func TestOutboundProxy(t *testing.T) {
 				if got := proxy.Tunnels.Load() > 0; got != tc.wantTunnels {
 					t.Errorf("proxy tunnelled: %v, want %v", got, tc.wantTunnels)
 				}
-				if tc.fakeHost && (tc.wantForwarded || tc.wantTunnels) && !proxy.Asked(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")) {
+				if tc.anyAddr && (tc.wantForwarded || tc.wantTunnels) && !proxy.Asked(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")) {
 					t.Errorf("the proxy was not asked for %s", endpoint)
 				}
 				if tc.wantLogged != "" && !strings.Contains(logs.String(), tc.wantLogged) {

@@ -22,6 +22,7 @@ import (
 // and no secret: neither the keys in use, nor a refused one, nor a proxy's
 // password.
 func TestStatusPage(t *testing.T) {
+	t.Parallel()
 	const (
 		hostileID    = "00000000-0000-4000-8000-00000000bad1"
 		hostileName  = `<script>alert("owned")</script><img src=x onerror=alert(1)>`
@@ -40,7 +41,7 @@ func TestStatusPage(t *testing.T) {
 	refused := strings.NewReplacer(modelartstest.DemoSecretKey, wrongSecret, modelartstest.DemoAccessKey, "UNKNOWNACCESSKEY0000").
 		Replace(akskProject(sim, "refused", sim.URL, ids[:1], ""))
 	proxied := akskProject(sim, "proxied", sim.URL, ids[:1], fmt.Sprintf("    proxy_url: http://user:%s@%s\n", proxyPass, freeAddress(t)))
-	exp, mux := routesFor(t, "projects:\n"+akskProject(sim, "good", sim.URL, ids, "")+refused+proxied, 0)
+	exp, mux, _ := startInProcess(t, writeConfig(t, "projects:\n"+akskProject(sim, "good", sim.URL, ids, "")+refused+proxied), options{})
 
 	if rec := get(mux, "/", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "not fetched yet") {
 		t.Fatalf("before any scrape: %d, without \"not fetched yet\":\n%s", rec.Code, rec.Body)
@@ -92,6 +93,7 @@ func TestStatusPage(t *testing.T) {
 // TestStatusPageCapsImages: a project's images are listed up to
 // maxStatusImages, the down ones first, then "… and N more".
 func TestStatusPageCapsImages(t *testing.T) {
+	t.Parallel()
 	images := make([]collector.ImageResult, maxStatusImages+5)
 	for i := range images {
 		images[i] = collector.ImageResult{ID: fmt.Sprintf("id-%05d", i), Image: &modelarts.Image{Status: "ACTIVE"}}
@@ -114,11 +116,13 @@ func TestStatusPageCapsImages(t *testing.T) {
 }
 
 // TestStatusPageNotOnMetricsPath: with --web.telemetry-path=/ the metrics
-// are served at /, without a status page.
+// are served at /, without a status page; a path another endpoint has is
+// refused.
 func TestStatusPageNotOnMetricsPath(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
-	exp, _ := routesFor(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], ""), 0)
+	exp, _, _ := startInProcess(t, writeConfig(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], "")), options{})
 	mux, err := exp.routes("/", exp.metricsHandler(0, time.Minute, 0), false)
 	if err != nil {
 		t.Fatal(err)
