@@ -123,6 +123,36 @@ func TestTokenSurvivesReloads(t *testing.T) {
 	}
 }
 
+// TestAcceptedReplacementRefusedLaterIsRenewed: a replacement token the API
+// accepted and later refuses (revoked, or expired on the service's side) is
+// renewed as any refused token is, not taken for a fresh token refused.
+func TestAcceptedReplacementRefusedLaterIsRenewed(t *testing.T) {
+	clock := testStart()
+	api := &fakeAPI{t: t, accepted: map[string]bool{"token-1": true}}
+	c := newTokenClient(t, newFakeIAM(t, clock), api, clock, nil)
+	revoke := func(old, next string) {
+		api.mu.Lock()
+		api.accepted[old], api.accepted[next] = false, true
+		api.mu.Unlock()
+	}
+	show := func(step string) {
+		t.Helper()
+		if _, err := c.ShowImage(context.Background(), "x"); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	show("first token")
+	revoke("token-1", "token-2")
+	show("token-1 revoked: token-2 replaces it")
+	show("token-2 in use")
+	revoke("token-2", "token-3")
+	show("token-2 revoked after it was accepted: token-3 replaces it")
+	want := []string{"token-1", "token-1", "token-2", "token-2", "token-2", "token-3"}
+	if got := api.seen(); !reflect.DeepEqual(got, want) {
+		t.Errorf("API saw %v, want %v", got, want)
+	}
+}
+
 // TestFreshTokenRefusedIsRemembered: when ModelArts refuses the token that
 // replaced a refused one (no ModelArts permission, wrong project scope), a
 // new token would be refused too: for five minutes calls fail at once and no

@@ -34,8 +34,11 @@ type token struct {
 	projectID string
 	expiresAt time.Time
 	renewAt   time.Time
-	// replacement: made because the API refused the token before it.
-	replacement bool
+	// replacement: made because the API refused the token before it, and
+	// not accepted by the API since. A refusal of such a token is
+	// remembered (tokenSource.fresh); once accepted, a later refusal (a
+	// revocation, an expiry on the service's side) is an ordinary one.
+	replacement atomic.Bool
 }
 
 func (t *token) due(now time.Time) bool { return t == nil || !now.Before(t.renewAt) }
@@ -142,13 +145,14 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	if err != nil {
 		return nil, malformed(OpCreateToken, resp, err)
 	}
-	return &token{
-		value:       value,
-		projectID:   body.Token.Project.ID,
-		expiresAt:   expires,
-		renewAt:     expires.Add(-min(tokenRenewMargin, lifetime/tokenRenewDivisor)),
-		replacement: ts.replacing.Swap(false),
-	}, nil
+	tok := &token{
+		value:     value,
+		projectID: body.Token.Project.ID,
+		expiresAt: expires,
+		renewAt:   expires.Add(-min(tokenRenewMargin, lifetime/tokenRenewDivisor)),
+	}
+	tok.replacement.Store(ts.replacing.Swap(false))
+	return tok, nil
 }
 
 // expiry parses the RFC 3339 time expiresAt of the field named field, in an
@@ -279,21 +283,25 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 }
 
 // settled reports whether resp, the answer to req sent with tok, is final:
-// it does not refuse the token, or it refuses a token that replaced a
-// refused one, which ts then remembers; the token is dropped, so that after
+// it does not refuse the token, or it refuses a replacement the API has not
+// accepted yet, which ts then remembers; the token is dropped, so that after
 // the pause a new one is tried (and renewed once).
 func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
-	refused, _ := verdict(operationFrom(req.Context()), resp, rt.auth.iam.maxBody, rt.auth.secrets())
+	refused, accepted := verdict(operationFrom(req.Context()), resp, rt.auth.iam.maxBody, rt.auth.secrets())
+	if accepted {
+		tok.replacement.Store(false)
+	}
 	// Other refusals (an AK/SK code) a new token does not mend.
 	if refused == nil || refused.StatusCode != http.StatusUnauthorized && refused.ErrorCode != "ModelArts.0203" && refused.ErrorCode != "ModelArts.2784" {
 		return true
 	}
-	if tok.replacement {
+	if tok.replacement.Load() {
 		ts.fresh.refused(rt.auth.now(), refused)
 		ts.dropped.Store(tok.value)
 		ts.tokens.invalidate(tok)
+		return true
 	}
-	return tok.replacement
+	return false
 }
 
 func (rt *tokenRoundTripper) send(req *http.Request, tok *token, body io.ReadCloser) (*http.Response, error) {
