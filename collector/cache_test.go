@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,11 +42,6 @@ func (ps *projectState) waitersNow() int {
 	return ps.inFlight.waiters
 }
 
-// heldFake returns a fake with n images whose calls block until released.
-func heldFake(n int) *pagingFake {
-	return &pagingFake{images: fakeImages(n), hold: make(chan struct{}), entered: make(chan string, 100)}
-}
-
 // startScrape runs s.Scrape(ctx) in the background.
 func startScrape(ctx context.Context, s *Scraper) <-chan ProjectResult {
 	out := make(chan ProjectResult, 1)
@@ -58,6 +52,7 @@ func startScrape(ctx context.Context, s *Scraper) <-chan ProjectResult {
 // TestTwoConcurrentScrapesCauseOneFetch: a scrape that arrives while a fetch
 // runs joins it, whatever min_refresh_interval says.
 func TestTwoConcurrentScrapesCauseOneFetch(t *testing.T) {
+	t.Parallel()
 	f := heldFake(3)
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3}})
 	first := startScrape(context.Background(), s)
@@ -76,6 +71,7 @@ func TestTwoConcurrentScrapesCauseOneFetch(t *testing.T) {
 // TestSharedFetchOutlivesTheScrapeThatStartedIt: the scrape that started a
 // fetch gives up; the fetch goes on for the one still waiting.
 func TestSharedFetchOutlivesTheScrapeThatStartedIt(t *testing.T) {
+	t.Parallel()
 	f := heldFake(3)
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,6 +100,7 @@ func TestSharedFetchOutlivesTheScrapeThatStartedIt(t *testing.T) {
 // TestFetchEndsWhenEveryScrapeGaveUp: nobody waits, so the calls stop, and
 // the next scrape starts a new fetch.
 func TestFetchEndsWhenEveryScrapeGaveUp(t *testing.T) {
+	t.Parallel()
 	f := heldFake(3)
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -121,46 +118,48 @@ func TestFetchEndsWhenEveryScrapeGaveUp(t *testing.T) {
 	}
 }
 
-// TestScrapeThatGivesUpKeepsWhatArrived: images fetched before the deadline
-// are exported; only the late one is down.
+// TestScrapeThatGivesUpKeepsWhatArrived: when a scrape ends, the images
+// fetched before are exported; only the one still awaited is down.
 func TestScrapeThatGivesUpKeepsWhatArrived(t *testing.T) {
-	all := ids(4)
-	api := &fakeAPI{images: map[string]*modelarts.Image{}, errs: map[string]error{}}
-	for _, id := range all {
-		api.images[id] = &modelarts.Image{ID: id}
-	}
-	slow := &slowOne{fakeAPI: api, id: all[3]}
-	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: slow, ImageIDs: all, Concurrency: 4}})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	res := s.Scrape(ctx)[0]
+	t.Parallel()
+	f := heldFake(4)
+	late := f.images[3].ID
+	f.holdOnly = map[string]bool{late: true} // never released
+	s := preferShow(fakeScraper(f, 4, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	scrape := startScrape(ctx, s)
+	<-f.entered
+	waitFor(t, "the three other images to arrive", func() bool { return s.states[0].fetchedNow() == 3 })
+	cancel()
+	res := <-scrape
 	if !res.Up {
 		t.Error("project down although three images arrived")
 	}
-	for i, r := range res.Images {
-		if late := i == 3; (r.Err != nil) != late {
-			t.Errorf("image %d: err = %v", i, r.Err)
+	for _, r := range res.Images {
+		if (r.Err != nil) != (r.ID == late) || (r.Image != nil) != (r.ID != late) {
+			t.Errorf("image %s: image %v, err %v", r.ID, r.Image, r.Err)
 		}
 	}
 }
 
-// slowOne answers one image only after its caller gave up.
-type slowOne struct {
-	*fakeAPI
-	id string
-}
-
-func (s *slowOne) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
-	if id == s.id {
-		<-ctx.Done()
-		return nil, &modelarts.APIError{Operation: "ShowImage", Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
+// fetchedNow returns how many images the fetch in flight has got.
+func (ps *projectState) fetchedNow() int {
+	ps.mu.Lock()
+	f := ps.inFlight
+	ps.mu.Unlock()
+	if f == nil {
+		return 0
 	}
-	return s.fakeAPI.ShowImage(ctx, id)
+	f.fetcher.mu.Lock()
+	defer f.fetcher.mu.Unlock()
+	return len(f.fetcher.out.images)
 }
 
-// TestMinRefreshInterval: scrapes within the interval cost nothing.
+// TestMinRefreshInterval: scrapes within min_refresh_interval of the last
+// fetch are answered from it without a call; the first after it fetches.
 func TestMinRefreshInterval(t *testing.T) {
-	f := &pagingFake{images: fakeImages(3)}
+	t.Parallel()
+	f := newFake(3)
 	clock := newTestClock()
 	s := newScraper(log.NewNopLogger(), []Project{{
 		Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3, MinRefreshInterval: 30 * time.Second,
@@ -188,7 +187,8 @@ func TestMinRefreshInterval(t *testing.T) {
 // serve_stale_for, with modelarts_image_up 0 and its age exported; an image
 // that no longer exists keeps none.
 func TestServeStaleFor(t *testing.T) {
-	f := &pagingFake{images: fakeImages(2), showErr: map[string]error{}}
+	t.Parallel()
+	f := newFake(2)
 	id, gone := f.images[0].ID, f.images[1].ID
 	clock := newTestClock()
 	t0 := clock.Now()
@@ -223,7 +223,8 @@ func TestServeStaleFor(t *testing.T) {
 
 // TestNoStaleValuesByDefault: serve_stale_for 0 exports nothing of a failed image.
 func TestNoStaleValuesByDefault(t *testing.T) {
-	f := &pagingFake{images: fakeImages(1), showErr: map[string]error{}}
+	t.Parallel()
+	f := newFake(1)
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 1}})
 	assertAllUp(t, s.Scrape(context.Background())[0], 1)
 	f.showErr[f.images[0].ID] = serverErr()
@@ -249,14 +250,16 @@ func exposition(t *testing.T, results []ProjectResult) string {
 // the scrapes waiting for it, and a fetch cut short by its deadline is not
 // kept for min_refresh_interval.
 func TestSharedFetchDeadline(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
-		name string
+		name  string
+		first time.Duration // the timeout of the scrape that starts the fetch
 		// joinLate, when not 0, is the timeout of a second scrape that joins
-		// the fetch of a first one with a timeout of 1s.
+		// the fetch before the first one's deadline.
 		joinLate time.Duration
 	}{
-		{name: "a later deadline of a joining scrape carries the fetch, and its result is kept", joinLate: time.Minute},
-		{name: "a fetch cut by the deadline of its only scrape is not kept"},
+		{name: "a later deadline of a joining scrape carries the fetch, and its result is kept", first: 500 * time.Millisecond, joinLate: time.Minute},
+		{name: "a fetch cut by the deadline of its only scrape is not kept", first: 50 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +268,7 @@ func TestSharedFetchDeadline(t *testing.T) {
 			s := newScraper(log.NewNopLogger(), []Project{{
 				Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3, MinRefreshInterval: 30 * time.Second,
 			}}, clock.Now)
-			short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+			short, cancelShort := context.WithTimeout(context.Background(), tt.first)
 			defer cancelShort()
 			first := startScrape(short, s)
 			<-f.entered
@@ -303,7 +306,8 @@ func TestSharedFetchDeadline(t *testing.T) {
 // fetch within min_refresh_interval carries no stale values older than
 // serve_stale_for at the time of the scrape.
 func TestCachedResultDropsExpiredStaleValues(t *testing.T) {
-	f := &pagingFake{images: fakeImages(1), showErr: map[string]error{}}
+	t.Parallel()
+	f := newFake(1)
 	id := f.images[0].ID
 	clock := newTestClock()
 	t0 := clock.Now()
@@ -336,54 +340,40 @@ func TestCachedResultDropsExpiredStaleValues(t *testing.T) {
 	}
 }
 
-// blockingAPI answers ShowImage at once for the IDs in answers; the other
-// calls block until their context ends. It reports each blocked call on
-// entered.
-type blockingAPI struct {
-	answers map[string]func() (*modelarts.Image, error)
-	entered chan string
-	calls   atomic.Int64
-}
-
-func (b *blockingAPI) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
-	b.calls.Add(1)
-	if answer := b.answers[id]; answer != nil {
-		return answer()
-	}
-	b.entered <- id
-	<-ctx.Done()
-	return nil, &modelarts.APIError{Operation: "ShowImage", Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
-}
-
-func (b *blockingAPI) ListImages(context.Context, modelarts.ListOptions) (*modelarts.ImageList, error) {
-	return nil, errors.New("not used")
-}
-
 // TestGaveUpScrapeReportsUp: a scrape that ends before the fetch it waits
 // for says modelarts_up as a whole fetch would on what arrived so far: an
 // answered 404 or 5xx means the API is up.
 func TestGaveUpScrapeReportsUp(t *testing.T) {
-	all := ids(2) // fetched one by one
+	t.Parallel()
 	tests := []struct {
-		name   string
-		first  func() (*modelarts.Image, error) // nil: the first call is held too
-		wantUp bool
+		name    string
+		first   error // of the first image, answered at once
+		held    bool  // the first call is held too
+		missing bool  // the first image does not exist
+		wantUp  bool
 	}{
-		{name: "nothing answered yet"},
-		{name: "an image arrived", first: func() (*modelarts.Image, error) { return &modelarts.Image{ID: all[0]}, nil }, wantUp: true},
-		{name: "a 404 arrived", first: func() (*modelarts.Image, error) { return nil, notFoundErr() }, wantUp: true},
-		{name: "a 500 arrived", first: func() (*modelarts.Image, error) { return nil, serverErr() }, wantUp: true},
+		{name: "nothing answered yet", held: true},
+		{name: "an image arrived", wantUp: true},
+		{name: "a 404 arrived", missing: true, wantUp: true},
+		{name: "a 500 arrived", first: serverErr(), wantUp: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api := &blockingAPI{answers: map[string]func() (*modelarts.Image, error){all[0]: tt.first}, entered: make(chan string, 3)}
-			held := 1 // the first call goes alone; when it is answered, the second is held
-			s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}})
+			f := heldFake(2) // fetched one by one, one at a time
+			first, second := f.images[0].ID, f.images[1].ID
+			if !tt.held {
+				f.holdOnly = map[string]bool{second: true}
+			}
+			if tt.first != nil {
+				f.showErr[first] = tt.first
+			}
+			if tt.missing {
+				f.images = f.images[1:]
+			}
+			s := fakeScraper(f, 1, func(p *Project) { p.ImageIDs = []string{first, second} })
 			startCtx, cancelStarter := context.WithCancel(context.Background())
 			starter := startScrape(startCtx, s)
-			for range held {
-				<-api.entered
-			}
+			<-f.entered // the first call, or the second once the first was answered
 			joinCtx, cancelJoiner := context.WithCancel(context.Background())
 			joiner := startScrape(joinCtx, s)
 			waitFor(t, "the second scrape to join", func() bool { return s.states[0].waitersNow() == 2 })
@@ -400,6 +390,7 @@ func TestGaveUpScrapeReportsUp(t *testing.T) {
 // TestFinishedFetchWinsOverTheDeadline: when the fetch has finished and the
 // scrape's context has ended both, the scrape exports the fetch's result.
 func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
+	t.Parallel()
 	p := &Project{Name: "p", ImageIDs: ids(1)}
 	ps := newProjectState(p, log.NewNopLogger(), time.Now)
 	f := &flight{
@@ -423,6 +414,7 @@ func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
 // TestEveryFailedImageHasAnError: an image a fetch has no word on is down,
 // with an error, even when its stale values are served.
 func TestEveryFailedImageHasAnError(t *testing.T) {
+	t.Parallel()
 	clock := newTestClock()
 	id := ids(1)[0]
 	ps := newProjectState(&Project{Name: "p", ImageIDs: []string{id}, ServeStaleFor: time.Hour}, log.NewNopLogger(), clock.Now)

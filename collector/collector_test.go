@@ -5,9 +5,6 @@ package collector
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
+	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
 func int64p(v int64) *int64 { return &v }
@@ -69,7 +67,10 @@ const statusHelp = `# HELP modelarts_image_status Status of the image as a state
 # TYPE modelarts_image_status gauge
 `
 
+// TestCollectStatus: the status is a state set of the documented states,
+// normalised to upper case, with an undocumented status as a series of its own.
 func TestCollectStatus(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, status, want string
 	}{
@@ -94,7 +95,11 @@ func TestCollectStatus(t *testing.T) {
 	}
 }
 
+// TestCollectImage pins every series of a fetched image (size in bytes,
+// timestamps in seconds, info with sorted lists) and of its project, and
+// lints them.
 func TestCollectImage(t *testing.T) {
+	t.Parallel()
 	img := exampleImage("ACTIVE")
 	c := gatherer([]ProjectResult{{
 		Name: "prod", Up: true, Duration: 1500 * time.Millisecond,
@@ -139,7 +144,10 @@ modelarts_up{project="prod"} 1
 	}
 }
 
+// TestCollectMissingFields: an image without size or timestamps has no
+// series for them, and its arch is passed on as the API sends it.
 func TestCollectMissingFields(t *testing.T) {
+	t.Parallel()
 	img := exampleImage("ACTIVE")
 	img.Size = nil
 	img.CreateAt, img.UpdateAt = 0, 0
@@ -157,7 +165,10 @@ func TestCollectMissingFields(t *testing.T) {
 	}
 }
 
+// TestCollectFailedImages: a failed image has image_up 0 and no value
+// series; not_found is 1 only for ShowImage's answer that it does not exist.
 func TestCollectFailedImages(t *testing.T) {
+	t.Parallel()
 	notFound := &modelarts.APIError{Operation: "ShowImage", StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
 	serverErr := &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer}
 	listNotFound := &modelarts.APIError{Operation: "ListImage", StatusCode: 404, Class: modelarts.ErrNotFound}
@@ -200,22 +211,18 @@ modelarts_image_up{id="278e88d1-5b71-4766-8502-b3ba72e824d9",project="prod"} 1
 // because the JSON decoder already replaced the invalid UTF-8 of an answer,
 // which Prometheus would refuse: the scrape does not fail.
 func TestCollectInvalidUTF8FromTheAPI(t *testing.T) {
-	body := "{\"id\":\"" + imageID + "\",\"name\":\"bad\xffname\",\"status\":\"W\xfeIRD\",\"arch\":\"x86_64\xc3\"}"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(srv.Close)
-	res := scrapeOnce(simProjectAt(t, srv.URL, strings.Repeat("0", 32), []string{imageID}, "secret"))
+	t.Parallel()
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	t.Cleanup(sim.Close)
+	id := modelartstest.SampleIDs()[0]
+	sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultRaw, Operation: modelartstest.OpShowImage, ImageID: id, Status: 200, ContentType: "application/json",
+		Body: "{\"id\":\"" + id + "\",\"name\":\"bad\xffname\",\"status\":\"W\xfeIRD\",\"arch\":\"x86_64\xc3\"}"})
+	res := scrapeOnce(simProject(t, sim, []string{id}, modelartstest.DemoSecretKey))
 	if r := res.Images[0]; r.Err != nil || r.Image == nil {
 		t.Fatalf("image: %v", r.Err)
 	}
-	c := gatherer([]ProjectResult{res})
-	if problems, err := testutil.GatherAndLint(c); err != nil || len(problems) > 0 {
-		t.Fatalf("lint: %v %v", problems, err)
-	}
-	want := "modelarts_image_status{arch=\"x86_64\uFFFD\",id=\"" + imageID + "\",name=\"bad\uFFFDname\",project=\"p\",status=\"W\uFFFDIRD\",type=\"\",visibility=\"\"} 1"
-	if text := exposition(t, []ProjectResult{res}); !strings.Contains(text, want) {
+	want := "modelarts_image_status{arch=\"x86_64\uFFFD\",id=\"" + id + "\",name=\"bad\uFFFDname\",project=\"p\",status=\"W\uFFFDIRD\",type=\"\",visibility=\"\"} 1"
+	if text := exposition(t, []ProjectResult{res}); !strings.Contains(text, want) { // exposition lints the families
 		t.Errorf("the exposition lacks %s:\n%s", want, text)
 	}
 }

@@ -50,6 +50,7 @@ func reloadStorm(t *testing.T, sim *modelartstest.Server, n, scrapes int, creds 
 // credential, and however often the configuration is reloaded, the cloud
 // sees one refused attempt, not one per project and scrape.
 func TestCredentialsCannotBeBurned(t *testing.T) {
+	t.Parallel()
 	demoUser := func(password string) modelarts.Credentials {
 		return modelarts.Credentials{DomainName: modelartstest.DemoDomain, Username: modelartstest.DemoUser, Password: password}
 	}
@@ -79,6 +80,7 @@ func TestCredentialsCannotBeBurned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), RefuseWith403: tt.refuse403})
 			defer sim.Close()
 			if tt.fault != nil {
@@ -112,6 +114,7 @@ func TestCredentialsCannotBeBurned(t *testing.T) {
 // TestRightSecretTriedAtOnce: a refused key does not pause the right one:
 // fixing the secret works in the next scrape.
 func TestRightSecretTriedAtOnce(t *testing.T) {
+	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	shared := modelarts.NewShared()
@@ -132,7 +135,9 @@ func TestRightSecretTriedAtOnce(t *testing.T) {
 // a secret key file a sidecar rewrites, are picked up without a reload: every
 // scrape across several rotations is up, and not one call is refused.
 func TestRotatingCredentials(t *testing.T) {
+	t.Parallel()
 	t.Run("ECS metadata", func(t *testing.T) {
+		t.Parallel()
 		const ttl = 2 * time.Second
 		sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), TemporaryKeyTTL: ttl})
 		defer sim.Close()
@@ -142,13 +147,15 @@ func TestRotatingCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: client, ImageIDs: modelartstest.SampleIDs(), Concurrency: 10}})
+		// A key is replaced at half its life: three keys take a little more than ttl.
 		scrapes := 0
-		for end := time.Now().Add(4 * ttl); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for end := time.Now().Add(10 * ttl); sim.TemporaryKeysIssued() < 3 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 			assertAllUp(t, s.Scrape(context.Background())[0], len(modelartstest.SampleIDs()))
 			scrapes++
 		}
+		assertAllUp(t, s.Scrape(context.Background())[0], len(modelartstest.SampleIDs())) // with the newest key
+		scrapes++
 		issued, asked := sim.TemporaryKeysIssued(), sim.Requests(modelartstest.OpSecurityKey)
-		t.Logf("%d scrapes over %v: %d temporary keys issued, %d asked for, %d refused signatures", scrapes, 4*ttl, issued, asked, sim.RefusedSignatures(""))
 		if issued < 3 || sim.RefusedSignatures("") != 0 {
 			t.Errorf("%d keys issued, %d refused signatures; want at least 3 rotations and none refused", issued, sim.RefusedSignatures(""))
 		}
@@ -157,6 +164,7 @@ func TestRotatingCredentials(t *testing.T) {
 		}
 	})
 	t.Run("secret_key_file", func(t *testing.T) {
+		t.Parallel()
 		sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 		defer sim.Close()
 		file := filepath.Join(t.TempDir(), "sk")

@@ -10,64 +10,78 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/go-kit/log"
+
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-// pagingFake is a modelarts.API that lists a fixed set of images and can
-// misbehave the ways a real server might: a page size cap, a total that
-// lies, offsets ignored, pages cut short, records invented forever. It can
-// also hold every call until released, to test shared fetches.
-type pagingFake struct {
-	images   []modelarts.Image
-	unlisted map[string]*modelarts.Image // ShowImage finds them, ListImage does not (another workspace)
-	maxPage  int                         // 0: no cap
+// fakeAPI is the collector's one fake of modelarts.API, for what needs no
+// HTTP (tests of the wire use the simulator, modelartstest). It lists a
+// fixed set of images as the service pages them, and can misbehave the ways
+// a real server might: a page size cap, a total that lies, offsets ignored,
+// records invented forever, failing calls. It can hold calls until released,
+// to test shared fetches and deadlines, and it counts calls and concurrency.
+type fakeAPI struct {
+	images  []modelarts.Image
+	maxPage int // 0: no cap
 
 	totalLie     int64 // > 0: the total every page announces
 	ignoreOffset bool  // every page starts at record 0
 	inventIDs    bool  // every page holds records never seen before
 	echoLimit    bool  // size says the limit asked, not the one granted (maxPage)
 
-	listErr error // every ListImage fails with it
-	showErr map[string]error
+	listErr     error // the ListImage calls from offset listErrFrom on fail with it
+	listErrFrom int
+	showErr     map[string]error
 
-	// hold, when not nil, blocks every call until it is closed or the
-	// call's context ends; entered gets one value per call that blocks.
-	hold    chan struct{}
-	entered chan string
+	// hold, when not nil, blocks calls until it is closed or the call's
+	// context ends: every call, or only the ShowImage calls of the IDs in
+	// holdOnly when it is set. entered, when not nil, gets one value per
+	// call held.
+	hold     chan struct{}
+	holdOnly map[string]bool
+	entered  chan string
 
 	listCalls, showCalls atomic.Int64
-	cancelled            atomic.Int64 // calls that ended because their context did
+	cancelled            atomic.Int64 // held calls that ended because their context did
+	inFlight, maxSeen    atomic.Int64 // calls in progress; the most at once
 
 	mu       sync.Mutex
 	invented int
+	lists    []modelarts.ListOptions // every ListImage query, in the order received
 }
 
-func (f *pagingFake) wait(ctx context.Context, what string) error {
-	if f.hold == nil {
-		return nil
+// begin counts a call of op (for image id, if any), holds it as f.hold says,
+// and returns the function that ends it.
+func (f *fakeAPI) begin(ctx context.Context, op, id string) (end func(), err error) {
+	n := f.inFlight.Add(1)
+	for m := f.maxSeen.Load(); n > m && !f.maxSeen.CompareAndSwap(m, n); m = f.maxSeen.Load() {
+	}
+	end = func() { f.inFlight.Add(-1) }
+	if f.hold == nil || (f.holdOnly != nil && !f.holdOnly[id]) {
+		return end, nil
 	}
 	if f.entered != nil {
-		f.entered <- what
+		f.entered <- op + " " + id
 	}
 	select {
 	case <-f.hold:
-		return nil
+		return end, nil
 	case <-ctx.Done():
 		f.cancelled.Add(1)
-		return &modelarts.APIError{Operation: what, Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
+		return end, &modelarts.APIError{Operation: op, Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
 	}
 }
 
-func (f *pagingFake) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
+func (f *fakeAPI) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
 	f.showCalls.Add(1)
-	if err := f.wait(ctx, "ShowImage"); err != nil {
+	end, err := f.begin(ctx, modelarts.OpShowImage, id)
+	defer end()
+	if err != nil {
 		return nil, err
 	}
 	if err := f.showErr[id]; err != nil {
 		return nil, err
-	}
-	if img := f.unlisted[id]; img != nil {
-		return img, nil
 	}
 	for i := range f.images {
 		if f.images[i].ID == id {
@@ -78,12 +92,17 @@ func (f *pagingFake) ShowImage(ctx context.Context, id string) (*modelarts.Image
 	return nil, notFoundErr()
 }
 
-func (f *pagingFake) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+func (f *fakeAPI) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
 	f.listCalls.Add(1)
-	if err := f.wait(ctx, "ListImage"); err != nil {
+	f.mu.Lock()
+	f.lists = append(f.lists, opts)
+	f.mu.Unlock()
+	end, err := f.begin(ctx, modelarts.OpListImage, "")
+	defer end()
+	if err != nil {
 		return nil, err
 	}
-	if f.listErr != nil {
+	if f.listErr != nil && opts.Offset >= f.listErrFrom {
 		return nil, f.listErr
 	}
 	var matching []modelarts.Image
@@ -113,13 +132,13 @@ func (f *pagingFake) ListImages(ctx context.Context, opts modelarts.ListOptions)
 		return page, nil
 	}
 	if start > len(matching) {
-		return nil, &modelarts.APIError{Operation: "ListImage", StatusCode: 400, ErrorCode: "ModelArts.6400", Class: modelarts.ErrEndOfList}
+		return nil, &modelarts.APIError{Operation: modelarts.OpListImage, StatusCode: 400, ErrorCode: "ModelArts.6400", Class: modelarts.ErrEndOfList}
 	}
 	page.Data = append(page.Data, matching[start:min(start+limit, len(matching))]...)
 	return page, nil
 }
 
-func (f *pagingFake) invent(n int) []modelarts.Image {
+func (f *fakeAPI) invent(n int) []modelarts.Image {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]modelarts.Image, n)
@@ -130,13 +149,51 @@ func (f *pagingFake) invent(n int) []modelarts.Image {
 	return out
 }
 
-func (f *pagingFake) calls() int64 { return f.listCalls.Load() + f.showCalls.Load() }
+func (f *fakeAPI) calls() int64 { return f.listCalls.Load() + f.showCalls.Load() }
+
+// listed returns the ListImage queries received so far.
+func (f *fakeAPI) listed() []modelarts.ListOptions {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]modelarts.ListOptions(nil), f.lists...)
+}
+
+// newFake returns a fake with n images (fakeImages) and room for errors.
+func newFake(n int) *fakeAPI {
+	return &fakeAPI{images: fakeImages(n), showErr: map[string]error{}}
+}
+
+// heldFake is newFake whose calls block until released.
+func heldFake(n int) *fakeAPI {
+	f := newFake(n)
+	f.hold, f.entered = make(chan struct{}), make(chan string, 100)
+	return f
+}
+
+// fakeScraper is a scraper of one project "p" on f with f's images
+// configured; edit changes the project first.
+func fakeScraper(f *fakeAPI, concurrency int, edit func(*Project)) *Scraper {
+	p := Project{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: concurrency}
+	if edit != nil {
+		edit(&p)
+	}
+	return NewScraper(log.NewNopLogger(), []Project{p})
+}
 
 // fakeImages returns n images with distinct IDs, as ListImage sorts them.
 func fakeImages(n int) []modelarts.Image {
 	out := make([]modelarts.Image, n)
 	for i, id := range ids(n) {
 		out[i] = modelarts.Image{ID: id, Name: fmt.Sprintf("image-%d", i), Type: "DEDICATED", Status: "ACTIVE", WorkspaceID: "0"}
+	}
+	return out
+}
+
+// ids returns n distinct image IDs in ascending order.
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
 	}
 	return out
 }
@@ -150,9 +207,9 @@ func idsOf(images []modelarts.Image) []string {
 }
 
 func notFoundErr() error {
-	return &modelarts.APIError{Operation: "ShowImage", StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
+	return &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
 }
 
 func serverErr() error {
-	return &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer}
+	return &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 500, Class: modelarts.ErrServer}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,10 +57,10 @@ func assertAllUp(t *testing.T, res ProjectResult, want int) {
 	}
 }
 
-// untypedModes are the two readings of a ListImage without type: the
-// documented one (BUILD_IN images only) and every image. The exporter must be
-// right under both.
-var untypedModes = []string{modelartstest.UntypedBuildIn, modelartstest.UntypedAll}
+// The simulators below read a ListImage without type as the environment
+// says (modelartstest.UntypedListingEnv; the documented BUILD_IN only by
+// default): make test runs this package under both readings, and
+// TestPagingAsTheServicePages proves that no listing goes without a type.
 
 // typedImages returns dedicated DEDICATED and buildIn BUILD_IN images.
 func typedImages(dedicated, buildIn int) []modelarts.Image {
@@ -98,6 +97,7 @@ func apiCalls(sim *modelartstest.Server) int {
 // TestListingByTypeAndCost: the configured IDs are found whatever an
 // untyped listing returns, in the fewest calls, scrape after scrape.
 func TestListingByTypeAndCost(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                 string
 		dedicated, buildIn   int // in the project
@@ -109,97 +109,75 @@ func TestListingByTypeAndCost(t *testing.T) {
 		{name: "30 of 30", dedicated: 25, buildIn: 5, confDed: 25, confBuildIn: 5, wantImages: 30, maxCalls: 4},
 		{name: "220 of 330", dedicated: 300, buildIn: 30, confDed: 200, confBuildIn: 20, wantImages: 220, maxCalls: 6},
 		{name: "220 of 330, pages of 200", dedicated: 300, buildIn: 30, confDed: 200, confBuildIn: 20, maxPage: 200, wantImages: 220, maxCalls: 6},
-		{name: "10,000 of 10,000", dedicated: 9500, buildIn: 500, confDed: 9500, confBuildIn: 500, wantImages: 10000, maxCalls: 11},
-		{name: "10,000 of 10,000, pages of 200", dedicated: 9500, buildIn: 500, confDed: 9500, confBuildIn: 500, maxPage: 200, wantImages: 10000, maxCalls: 51},
+		{name: "1,200 of 1,200", dedicated: 1150, buildIn: 50, confDed: 1150, confBuildIn: 50, wantImages: 1200, maxCalls: 3},
+		{name: "1,200 of 1,200, pages of 100: more pages than calls in flight", dedicated: 1150, buildIn: 50, confDed: 1150, confBuildIn: 50, maxPage: 100, wantImages: 1200, maxCalls: 13},
 		{name: "2 of 330: one by one", dedicated: 300, buildIn: 30, confDed: 1, confBuildIn: 1, wantImages: 2, maxCalls: 2},
 		{name: "discovery of everything", dedicated: 300, buildIn: 30, discovery: &modelarts.ListOptions{}, wantImages: 330, maxCalls: 2},
 		{name: "discovery of one type, and IDs of the other", dedicated: 300, buildIn: 30, confBuildIn: 20,
 			discovery: &modelarts.ListOptions{Type: "DEDICATED"}, wantImages: 320, maxCalls: 2},
 	}
 	for _, tt := range tests {
-		for _, mode := range untypedModes {
-			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
-				images := typedImages(tt.dedicated, tt.buildIn)
-				sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode, MaxPageSize: tt.maxPage})
-				defer sim.Close()
-				ids := append(idsOf(images[:tt.confDed]), idsOf(images[tt.dedicated:tt.dedicated+tt.confBuildIn])...)
-				s, logs := simScraper(t, sim, ids, func(p *Project) { p.Discovery = tt.discovery })
-				for scrape := range 3 {
-					res := s.Scrape(context.Background())[0]
-					assertAllUp(t, res, tt.wantImages)
-					calls := apiCalls(sim)
-					if scrape > 0 && calls > tt.maxCalls {
-						t.Errorf("scrape %d: %d calls, want at most %d", scrape, calls, tt.maxCalls)
-					}
-					t.Logf("scrape %d: %d calls, %d of %d images up", scrape, calls, len(res.Images), tt.wantImages)
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			images := typedImages(tt.dedicated, tt.buildIn)
+			sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage})
+			defer sim.Close()
+			ids := append(idsOf(images[:tt.confDed]), idsOf(images[tt.dedicated:tt.dedicated+tt.confBuildIn])...)
+			s, logs := simScraper(t, sim, ids, func(p *Project) { p.Discovery = tt.discovery })
+			for scrape := range 3 {
+				res := s.Scrape(context.Background())[0]
+				assertAllUp(t, res, tt.wantImages)
+				calls := apiCalls(sim)
+				if scrape > 0 && calls > tt.maxCalls {
+					t.Errorf("scrape %d: %d calls, want at most %d", scrape, calls, tt.maxCalls)
 				}
-				if strings.Contains(logs.take(), "level=warn") {
-					t.Errorf("warnings logged")
-				}
-			})
-		}
+			}
+			if strings.Contains(logs.take(), "level=warn") {
+				t.Errorf("warnings logged")
+			}
+		})
 	}
 }
 
-// recordingAPI records the ListImage queries it passes on.
-type recordingAPI struct {
-	modelarts.API
-	mu    sync.Mutex
-	lists []modelarts.ListOptions
-}
-
-func (r *recordingAPI) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
-	r.mu.Lock()
-	r.lists = append(r.lists, opts)
-	r.mu.Unlock()
-	return r.API.ListImages(ctx, opts)
-}
-
-// TestPagingAsTheServicePages: offsets are multiples of the server's page
-// size, typed, and paging ends where the listing does.
+// TestPagingAsTheServicePages: every listing has a type, its offsets are
+// multiples of the server's page size, and paging ends where the listing does.
 func TestPagingAsTheServicePages(t *testing.T) {
-	for _, mode := range untypedModes {
-		t.Run("untyped "+mode, func(t *testing.T) {
-			images := typedImages(450, 10)
-			sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode, MaxPageSize: 200})
-			defer sim.Close()
-			rec := &recordingAPI{}
-			s, _ := simScraper(t, sim, idsOf(images), func(p *Project) { rec.API = p.Client; p.Client = rec })
-			assertAllUp(t, s.Scrape(context.Background())[0], len(images))
-			pages := map[string][]int{}
-			for _, o := range rec.lists {
-				if o.Type == "" {
-					t.Errorf("an untyped listing: %+v", o)
-				}
-				if o.Offset%200 != 0 || (o.Offset > 0 && o.Limit != 200) {
-					t.Errorf("offset %d, limit %d: not a page of the server's size 200", o.Offset, o.Limit)
-				}
-				pages[o.Type] = append(pages[o.Type], o.Offset)
-			}
-			slices.Sort(pages["DEDICATED"])
-			if want := []int{0, 200, 400}; !slices.Equal(pages["DEDICATED"], want) || len(pages["BUILD_IN"]) != 1 {
-				t.Errorf("offsets %v, want DEDICATED %v and one BUILD_IN page", pages, want)
-			}
-		})
+	t.Parallel()
+	f := &fakeAPI{images: typedImages(450, 10), maxPage: 200}
+	assertAllUp(t, fakeScraper(f, 10, nil).Scrape(context.Background())[0], len(f.images))
+	pages := map[string][]int{}
+	for _, o := range f.listed() {
+		if o.Type == "" {
+			t.Errorf("an untyped listing: %+v", o)
+		}
+		if o.Offset%200 != 0 || (o.Offset > 0 && o.Limit != 200) {
+			t.Errorf("offset %d, limit %d: not a page of the server's size 200", o.Offset, o.Limit)
+		}
+		pages[o.Type] = append(pages[o.Type], o.Offset)
+	}
+	slices.Sort(pages["DEDICATED"])
+	if want := []int{0, 200, 400}; !slices.Equal(pages["DEDICATED"], want) || !slices.Equal(pages["BUILD_IN"], []int{0}) {
+		t.Errorf("offsets %v, want DEDICATED %v and BUILD_IN [0]", pages, want)
 	}
 }
 
 // TestPagingGuards: a server that lies about its total, ignores offset or
 // lists the same image twice neither loops nor changes how later scrapes fetch.
 func TestPagingGuards(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
-		fake      *pagingFake
+		fake      *fakeAPI
 		wantUp    bool
 		wantCalls int64 // per scrape
 	}{
 		// A short first page with more announced: the next page is asked alone (a cap, or a lie).
-		{name: "an absurd total on a short page", fake: &pagingFake{images: fakeImages(33), totalLie: 1 << 40}, wantUp: true, wantCalls: 3},
-		{name: "a total beyond the last page: 400 ModelArts.6400 ends it", fake: &pagingFake{images: fakeImages(300), maxPage: 100, totalLie: 450}, wantUp: true, wantCalls: 6},
-		{name: "a page size capped, the limit asked echoed in size", fake: &pagingFake{images: fakeImages(450), maxPage: 200, echoLimit: true}, wantUp: true, wantCalls: 4},
-		{name: "offset ignored", fake: &pagingFake{images: fakeImages(300), maxPage: 100, ignoreOffset: true}, wantCalls: 0},
+		{name: "an absurd total on a short page", fake: &fakeAPI{images: fakeImages(33), totalLie: 1 << 40}, wantUp: true, wantCalls: 3},
+		{name: "a total beyond the last page: 400 ModelArts.6400 ends it", fake: &fakeAPI{images: fakeImages(300), maxPage: 100, totalLie: 450}, wantUp: true, wantCalls: 6},
+		{name: "a page size capped, the limit asked echoed in size", fake: &fakeAPI{images: fakeImages(450), maxPage: 200, echoLimit: true}, wantUp: true, wantCalls: 4},
+		{name: "offset ignored", fake: &fakeAPI{images: fakeImages(300), maxPage: 100, ignoreOffset: true}, wantCalls: 0},
 		// The page cap, then one by one: the 60 IDs each scrape.
-		{name: "new records forever", fake: &pagingFake{images: fakeImages(60), maxPage: 100, totalLie: 1 << 40, inventIDs: true}, wantCalls: 60},
+		{name: "new records forever", fake: &fakeAPI{images: fakeImages(60), maxPage: 100, totalLie: 1 << 40, inventIDs: true}, wantCalls: 60},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +212,8 @@ func TestPagingGuards(t *testing.T) {
 // while it was paged) is exported once, with its most recent values, and the
 // conflict is logged once.
 func TestDuplicatesKeepTheNewest(t *testing.T) {
-	f := &pagingFake{images: fakeImages(150), maxPage: 100}
+	t.Parallel()
+	f := &fakeAPI{images: fakeImages(150), maxPage: 100}
 	newer := f.images[0]
 	newer.UpdateAt, newer.Status = 2_000_000_000_000, "ERROR"
 	f.images[120] = newer // the same id on page 1, updated since page 0
@@ -264,55 +243,55 @@ func scrapeExposition(t *testing.T, s *Scraper, timeout time.Duration) string {
 // not exist sets modelarts_image_not_found; a 404 from the API gateway (a
 // wrong base path) is an endpoint problem, logged once.
 func TestNotFoundMeansNotFound(t *testing.T) {
+	t.Parallel()
 	ids := modelartstest.SampleIDs()
-	for _, mode := range untypedModes {
-		for _, as404 := range []bool{false, true} {
-			t.Run(fmt.Sprintf("untyped %s/missing image as 404 %v", mode, as404), func(t *testing.T) {
-				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode, NotFoundAs404: as404})
-				defer sim.Close()
-				sim.DeleteImage(ids[0])
-				s, _ := simScraper(t, sim, ids, nil)
-				text := scrapeExposition(t, s, 10*time.Second)
-				for i, id := range ids {
-					want := map[bool]string{true: "1", false: "0"}[i == 0]
-					if got, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`); got != want {
-						t.Errorf("image %s: not_found = %q, want %s", id, got, want)
-					}
-				}
-			})
-		}
-		t.Run("untyped "+mode+"/wrong base path", func(t *testing.T) {
-			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode})
+	for _, as404 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("missing image as 404 %v", as404), func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), NotFoundAs404: as404})
 			defer sim.Close()
-			for _, n := range []int{1, len(ids)} { // one by one, and listed
-				s, logs := simScraper(t, sim, ids[:n], func(p *Project) {
-					*p = simProjectAt(t, sim.URL+"/modelarts", sim.ProjectID(), ids[:n], modelartstest.DemoSecretKey)
-				})
-				for range 2 {
-					text := scrapeExposition(t, s, 10*time.Second)
-					if got, _ := sampleValue(t, text, "modelarts_up"); got != "0" {
-						t.Errorf("%d images: modelarts_up = %q, want 0", n, got)
-					}
-					for _, id := range ids[:n] {
-						up, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`)
-						gone, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`)
-						if up != "0" || gone != "0" {
-							t.Errorf("%d images: image %s up %q, not found %q; want 0, 0", n, id, up, gone)
-						}
-					}
-				}
-				lines := logs.take()
-				if c := strings.Count(lines, "\n"); c != 2 || !strings.Contains(lines, "modelarts_endpoint") || !strings.Contains(lines, sim.URL+"/modelarts/v1/") {
-					t.Errorf("%d images: %d log lines over 2 scrapes, want 2 naming the URL and modelarts_endpoint:\n%s", n, c, lines)
+			sim.DeleteImage(ids[0])
+			s, _ := simScraper(t, sim, ids, nil)
+			text := scrapeExposition(t, s, 10*time.Second)
+			for i, id := range ids {
+				want := map[bool]string{true: "1", false: "0"}[i == 0]
+				if got, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`); got != want {
+					t.Errorf("image %s: not_found = %q, want %s", id, got, want)
 				}
 			}
 		})
 	}
+	t.Run("wrong base path", func(t *testing.T) {
+		sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+		defer sim.Close()
+		for _, n := range []int{1, len(ids)} { // one by one, and listed
+			s, logs := simScraper(t, sim, ids[:n], func(p *Project) {
+				*p = simProjectAt(t, sim.URL+"/modelarts", sim.ProjectID(), ids[:n], modelartstest.DemoSecretKey)
+			})
+			for range 2 {
+				text := scrapeExposition(t, s, 10*time.Second)
+				if got, _ := sampleValue(t, text, "modelarts_up"); got != "0" {
+					t.Errorf("%d images: modelarts_up = %q, want 0", n, got)
+				}
+				for _, id := range ids[:n] {
+					up, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`)
+					gone, _ := sampleValue(t, text, "modelarts_image_not_found", `id="`+id+`"`)
+					if up != "0" || gone != "0" {
+						t.Errorf("%d images: image %s up %q, not found %q; want 0, 0", n, id, up, gone)
+					}
+				}
+			}
+			lines := logs.take()
+			if c := strings.Count(lines, "\n"); c != 2 || !strings.Contains(lines, "modelarts_endpoint") || !strings.Contains(lines, sim.URL+"/modelarts/v1/") {
+				t.Errorf("%d images: %d log lines over 2 scrapes, want 2 naming the URL and modelarts_endpoint:\n%s", n, c, lines)
+			}
+		}
+	})
 }
 
 // TestOneImageCostsOnlyItself: a 403 on one image, or a first image slower
 // than the scrape, downs that image only; refused credentials cost one call.
 func TestOneImageCostsOnlyItself(t *testing.T) {
+	t.Parallel()
 	ids := modelartstest.SampleIDs()
 	tests := []struct {
 		name      string
@@ -333,34 +312,32 @@ func TestOneImageCostsOnlyItself(t *testing.T) {
 		{name: "wrong secret key, refused with 403 ModelArts.0206", secret: "wrong", refuse403: true, wantUp: "0", wantDown: ids, wantCalls: 1},
 	}
 	for _, tt := range tests {
-		for _, mode := range untypedModes {
-			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
-				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode, RefuseWith403: tt.refuse403})
-				defer sim.Close()
-				if tt.fault.Kind != "" {
-					sim.AddFault(tt.fault)
-				}
-				s, _ := simScraper(t, sim, ids, func(p *Project) {
-					if tt.secret != "" {
-						*p = simProject(t, sim, ids, tt.secret)
-					}
-				})
-				preferShow(s)
-				text := scrapeExposition(t, s, 4*time.Second)
-				if got, _ := sampleValue(t, text, "modelarts_up"); got != tt.wantUp {
-					t.Errorf("modelarts_up = %q, want %s", got, tt.wantUp)
-				}
-				for _, id := range ids {
-					want := map[bool]string{true: "0", false: "1"}[slices.Contains(tt.wantDown, id)]
-					if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
-						t.Errorf("image %s: up = %q, want %s", id, got, want)
-					}
-				}
-				if calls := apiCalls(sim); calls > tt.wantCalls {
-					t.Errorf("%d calls, want at most %d", calls, tt.wantCalls)
+		t.Run(tt.name, func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), RefuseWith403: tt.refuse403})
+			defer sim.Close()
+			if tt.fault.Kind != "" {
+				sim.AddFault(tt.fault)
+			}
+			s, _ := simScraper(t, sim, ids, func(p *Project) {
+				if tt.secret != "" {
+					*p = simProject(t, sim, ids, tt.secret)
 				}
 			})
-		}
+			preferShow(s)
+			text := scrapeExposition(t, s, 3*time.Second) // the slow first call holds the others 2 s (modelarts firstContactWait)
+			if got, _ := sampleValue(t, text, "modelarts_up"); got != tt.wantUp {
+				t.Errorf("modelarts_up = %q, want %s", got, tt.wantUp)
+			}
+			for _, id := range ids {
+				want := map[bool]string{true: "0", false: "1"}[slices.Contains(tt.wantDown, id)]
+				if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
+					t.Errorf("image %s: up = %q, want %s", id, got, want)
+				}
+			}
+			if calls := apiCalls(sim); calls > tt.wantCalls {
+				t.Errorf("%d calls, want at most %d", calls, tt.wantCalls)
+			}
+		})
 	}
 }
 
@@ -368,6 +345,7 @@ func TestOneImageCostsOnlyItself(t *testing.T) {
 // status, downs that image; impossible values export no series and are
 // logged once, not every scrape.
 func TestBelieveNoBad200(t *testing.T) {
+	t.Parallel()
 	ids := modelartstest.SampleIDs()
 	target := modelartstest.SampleIDTrainingActive
 	tests := []struct {
@@ -387,46 +365,44 @@ func TestBelieveNoBad200(t *testing.T) {
 			missing: "modelarts_image_updated_timestamp_seconds", logged: "update_at out of range"},
 	}
 	for _, tt := range tests {
-		for _, mode := range untypedModes {
-			for _, oneByOne := range []bool{true, false} {
-				t.Run(fmt.Sprintf("%s/untyped %s/one by one %v", tt.name, mode, oneByOne), func(t *testing.T) {
-					sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), UntypedListing: mode})
-					defer sim.Close()
-					if tt.kind != "" {
-						sim.AddFault(modelartstest.Fault{Kind: tt.kind, ImageID: target})
+		for _, oneByOne := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/one by one %v", tt.name, oneByOne), func(t *testing.T) {
+				sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+				defer sim.Close()
+				if tt.kind != "" {
+					sim.AddFault(modelartstest.Fault{Kind: tt.kind, ImageID: target})
+				}
+				if tt.change != nil {
+					img, _ := sim.Image(target)
+					tt.change(&img)
+					sim.SetImage(img)
+				}
+				s, logs := simScraper(t, sim, ids, nil)
+				if oneByOne {
+					preferShow(s)
+				}
+				var text string
+				for range 3 {
+					text = scrapeExposition(t, s, 10*time.Second)
+				}
+				for _, id := range ids {
+					want := map[bool]string{true: "0", false: "1"}[id == target && tt.wantDown]
+					if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
+						t.Errorf("image %s: up = %q, want %s", id, got, want)
 					}
-					if tt.change != nil {
-						img, _ := sim.Image(target)
-						tt.change(&img)
-						sim.SetImage(img)
-					}
-					s, logs := simScraper(t, sim, ids, nil)
-					if oneByOne {
-						preferShow(s)
-					}
-					var text string
-					for range 3 {
-						text = scrapeExposition(t, s, 10*time.Second)
-					}
-					for _, id := range ids {
-						want := map[bool]string{true: "0", false: "1"}[id == target && tt.wantDown]
-						if got, _ := sampleValue(t, text, "modelarts_image_up", `id="`+id+`"`); got != want {
-							t.Errorf("image %s: up = %q, want %s", id, got, want)
-						}
-					}
-					if tt.missing != "" && strings.Contains(text, tt.missing+`{arch="`) && lineOf(strings.ReplaceAll(text, `project="p"`, `project="victim"`), tt.missing, target) != "" {
-						t.Errorf("the image exports %s", tt.missing)
-					}
-					lines := logs.take()
-					n := strings.Count(lines, tt.logged)
-					if want := map[bool]int{true: 3, false: 1}[tt.wantDown]; n != want {
-						t.Errorf("%q logged %d times over 3 scrapes, want %d:\n%s", tt.logged, n, want, lines)
-					}
-					if tt.wantDown && !requestIDRe.MatchString(lines) {
-						t.Errorf("the failure is logged without its request id:\n%s", lines)
-					}
-				})
-			}
+				}
+				if tt.missing != "" && strings.Contains(text, tt.missing+`{arch="`) && lineOf(strings.ReplaceAll(text, `project="p"`, `project="victim"`), tt.missing, target) != "" {
+					t.Errorf("the image exports %s", tt.missing)
+				}
+				lines := logs.take()
+				n := strings.Count(lines, tt.logged)
+				if want := map[bool]int{true: 3, false: 1}[tt.wantDown]; n != want {
+					t.Errorf("%q logged %d times over 3 scrapes, want %d:\n%s", tt.logged, n, want, lines)
+				}
+				if tt.wantDown && !requestIDRe.MatchString(lines) {
+					t.Errorf("the failure is logged without its request id:\n%s", lines)
+				}
+			})
 		}
 	}
 }
@@ -444,29 +420,29 @@ func pagesOf(images []modelarts.Image, size int) int {
 // TestBadCredentialsCostOneCall: a wrong key costs one call, however many
 // images, listed or fetched one by one.
 func TestBadCredentialsCostOneCall(t *testing.T) {
+	t.Parallel()
 	images := modelartstest.GenerateImages(2000, 2)
-	for _, mode := range untypedModes {
-		sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode})
-		for _, n := range []int{2, 10, 2000} {
-			sim.ResetCounters()
-			res := scrapeOnce(simProject(t, sim, idsOf(images[:n]), "wrong-secret-key"))
-			if got := sim.Requests(""); got != 1 {
-				t.Errorf("untyped %s, %d IDs: %d calls with a wrong key, want 1", mode, n, got)
-			}
-			for _, r := range res.Images {
-				if res.Up || r.Err == nil {
-					t.Fatalf("untyped %s, %d IDs: up %v, image %s error %v; want down", mode, n, res.Up, r.ID, r.Err)
-				}
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	defer sim.Close()
+	for _, n := range []int{2, 10, 2000} {
+		sim.ResetCounters()
+		res := scrapeOnce(simProject(t, sim, idsOf(images[:n]), "wrong-secret-key"))
+		if got := sim.Requests(""); got != 1 {
+			t.Errorf("%d IDs: %d calls with a wrong key, want 1", n, got)
+		}
+		for _, r := range res.Images {
+			if res.Up || r.Err == nil {
+				t.Fatalf("%d IDs: up %v, image %s error %v; want down", n, res.Up, r.ID, r.Err)
 			}
 		}
-		sim.Close()
 	}
 }
 
 // TestFailedListingCausesNoStorm: when the listing fails, the IDs it lacks
 // are fetched one by one in turns, showImageBudget a scrape, never all at once.
 func TestFailedListingCausesNoStorm(t *testing.T) {
-	f := &pagingFake{images: fakeImages(5000), listErr: serverErr()}
+	t.Parallel()
+	f := &fakeAPI{images: fakeImages(5000), listErr: serverErr()}
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 10}})
 	up := map[string]bool{}
 	for range 3 {
@@ -488,29 +464,19 @@ func TestFailedListingCausesNoStorm(t *testing.T) {
 // TestFailedPageFallsBackForFewImages: a page fails, and the few IDs it held
 // are fetched one by one.
 func TestFailedPageFallsBackForFewImages(t *testing.T) {
-	f := &pagingFake{images: fakeImages(1040)}
-	wanted := idsOf(f.images[960:]) // 40 on the first page, 40 on the second
-	p := Project{Name: "p", Client: &failSecondPage{pagingFake: f}, ImageIDs: append(idsOf(f.images[:20]), wanted...), Concurrency: 10}
-	assertAllUp(t, scrapeOnce(p), 100)
+	t.Parallel()
+	f := &fakeAPI{images: fakeImages(1040), listErr: serverErr(), listErrFrom: 1} // the pages after the first fail
+	wanted := idsOf(f.images[960:])                                               // 40 on the first page, 40 on the second
+	assertAllUp(t, scrapeOnce(Project{Name: "p", Client: f, ImageIDs: append(idsOf(f.images[:20]), wanted...), Concurrency: 10}), 100)
 	if f.listCalls.Load() != 3 || f.showCalls.Load() != 40 {
 		t.Errorf("ListImage %d, ShowImage %d; want 3, 40", f.listCalls.Load(), f.showCalls.Load())
 	}
 }
 
-// failSecondPage fails every ListImage call after the first page.
-type failSecondPage struct{ *pagingFake }
-
-func (f *failSecondPage) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
-	if opts.Offset > 0 {
-		f.listCalls.Add(1)
-		return nil, serverErr()
-	}
-	return f.pagingFake.ListImages(ctx, opts)
-}
-
 // TestDiscovery: configured and discovered images are exported once each;
 // configured IDs a listing returned cost no further call.
 func TestDiscovery(t *testing.T) {
+	t.Parallel()
 	images := modelartstest.GenerateImages(300, 3)
 	var builtIn, dedicated []string
 	for _, img := range images {
@@ -521,32 +487,29 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 	const missing = "00000000-0000-4000-8000-000000000404"
-	for _, mode := range untypedModes {
-		t.Run("untyped "+mode, func(t *testing.T) {
-			sim := modelartstest.NewServer(modelartstest.Options{Images: images, UntypedListing: mode})
-			defer sim.Close()
-			p := simProject(t, sim, []string{builtIn[0], dedicated[0], dedicated[1], missing}, modelartstest.DemoSecretKey)
-			p.Discovery = &modelarts.ListOptions{Type: "BUILD_IN"}
-			res := scrapeOnce(p)
-			wantIDs := len(builtIn) + 3
-			if len(res.Images) != wantIDs {
-				t.Fatalf("%d images, want %d (%d discovered, 3 more configured)", len(res.Images), wantIDs, len(builtIn))
-			}
-			// BUILD_IN for discovery, DEDICATED for the configured IDs, ShowImage for the one no listing has.
-			if sim.Requests(modelartstest.OpListImage) != 2 || sim.Requests(modelartstest.OpShowImage) != 1 {
-				t.Errorf("ListImage %d, ShowImage %d calls; want 2, 1", sim.Requests(modelartstest.OpListImage), sim.Requests(modelartstest.OpShowImage))
-			}
-			if n, err := testutil.GatherAndCount(gatherer([]ProjectResult{res}), "modelarts_image_up"); err != nil || n != wantIDs {
-				t.Errorf("%d modelarts_image_up series, want %d", n, wantIDs)
-			}
-		})
+	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
+	defer sim.Close()
+	p := simProject(t, sim, []string{builtIn[0], dedicated[0], dedicated[1], missing}, modelartstest.DemoSecretKey)
+	p.Discovery = &modelarts.ListOptions{Type: "BUILD_IN"}
+	res := scrapeOnce(p)
+	wantIDs := len(builtIn) + 3
+	if len(res.Images) != wantIDs {
+		t.Fatalf("%d images, want %d (%d discovered, 3 more configured)", len(res.Images), wantIDs, len(builtIn))
+	}
+	// BUILD_IN for discovery, DEDICATED for the configured IDs, ShowImage for the one no listing has.
+	if sim.Requests(modelartstest.OpListImage) != 2 || sim.Requests(modelartstest.OpShowImage) != 1 {
+		t.Errorf("ListImage %d, ShowImage %d calls; want 2, 1", sim.Requests(modelartstest.OpListImage), sim.Requests(modelartstest.OpShowImage))
+	}
+	if n, err := testutil.GatherAndCount(gatherer([]ProjectResult{res}), "modelarts_image_up"); err != nil || n != wantIDs {
+		t.Errorf("%d modelarts_image_up series, want %d", n, wantIDs)
 	}
 }
 
 // TestDiscoveredImageGoneIsForgotten: an image a complete discovery listing
 // no longer returns has no series, and its last good value is dropped.
 func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
-	f := &pagingFake{images: fakeImages(10)}
+	t.Parallel()
+	f := &fakeAPI{images: fakeImages(10)}
 	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: f, Concurrency: 2, Discovery: &modelarts.ListOptions{}}})
 	if n := len(s.Scrape(context.Background())[0].Images); n != 10 {
 		t.Fatalf("%d images, want 10", n)
@@ -564,6 +527,7 @@ func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
 // decode, that image alone reports down, naming the field; the others are
 // up, and nothing is fetched again one by one.
 func TestOneBadImageSparesItsPage(t *testing.T) {
+	t.Parallel()
 	images := modelartstest.GenerateImages(200, 4)
 	bad := images[120].ID
 	for _, tt := range []struct {
@@ -575,35 +539,33 @@ func TestOneBadImageSparesItsPage(t *testing.T) {
 		{name: "configured, pages of 50", maxPage: 50},
 		{name: "discovered, pages of 50", maxPage: 50, discovery: true},
 	} {
-		for _, mode := range untypedModes {
-			t.Run(tt.name+"/untyped "+mode, func(t *testing.T) {
-				sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage, UntypedListing: mode})
-				defer sim.Close()
-				sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultWrongTypes, Operation: modelartstest.OpListImage, ImageID: bad})
-				p := simProject(t, sim, idsOf(images), modelartstest.DemoSecretKey)
-				if tt.discovery {
-					p.ImageIDs, p.Discovery = nil, &modelarts.ListOptions{}
+		t.Run(tt.name, func(t *testing.T) {
+			sim := modelartstest.NewServer(modelartstest.Options{Images: images, MaxPageSize: tt.maxPage})
+			defer sim.Close()
+			sim.AddFault(modelartstest.Fault{Kind: modelartstest.FaultWrongTypes, Operation: modelartstest.OpListImage, ImageID: bad})
+			p := simProject(t, sim, idsOf(images), modelartstest.DemoSecretKey)
+			if tt.discovery {
+				p.ImageIDs, p.Discovery = nil, &modelarts.ListOptions{}
+			}
+			res := scrapeOnce(p)
+			if !res.Up || len(res.Images) != len(images) {
+				t.Fatalf("up = %v, %d images; want true, %d", res.Up, len(res.Images), len(images))
+			}
+			for _, r := range res.Images {
+				switch {
+				case r.ID == bad && (r.Image != nil || !errors.Is(r.Err, modelarts.ErrMalformedResponse) || !strings.Contains(fmt.Sprint(r.Err), "Image.size")):
+					t.Errorf("bad image: %v, want down with a malformed response naming Image.size", r.Err)
+				case r.ID != bad && (r.Err != nil || r.Image == nil):
+					t.Errorf("image %s: %v", r.ID, r.Err)
 				}
-				res := scrapeOnce(p)
-				if !res.Up || len(res.Images) != len(images) {
-					t.Fatalf("up = %v, %d images; want true, %d", res.Up, len(res.Images), len(images))
-				}
-				for _, r := range res.Images {
-					switch {
-					case r.ID == bad && (r.Image != nil || !errors.Is(r.Err, modelarts.ErrMalformedResponse) || !strings.Contains(fmt.Sprint(r.Err), "Image.size")):
-						t.Errorf("bad image: %v, want down with a malformed response naming Image.size", r.Err)
-					case r.ID != bad && (r.Err != nil || r.Image == nil):
-						t.Errorf("image %s: %v", r.ID, r.Err)
-					}
-				}
-				if got, want := sim.Requests(modelartstest.OpListImage), pagesOf(images, tt.maxPage); got != want {
-					t.Errorf("%d ListImage calls, want %d", got, want)
-				}
-				if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
-					t.Errorf("%d ShowImage calls, want 0", got)
-				}
-			})
-		}
+			}
+			if got, want := sim.Requests(modelartstest.OpListImage), pagesOf(images, tt.maxPage); got != want {
+				t.Errorf("%d ListImage calls, want %d", got, want)
+			}
+			if got := sim.Requests(modelartstest.OpShowImage); got != 0 {
+				t.Errorf("%d ShowImage calls, want 0", got)
+			}
+		})
 	}
 }
 
@@ -611,6 +573,7 @@ func TestOneBadImageSparesItsPage(t *testing.T) {
 // (403 ModelArts.0108 on the listing): the images are fetched one by one in
 // turns, and from the next scrape on, all of them, without listing.
 func TestListingForbidden(t *testing.T) {
+	t.Parallel()
 	images := modelartstest.GenerateImages(60, 5)
 	sim := modelartstest.NewServer(modelartstest.Options{Images: images})
 	defer sim.Close()

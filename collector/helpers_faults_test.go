@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,4 +155,19 @@ func sampleValue(t *testing.T, text, name string, labels ...string) (string, boo
 		t.Fatalf("%d series %s%v, want at most 1", found, name, labels)
 	}
 	return value, found == 1
+}
+
+// closedURL returns the URL of a loopback port nothing listens on: a call
+// to it is refused at once, with no DNS lookup.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
 }

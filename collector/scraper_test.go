@@ -7,11 +7,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,46 +17,6 @@ import (
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
-
-// fakeAPI answers ShowImage from a table; it tracks calls and concurrency.
-type fakeAPI struct {
-	images   map[string]*modelarts.Image
-	errs     map[string]error
-	delay    time.Duration
-	calls    atomic.Int64
-	inFlight atomic.Int64
-	maxSeen  atomic.Int64
-}
-
-func (f *fakeAPI) ShowImage(ctx context.Context, id string) (*modelarts.Image, error) {
-	f.calls.Add(1)
-	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
-	for {
-		m := f.maxSeen.Load()
-		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	if f.delay > 0 {
-		select {
-		case <-time.After(f.delay):
-		case <-ctx.Done():
-			return nil, &modelarts.APIError{Operation: "ShowImage", Class: modelarts.ErrUnreachable, Cause: ctx.Err()}
-		}
-	}
-	if err := f.errs[id]; err != nil {
-		return nil, err
-	}
-	if img := f.images[id]; img != nil {
-		return img, nil
-	}
-	return nil, &modelarts.APIError{Operation: "ShowImage", StatusCode: 400, ErrorCode: "ModelArts.6404", Class: modelarts.ErrNotFound}
-}
-
-func (f *fakeAPI) ListImages(context.Context, modelarts.ListOptions) (*modelarts.ImageList, error) {
-	return nil, errors.New("not used")
-}
 
 // preferShow makes the projects of s fetch their images one by one, as for
 // projects whose listings cost more calls than they have images.
@@ -69,38 +27,33 @@ func preferShow(s *Scraper) *Scraper {
 	return s
 }
 
-func ids(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
-	}
-	return out
-}
-
+// TestScrapeConcurrencyBound: a project's calls in flight never exceed its
+// concurrency, and reach it.
 func TestScrapeConcurrencyBound(t *testing.T) {
-	api := &fakeAPI{images: map[string]*modelarts.Image{}, delay: 5 * time.Millisecond}
-	for _, id := range ids(40) {
-		api.images[id] = &modelarts.Image{ID: id, Status: "ACTIVE"}
+	t.Parallel()
+	f := heldFake(40)
+	s := preferShow(fakeScraper(f, 4, nil))
+	done := make(chan []ProjectResult)
+	go func() { done <- s.Scrape(context.Background()) }()
+	for range 4 {
+		<-f.entered
 	}
-	s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: ids(40), Concurrency: 4}}))
-	res := s.Scrape(context.Background())
-	if got := api.calls.Load(); got != 40 {
+	close(f.hold)
+	res := <-done
+	assertAllUp(t, res[0], 40)
+	if got := f.showCalls.Load(); got != 40 {
 		t.Errorf("calls = %d, want 40", got)
 	}
-	if got := api.maxSeen.Load(); got > 4 || got < 2 {
-		t.Errorf("max in flight = %d, want between 2 and 4", got)
-	}
-	if !res[0].Up {
-		t.Error("project down, want up")
-	}
-	for _, r := range res[0].Images {
-		if r.Image == nil {
-			t.Errorf("%s: %v", r.ID, r.Err)
-		}
+	if got := f.maxSeen.Load(); got != 4 {
+		t.Errorf("max in flight = %d, want 4", got)
 	}
 }
 
+// TestScrapeStopsAfterRefusedCredentials: refused credentials (401) stop the
+// project's calls after the first, and down the project; a 403 on each image
+// downs that image only.
 func TestScrapeStopsAfterRefusedCredentials(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		class     error
 		wantCalls int64
@@ -110,15 +63,13 @@ func TestScrapeStopsAfterRefusedCredentials(t *testing.T) {
 		{modelarts.ErrForbidden, 10, true},    // no permission on each image: that image only
 	} {
 		t.Run(tt.class.Error(), func(t *testing.T) {
-			all := ids(10)
-			api := &fakeAPI{errs: map[string]error{}}
-			for _, id := range all {
-				api.errs[id] = &modelarts.APIError{Operation: "ShowImage", StatusCode: 403, ErrorCode: "ModelArts.0206", Class: tt.class}
+			f := newFake(10)
+			for _, id := range idsOf(f.images) {
+				f.showErr[id] = &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 403, ErrorCode: "ModelArts.0206", Class: tt.class}
 			}
 			// One call at a time: after a refusal, no call is started.
-			s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 1}}))
-			res := s.Scrape(context.Background())
-			if got := api.calls.Load(); got != tt.wantCalls {
+			res := preferShow(fakeScraper(f, 1, nil)).Scrape(context.Background())
+			if got := f.showCalls.Load(); got != tt.wantCalls {
 				t.Errorf("calls = %d, want %d", got, tt.wantCalls)
 			}
 			if res[0].Up != tt.wantUp {
@@ -133,16 +84,15 @@ func TestScrapeStopsAfterRefusedCredentials(t *testing.T) {
 	}
 }
 
+// TestScrapeOneFailureSparesTheOthers: a 500 on one image downs that image
+// only, and is logged once at warn with its code and request id.
 func TestScrapeOneFailureSparesTheOthers(t *testing.T) {
-	all := ids(5)
-	api := &fakeAPI{images: map[string]*modelarts.Image{}, errs: map[string]error{
-		all[2]: &modelarts.APIError{Operation: "ShowImage", StatusCode: 500, Class: modelarts.ErrServer, RequestID: "req-1"},
-	}}
-	for _, id := range all {
-		api.images[id] = &modelarts.Image{ID: id}
-	}
+	t.Parallel()
+	f := newFake(5)
+	bad := f.images[2].ID
+	f.showErr[bad] = &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 500, Class: modelarts.ErrServer, RequestID: "req-1"}
 	var logs bytes.Buffer
-	s := preferShow(NewScraper(log.NewLogfmtLogger(&logs), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}}))
+	s := preferShow(NewScraper(log.NewLogfmtLogger(&logs), []Project{{Name: "p", Client: f, ImageIDs: idsOf(f.images), Concurrency: 3}}))
 	res := s.Scrape(context.Background())
 	if !res[0].Up {
 		t.Error("project down because of one 500")
@@ -155,17 +105,19 @@ func TestScrapeOneFailureSparesTheOthers(t *testing.T) {
 	if n := strings.Count(logs.String(), "Failed to fetch image"); n != 1 {
 		t.Errorf("logged %d failures, want 1:\n%s", n, logs.String())
 	}
-	for _, want := range []string{"level=warn", "image=" + all[2], "code=500", "request_id=req-1"} {
+	for _, want := range []string{"level=warn", "image=" + bad, "code=500", "request_id=req-1"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log line lacks %q:\n%s", want, logs.String())
 		}
 	}
 }
 
+// TestScrapeDeadline: a scrape ends at its context's deadline although no
+// call answered; every image is down with the deadline as its error.
 func TestScrapeDeadline(t *testing.T) {
-	all := ids(3)
-	api := &fakeAPI{images: map[string]*modelarts.Image{}, delay: time.Minute}
-	s := preferShow(NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: all, Concurrency: 3}}))
+	t.Parallel()
+	f := heldFake(3) // never released
+	s := preferShow(fakeScraper(f, 3, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	done := make(chan []ProjectResult)
@@ -185,13 +137,16 @@ func TestScrapeDeadline(t *testing.T) {
 	}
 }
 
+// TestScrapeProjectsIndependently: one project's refused credentials do not
+// down another project.
 func TestScrapeProjectsIndependently(t *testing.T) {
-	good := &fakeAPI{images: map[string]*modelarts.Image{ids(1)[0]: {ID: ids(1)[0]}}}
-	bad := &fakeAPI{errs: map[string]error{ids(1)[0]: &modelarts.APIError{Operation: "ShowImage", StatusCode: 401, Class: modelarts.ErrUnauthorized}}}
-	s := NewScraper(log.NewNopLogger(), []Project{
-		{Name: "good", Client: good, ImageIDs: ids(1), Concurrency: 1},
-		{Name: "bad", Client: bad, ImageIDs: ids(1), Concurrency: 1},
-	})
+	t.Parallel()
+	good, bad := newFake(1), newFake(1)
+	bad.showErr[bad.images[0].ID] = &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 401, Class: modelarts.ErrUnauthorized}
+	s := preferShow(NewScraper(log.NewNopLogger(), []Project{
+		{Name: "good", Client: good, ImageIDs: idsOf(good.images), Concurrency: 1},
+		{Name: "bad", Client: bad, ImageIDs: idsOf(bad.images), Concurrency: 1},
+	}))
 	res := s.Scrape(context.Background())
 	if !res[0].Up || res[1].Up {
 		t.Errorf("up = %v/%v, want true/false", res[0].Up, res[1].Up)
@@ -202,12 +157,13 @@ func TestScrapeProjectsIndependently(t *testing.T) {
 // fetch in flight with Scrape; Latest returns the newest results without a
 // call, with the project's error.
 func TestScrapeProjectAndLatest(t *testing.T) {
-	refusal := &modelarts.APIError{Operation: "ShowImage", StatusCode: 401, Class: modelarts.ErrUnauthorized, RequestID: "req-9"}
-	good := &fakeAPI{images: map[string]*modelarts.Image{ids(1)[0]: {ID: ids(1)[0]}}, delay: 500 * time.Millisecond}
-	bad := &fakeAPI{errs: map[string]error{ids(1)[0]: refusal}}
+	t.Parallel()
+	refusal := &modelarts.APIError{Operation: modelarts.OpShowImage, StatusCode: 401, Class: modelarts.ErrUnauthorized, RequestID: "req-9"}
+	good, bad := heldFake(1), newFake(1)
+	bad.showErr[bad.images[0].ID] = refusal
 	s := preferShow(NewScraper(log.NewNopLogger(), []Project{
-		{Name: "good", Client: good, ImageIDs: ids(1), Concurrency: 1},
-		{Name: "bad", Client: bad, ImageIDs: ids(1), Concurrency: 1},
+		{Name: "good", Client: good, ImageIDs: idsOf(good.images), Concurrency: 1},
+		{Name: "bad", Client: bad, ImageIDs: idsOf(bad.images), Concurrency: 1},
 	}))
 	if got := s.ProjectNames(); !slices.Equal(got, []string{"good", "bad"}) {
 		t.Errorf("ProjectNames() = %v", got)
@@ -221,21 +177,26 @@ func TestScrapeProjectAndLatest(t *testing.T) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Scrape(context.Background()) })
-	res := s.ScrapeProject(context.Background(), "good")
+	<-good.entered // the Scrape's fetch of good is in flight
+	one := make(chan []ProjectResult, 1)
+	go func() { one <- s.ScrapeProject(context.Background(), "good") }()
+	waitFor(t, "ScrapeProject to join the fetch", func() bool { return s.states[0].waitersNow() == 2 })
+	close(good.hold)
+	res := <-one
 	wg.Wait()
 	if len(res) != 1 || res[0].Name != "good" || !res[0].Up || res[0].Start.IsZero() {
 		t.Errorf("ScrapeProject(good) = %+v", res)
 	}
-	if n := good.calls.Load(); n != 1 {
+	if n := good.calls(); n != 1 {
 		t.Errorf("%d calls for a Scrape and a ScrapeProject at once, want 1 (one shared fetch)", n)
 	}
-	calls := good.calls.Load() + bad.calls.Load()
+	calls := good.calls() + bad.calls()
 	latest := s.Latest()
 	if !latest[0].Up || latest[0].Err != nil || latest[1].Up || !errors.Is(latest[1].Err, modelarts.ErrUnauthorized) ||
 		modelarts.AsAPIError(latest[1].Err).RequestID != "req-9" || len(latest[1].Images) != 1 {
 		t.Errorf("Latest() = %+v, want good up and bad down with the refusal", latest)
 	}
-	if after := good.calls.Load() + bad.calls.Load(); after != calls {
+	if after := good.calls() + bad.calls(); after != calls {
 		t.Errorf("Latest made %d calls", after-calls)
 	}
 }
