@@ -30,7 +30,7 @@ else
 endif
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags e2e,load ./...
 
 ## test: vet, the race-enabled test suite, and promtool check metrics on real output (inside the suite).
 ## The suites that talk to the simulator run twice: an untyped ListImage lists BUILD_IN images only
@@ -43,7 +43,7 @@ test: vet
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@command -v golangci-lint >/dev/null 2>&1 || { echo "golangci-lint is not on PATH: run make tools and add \$$(go env GOPATH)/bin to PATH"; exit 1; }
-	golangci-lint run ./...
+	golangci-lint run --build-tags e2e,load ./...
 
 ## tools: golangci-lint, helm and jsonnet at pinned versions, built from the Go module proxy into $(go env GOPATH)/bin.
 ## make test uses them when they are on PATH (MODELARTS_REQUIRE_TOOLS=1: it fails without them).
@@ -67,9 +67,11 @@ chart:
 demo: build
 	./scripts/demo.sh
 
-## e2e: the real stack on loopback: simulator, exporter, Debian's prometheus and prometheus-alertmanager.
+## e2e: deploy/ checked by promtool, --config.check, go test ./deploy, systemd-analyze and kubectl, then the
+## real stack on loopback: simulator, exporter, Debian's prometheus, prometheus-alertmanager and chromium
+## (Go tests in e2e/ behind the build tag e2e; they fail when one of those Debian packages is missing).
 e2e: build
-	./scripts/e2e.sh
+	$(GO) test -tags e2e -count=1 -v -timeout 5m ./e2e/
 
 ## bench: scrape time, API calls, allocations and render cost at 10, 1,000 and 10,000 images.
 bench:
@@ -79,9 +81,10 @@ bench:
 fuzz:
 	./scripts/fuzz.sh
 
-## load: many concurrent scrapers against the simulator with faults switched on and off.
+## load: many concurrent scrapers against the simulator with faults switched on and off (e2e/load_test.go,
+## build tag load); LOAD_DURATION (default 60s), LOAD_SCRAPERS (20) and LOAD_IMAGES (50) size it.
 load: build
-	./scripts/load.sh
+	$(GO) test -tags load -count=1 -v -timeout 30m ./e2e/
 
 ## docker: the image from source (Dockerfile, multi-stage); needs only Docker.
 DOCKER_IMAGE ?= modelarts-exporter

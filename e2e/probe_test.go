@@ -1,9 +1,9 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build linux
+//go:build e2e
 
-package main
+package e2e
 
 import (
 	"context"
@@ -14,15 +14,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/modelarts-exporter/modelarts_exporter/internal/procs"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
@@ -32,7 +33,7 @@ const (
 	probeJob = "modelarts_probe"
 	// replicaRefresh is the replicas' min_refresh_interval.
 	replicaRefresh = 4 * time.Second
-	// loadWindow is how long the checker drives probes through the proxy.
+	// loadWindow is how long the test drives probes through the proxy.
 	loadWindow = 8 * time.Second
 )
 
@@ -55,100 +56,67 @@ func hashmodShard(value string, modulus uint64) uint64 {
 // checkProbe starts two exporter replicas with min_refresh_interval behind a
 // round-robin TCP proxy (a Kubernetes Service) and two Prometheus servers
 // that split the projects with hashmod, each scraping /probe through the
-// proxy with one target per project. It stops them all when done.
-func (e *e2e) checkProbe(ctx context.Context, images map[string]modelarts.Image) error {
-	addrs, err := freeAddrs(4)
-	if err != nil {
-		return err
-	}
+// proxy with one target per project. They stop when t ends.
+func (s *stack) checkProbe(t *testing.T) {
+	addrs := procs.FreeAddrs(t, 4)
 	replicaAddrs, shardAddrs := addrs[:2], addrs[2:]
-	cfg, err := e.writeReplicaConfig()
-	if err != nil {
-		return err
-	}
-	var started []*proc
-	defer func() {
-		for _, p := range started {
-			p.stop(5 * time.Second)
-		}
-	}()
+	cfg := s.writeReplicaConfig(t)
 	for i, addr := range replicaAddrs {
-		p, err := e.start(fmt.Sprintf("replica-%d", i), e.opts.exporter, "--config.file="+cfg, "--web.listen-address="+addr)
-		if err != nil {
-			return err
-		}
-		started = append(started, p)
-		if err := p.waitHealthy(ctx, "http://"+addr+"/-/ready"); err != nil {
-			return err
-		}
+		p := procs.Start(t, s.tmp, fmt.Sprintf("replica-%d", i), exporterBin, "--config.file="+cfg, "--web.listen-address="+addr)
+		must(t, p.WaitReady("http://"+addr+"/-/ready"))
 	}
-	proxy, err := startProxy(replicaAddrs)
-	if err != nil {
-		return err
-	}
-	defer proxy.close()
-	e.logf("replicas at %v behind the round-robin proxy %s (min_refresh_interval %s)", replicaAddrs, proxy.addr, replicaRefresh)
+	proxy := startProxy(t, replicaAddrs)
+	t.Logf("replicas at %v behind the round-robin proxy %s (min_refresh_interval %s)", replicaAddrs, proxy.addr, replicaRefresh)
 
 	shards := make([]promAPI, 2)
 	for i, addr := range shardAddrs {
-		path, err := e.writeShardConfig(ctx, i, proxy.addr)
-		if err != nil {
-			return err
-		}
-		p, err := e.start(fmt.Sprintf("prometheus-shard-%d", i), e.opts.prometheus, "--config.file="+path,
-			"--storage.tsdb.path="+filepath.Join(e.tmp, fmt.Sprintf("prometheus-shard-%d", i)), "--web.listen-address="+addr)
-		if err != nil {
-			return err
-		}
-		started = append(started, p)
-		if err := p.waitHealthy(ctx, "http://"+addr+"/-/ready"); err != nil {
-			return err
-		}
+		path := s.writeShardConfig(t, i, proxy.addr)
+		p := procs.Start(t, s.tmp, fmt.Sprintf("prometheus-shard-%d", i), "prometheus", "--config.file="+path,
+			"--storage.tsdb.path="+filepath.Join(s.tmp, fmt.Sprintf("prometheus-shard-%d", i)), "--web.listen-address="+addr)
+		must(t, p.WaitReady("http://"+addr+"/-/ready"))
 		shards[i] = promAPI{base: "http://" + addr}
 	}
-	if err := e.checkShards(ctx, shards, images); err != nil {
-		return err
-	}
-	return e.checkReplicas(ctx, proxy, replicaAddrs)
+	run(t, "hashmod puts each project in one shard, with its own modelarts_up and no exporter-own metrics", func(t *testing.T) {
+		s.checkShards(t, shards)
+	})
+	run(t, "both replicas behind one address answer every project within min_refresh_interval's call bound", func(t *testing.T) {
+		s.checkReplicas(t, proxy, replicaAddrs)
+	})
 }
 
 // checkShards: each project's series arrive, with its labels, in exactly the
 // shard hashmod assigns it, with the project's own modelarts_up; the shards
 // hold none of the exporter's own metrics.
-func (e *e2e) checkShards(ctx context.Context, shards []promAPI, images map[string]modelarts.Image) error {
+func (s *stack) checkShards(t *testing.T, shards []promAPI) {
 	var split [2][]string
-	for _, project := range sortedKeys(setOf(replicaProjects)) {
+	for _, project := range sortedKeys(replicaProjects) {
 		split[hashmodShard(project, 2)] = append(split[hashmodShard(project, 2)], project)
 	}
 	if len(split[0]) == 0 || len(split[1]) == 0 {
-		return fmt.Errorf("hashmod puts every project in one shard (%v): rename replicaProjects", split)
+		t.Fatalf("hashmod puts every project in one shard (%v): rename replicaProjects", split)
 	}
-	err := poll(ctx, "each project's series in its shard alone", 30*time.Second, func() error {
+	must(t, poll(s.ctx, "each project's series in its shard alone", 30*time.Second, func() error {
 		for shard, projects := range split {
 			for _, project := range projects {
-				if err := e.probedSeries(ctx, shards[shard], project, images[replicaProjects[project]]); err != nil {
+				if err := probedSeries(s.ctx, shards[shard], project, s.images[replicaProjects[project]]); err != nil {
 					return fmt.Errorf("shard %d: %w", shard, err)
 				}
-				if err := expectNone(ctx, shards[1-shard], fmt.Sprintf(`{project=%q}`, project)); err != nil {
+				if err := expectNone(s.ctx, shards[1-shard], fmt.Sprintf(`{project=%q}`, project)); err != nil {
 					return stopPolling(fmt.Errorf("shard %d: %w", 1-shard, err))
 				}
 			}
-			if err := expectNone(ctx, shards[shard], `{__name__=~"modelarts_exporter_.+|modelarts_api_.+|go_.+|process_.+"}`); err != nil {
+			if err := expectNone(s.ctx, shards[shard], `{__name__=~"modelarts_exporter_.+|modelarts_api_.+|go_.+|process_.+"}`); err != nil {
 				return stopPolling(fmt.Errorf("shard %d: the exporter's own metrics came through /probe: %w", shard, err))
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	e.ok("hashmod over 2 shards: shard 0 has %v, shard 1 has %v, each project in one shard only, as md5 predicts; instance=project, job=%s, its own modelarts_up 1 and image series; no exporter-own metrics",
+	}))
+	t.Logf("hashmod over 2 shards: shard 0 has %v, shard 1 has %v, each project in one shard only, as md5 predicts; instance=project, job=%s, its own modelarts_up 1 and image series; no exporter-own metrics",
 		split[0], split[1], probeJob)
-	return nil
 }
 
 // probedSeries checks what one shard holds of one project.
-func (e *e2e) probedSeries(ctx context.Context, shard promAPI, project string, img modelarts.Image) error {
+func probedSeries(ctx context.Context, shard promAPI, project string, img modelarts.Image) error {
 	sel := fmt.Sprintf(`job=%q,instance=%q`, probeJob, project)
 	v, err := shard.query(ctx, `modelarts_up{`+sel+`} == 1`)
 	if err != nil || len(v) != 1 || string(v[0].Metric["project"]) != project {
@@ -169,49 +137,42 @@ func (e *e2e) probedSeries(ctx context.Context, shard promAPI, project string, i
 // each time, for loadWindow: every replica must answer every project, and
 // each must fetch a project at most once per min_refresh_interval however
 // often it is asked.
-func (e *e2e) checkReplicas(ctx context.Context, proxy *rrProxy, replicas []string) error {
-	before, err := replicaCalls(ctx, replicas)
-	if err != nil {
-		return err
-	}
+func (s *stack) checkReplicas(t *testing.T, proxy *rrProxy, replicas []string) {
+	before, err := replicaCalls(s.ctx, replicas)
+	must(t, err)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	served := map[string]int{} // "replica project" → answers
 	start := time.Now()
 	for time.Since(start) < loadWindow {
 		for project := range replicaProjects {
-			replica, err := probeThrough(ctx, client, proxy, project)
-			if err != nil {
-				return err
-			}
+			replica, err := probeThrough(s.ctx, client, proxy, project)
+			must(t, err)
 			served[fmt.Sprintf("%d %s", replica, project)]++
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	window := time.Since(start)
-	after, err := replicaCalls(ctx, replicas)
-	if err != nil {
-		return err
-	}
+	after, err := replicaCalls(s.ctx, replicas)
+	must(t, err)
 	// Fetches in the window, plus one for reading the counters at the end.
 	bound := int(window/replicaRefresh) + 2
 	var report []string
 	for r := range replicas {
-		for _, project := range sortedKeys(setOf(replicaProjects)) {
+		for _, project := range sortedKeys(replicaProjects) {
 			n := served[fmt.Sprintf("%d %s", r, project)]
 			calls := after[r][project] - before[r][project]
 			if n == 0 {
-				return fmt.Errorf("replica %d never answered a probe of %s through the proxy", r, project)
+				t.Fatalf("replica %d never answered a probe of %s through the proxy", r, project)
 			}
 			if calls > float64(bound) || calls < 1 {
-				return fmt.Errorf("replica %d: %v ShowImage calls for %s in %.1fs while answering %d probes; want 1 to %d (min_refresh_interval %s)",
+				t.Fatalf("replica %d: %v ShowImage calls for %s in %.1fs while answering %d probes; want 1 to %d (min_refresh_interval %s)",
 					r, calls, project, window.Seconds(), n, bound, replicaRefresh)
 			}
 			report = append(report, fmt.Sprintf("%d/%s %d probes %v calls", r, project, n, calls))
 		}
 	}
-	e.ok("2 replicas behind one address: each answered every project, with at most %d ShowImage calls per project in %.1fs (min_refresh_interval %s): %s",
+	t.Logf("2 replicas behind one address: each answered every project, with at most %d ShowImage calls per project in %.1fs (min_refresh_interval %s): %s",
 		bound, window.Seconds(), replicaRefresh, strings.Join(report, ", "))
-	return nil
 }
 
 // probeThrough asks the proxy for one project's probe on a new connection
@@ -285,18 +246,10 @@ func expectNone(ctx context.Context, p promAPI, expr string) error {
 	return nil
 }
 
-func setOf(m map[string]string) map[string]bool {
-	s := map[string]bool{}
-	for k := range m {
-		s[k] = true
-	}
-	return s
-}
-
-func (e *e2e) writeReplicaConfig() (string, error) {
+func (s *stack) writeReplicaConfig(t *testing.T) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by scripts/e2e: the replicas' projects, one image each.\nglobal:\n  min_refresh_interval: %s\nprojects:\n", replicaRefresh)
-	for _, project := range sortedKeys(setOf(replicaProjects)) {
+	fmt.Fprintf(&b, "# Written by the e2e test: the replicas' projects, one image each.\nglobal:\n  min_refresh_interval: %s\nprojects:\n", replicaRefresh)
+	for _, project := range sortedKeys(replicaProjects) {
 		fmt.Fprintf(&b, `  - name: %s
     region: %s
     project_id: %s
@@ -305,16 +258,17 @@ func (e *e2e) writeReplicaConfig() (string, error) {
       access_key: %s
       secret_key_file: secret_key
     images: [%s]
-`, project, modelartstest.DefaultRegion, modelartstest.DefaultProjectID, e.simURL, modelartstest.DemoAccessKey, replicaProjects[project])
+`, project, modelartstest.DefaultRegion, modelartstest.DefaultProjectID, s.simURL, modelartstest.DemoAccessKey, replicaProjects[project])
 	}
-	path := filepath.Join(e.tmp, "exporter", "replicas.yml") // next to the secret_key of writeExporterConfig
-	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+	path := filepath.Join(s.tmp, "exporter", "replicas.yml") // next to the secret_key of writeExporterConfig
+	writeFile(t, path, b.String())
+	return path
 }
 
 // writeShardConfig writes the configuration of shard i of 2: one /probe
 // target per project, all sent to the proxy, kept when hashmod says i.
-func (e *e2e) writeShardConfig(ctx context.Context, i int, proxyAddr string) (string, error) {
-	cfg := fmt.Sprintf(`# Written by scripts/e2e: shard %[1]d of 2 of the /probe job (docs/operations.md).
+func (s *stack) writeShardConfig(t *testing.T, i int, proxyAddr string) string {
+	cfg := fmt.Sprintf(`# Written by the e2e test: shard %[1]d of 2 of the /probe job (docs/operations.md).
 global:
   scrape_interval: %[2]s
   scrape_timeout: %[2]s
@@ -337,34 +291,30 @@ scrape_configs:
       - source_labels: [__tmp_shard]
         regex: "%[1]d"
         action: keep
-`, i, e.opts.interval, probeJob, strings.Join(sortedKeys(setOf(replicaProjects)), ", "), proxyAddr)
-	path := filepath.Join(e.tmp, fmt.Sprintf("prometheus-shard-%d.yml", i))
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return "", err
-	}
-	if out, err := run(ctx, e.opts.promtool, "check", "config", path); err != nil {
-		return "", fmt.Errorf("promtool check config on shard %d: %w\n%s", i, err, out)
-	}
-	return path, nil
+`, i, interval, probeJob, strings.Join(sortedKeys(replicaProjects), ", "), proxyAddr)
+	path := filepath.Join(s.tmp, fmt.Sprintf("prometheus-shard-%d.yml", i))
+	writeFile(t, path, cfg)
+	runOK(t, "promtool", "check", "config", path)
+	return path
 }
 
 // rrProxy hands each connection to the next backend in turn, as a
 // Kubernetes Service does, and remembers which backend got which client.
 type rrProxy struct {
 	addr     string
-	ln       net.Listener
 	backends []string
 	mu       sync.Mutex
 	next     int
 	byClient map[string]int
 }
 
-func startProxy(backends []string) (*rrProxy, error) {
+// startProxy serves until t ends; open connections end when their replica
+// is stopped.
+func startProxy(t *testing.T, backends []string) *rrProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &rrProxy{addr: ln.Addr().String(), ln: ln, backends: backends, byClient: map[string]int{}}
+	must(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	p := &rrProxy{addr: ln.Addr().String(), backends: backends, byClient: map[string]int{}}
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -379,7 +329,7 @@ func startProxy(backends []string) (*rrProxy, error) {
 			go p.pipe(conn, p.backends[i])
 		}
 	}()
-	return p, nil
+	return p
 }
 
 func (p *rrProxy) pipe(client net.Conn, backend string) {
@@ -406,6 +356,3 @@ func (p *rrProxy) backendOf(client string) (int, bool) {
 	i, ok := p.byClient[client]
 	return i, ok
 }
-
-// close stops accepting; connections end when their replica is stopped.
-func (p *rrProxy) close() { _ = p.ln.Close() }

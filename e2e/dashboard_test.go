@@ -1,12 +1,11 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build linux
+//go:build e2e
 
-package main
+package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -74,82 +74,86 @@ var selectedLabels = map[string]string{"job": "job", "instance": "instance", "pr
 // against Prometheus, the way Grafana would, and requires data: the template
 // variables' queries, and every panel's queries once with "All" selected and
 // once with one job, instance, project and image (picked by id) selected.
-func (e *e2e) checkDashboard(ctx context.Context) error {
-	path := filepath.Join(e.opts.repo, "deploy", "grafana", "modelarts-images.json")
+func (s *stack) checkDashboard(t *testing.T) {
+	path := filepath.Join(repo, "deploy", "grafana", "modelarts-images.json")
 	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
+	must(t, err)
 	var d dashboard
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		t.Fatalf("%s: %v", path, err)
 	}
+	// The image is picked by id: two sample images share its name. There is
+	// no cluster label in this stack: cluster stays at All.
+	want := map[string]string{"job": jobName, "instance": s.exporterAddr, "project": projectAKSK, "image": modelartstest.SampleIDTrainingActive}
+	var all, one map[string]string
+	run(t, "template variables list the stack's job, instance, project and image, with All and with one value selected", func(t *testing.T) {
+		all, one = s.checkVariables(t, path, d.Templating.List, want)
+	})
 
-	// Template variables: the data source first, then the query variables in
-	// the order Grafana evaluates them, each with the ones before it.
-	vars := d.Templating.List
+	run(t, "every panel's queries return data, with All and with one value selected only its series", func(t *testing.T) {
+		var panels []dashPanel
+		for _, p := range d.Panels {
+			panels = append(panels, p)
+			panels = append(panels, p.Panels...)
+		}
+		end := time.Now()
+		queries := 0
+		for _, p := range panels {
+			if p.Type == "row" {
+				continue
+			}
+			if len(p.Targets) == 0 {
+				t.Fatalf("panel %d %q has no queries, want at least one", p.ID, p.Title)
+			}
+			for _, q := range p.Targets {
+				if err := s.checkPanelQuery(q, all, s.promStarted, end, nil); err != nil {
+					t.Fatalf("panel %q query %s (All selected): %v", p.Title, q.RefID, err)
+				}
+				if err := s.checkPanelQuery(q, one, s.promStarted, end, want); err != nil {
+					t.Fatalf("panel %q query %s (one value selected): %v", p.Title, q.RefID, err)
+				}
+				queries += 2
+			}
+		}
+		t.Logf("all %d dashboard panels return data: %d queries, each with All and with job=%s instance=%s project=%s image=%s",
+			countPanels(panels), queries, jobName, s.exporterAddr, projectAKSK, want["image"])
+	})
+}
+
+// checkVariables evaluates the query variables the way Grafana does, after
+// the data source variable, each with the ones before it, and returns the
+// selection with All and with the wanted values.
+func (s *stack) checkVariables(t *testing.T, path string, vars []dashVariable, want map[string]string) (all, one map[string]string) {
 	if len(vars) == 0 || vars[0].Name != "datasource" || vars[0].Type != "datasource" || string(vars[0].Query) != `"prometheus"` {
-		return fmt.Errorf("%s: the first template variable must be datasource, a prometheus data source variable", path)
+		t.Fatalf("%s: the first template variable must be datasource, a prometheus data source variable", path)
 	}
 	var names []string
 	for _, v := range vars[1:] {
 		names = append(names, v.Name)
 	}
-	if want := []string{"cluster", "job", "instance", "project", "image"}; !slices.Equal(names, want) {
-		return fmt.Errorf("%s: query variables %q, want %q", path, names, want)
+	if w := []string{"cluster", "job", "instance", "project", "image"}; !slices.Equal(names, w) {
+		t.Fatalf("%s: query variables %q, want %q", path, names, w)
 	}
-	// The image is picked by id: two sample images share its name. There is
-	// no cluster label in this stack: cluster stays at All.
-	want := map[string]string{"job": jobName, "instance": e.exporterAddr, "project": projectAKSK, "image": modelartstest.SampleIDTrainingActive}
-	all, _, err := e.selectVariables(ctx, vars[1:], want, true)
+	all, _, err := s.selectVariables(vars[1:], want, true)
 	if err != nil {
-		return fmt.Errorf("with All selected: %w", err)
+		t.Fatalf("with All selected: %v", err)
 	}
-	one, opts, err := e.selectVariables(ctx, vars[1:], want, false)
+	one, opts, err := s.selectVariables(vars[1:], want, false)
 	if err != nil {
-		return fmt.Errorf("with one value selected: %w", err)
+		t.Fatalf("with one value selected: %v", err)
 	}
 	var sameName int
 	for _, o := range opts["image"] {
 		if o.value == want["image"] && o.text != sampleImageName {
-			return fmt.Errorf("variable image: %s shown as %q, want its name %q", o.value, o.text, sampleImageName)
+			t.Fatalf("variable image: %s shown as %q, want its name %q", o.value, o.text, sampleImageName)
 		}
 		if o.text == sampleImageName {
 			sameName++
 		}
 	}
-	e.ok("template variables: job, instance, project and image list %s, %s, %s and %s (shown as %q, one of %d images of that name), with All and with one value selected",
-		jobName, e.exporterAddr, projectAKSK, want["image"], sampleImageName, sameName)
-
-	// Panels.
-	var panels []dashPanel
-	for _, p := range d.Panels {
-		panels = append(panels, p)
-		panels = append(panels, p.Panels...)
-	}
-	end := time.Now()
-	start := e.promStarted
-	queries := 0
-	for _, p := range panels {
-		if p.Type == "row" {
-			continue
-		}
-		if len(p.Targets) == 0 {
-			return fmt.Errorf("panel %d %q has no queries", p.ID, p.Title)
-		}
-		for _, t := range p.Targets {
-			if err := e.checkPanelQuery(ctx, t, all, start, end, nil); err != nil {
-				return fmt.Errorf("panel %q query %s (All selected): %w", p.Title, t.RefID, err)
-			}
-			if err := e.checkPanelQuery(ctx, t, one, start, end, want); err != nil {
-				return fmt.Errorf("panel %q query %s (one value selected): %w", p.Title, t.RefID, err)
-			}
-			queries += 2
-		}
-	}
-	e.ok("all %d dashboard panels return data: %d queries, each with All and with job=%s instance=%s project=%s image=%s; with one selected, only its series",
-		countPanels(panels), queries, jobName, e.exporterAddr, projectAKSK, want["image"])
-	return nil
+	t.Logf("job, instance, project and image list %s, %s, %s and %s (shown as %q, one of %d images of that name)",
+		jobName, s.exporterAddr, projectAKSK, want["image"], sampleImageName, sameName)
+	return all, one
 }
 
 // sampleImageName is the name of the sample image the dashboard check
@@ -160,11 +164,11 @@ const sampleImageName = "resnet50-finetune"
 // selection of the ones before, and selects "All" or the wanted value of each
 // (the others stay at "All"). A wanted value must be among the options either
 // way. It returns the selection and each variable's options.
-func (e *e2e) selectVariables(ctx context.Context, vars []dashVariable, want map[string]string, all bool) (map[string]string, map[string][]option, error) {
+func (s *stack) selectVariables(vars []dashVariable, want map[string]string, all bool) (map[string]string, map[string][]option, error) {
 	sel := map[string]string{}
 	options := map[string][]option{}
 	for _, v := range vars {
-		opts, err := e.variableOptions(ctx, v, sel)
+		opts, err := s.variableOptions(v, sel)
 		if err != nil {
 			return nil, nil, fmt.Errorf("variable %s: %w", v.Name, err)
 		}
@@ -200,18 +204,18 @@ func (e *e2e) selectVariables(ctx context.Context, vars []dashVariable, want map
 
 // variableOptions runs a query variable's query with the selection so far and
 // applies its regex, as Grafana does.
-func (e *e2e) variableOptions(ctx context.Context, v dashVariable, sel map[string]string) ([]option, error) {
-	q, err := substitute(variableQuery(v), sel, 0, e.opts.interval)
+func (s *stack) variableOptions(v dashVariable, sel map[string]string) ([]option, error) {
+	q, err := substitute(variableQuery(v), sel, 0)
 	if err != nil {
 		return nil, err
 	}
 	var lines []string
 	if m := labelValuesRE.FindStringSubmatch(q); m != nil {
-		if lines, err = e.prom.labelValues(ctx, m[2], m[1]); err != nil {
+		if lines, err = s.prom.labelValues(s.ctx, m[2], m[1]); err != nil {
 			return nil, err
 		}
 	} else if m := queryResultRE.FindStringSubmatch(q); m != nil {
-		vec, err := e.prom.query(ctx, m[1])
+		vec, err := s.prom.query(s.ctx, m[1])
 		if err != nil {
 			return nil, err
 		}
@@ -306,14 +310,14 @@ func grafanaRegexEscape(s string) string {
 // checkPanelQuery runs one panel query with a selection and requires data.
 // With values selected (want), every series that carries a label the query
 // filters on must have the selected value.
-func (e *e2e) checkPanelQuery(ctx context.Context, t dashQuery, sel map[string]string, start, end time.Time, want map[string]string) error {
-	expr, err := substitute(t.Expr, sel, end.Sub(start), e.opts.interval)
+func (s *stack) checkPanelQuery(q dashQuery, sel map[string]string, start, end time.Time, want map[string]string) error {
+	expr, err := substitute(q.Expr, sel, end.Sub(start))
 	if err != nil {
 		return err
 	}
 	var series []model.Metric
-	if t.Instant {
-		v, err := e.prom.query(ctx, expr)
+	if q.Instant {
+		v, err := s.prom.query(s.ctx, expr)
 		if err != nil {
 			return err
 		}
@@ -324,7 +328,7 @@ func (e *e2e) checkPanelQuery(ctx context.Context, t dashQuery, sel map[string]s
 			series = append(series, s.Metric)
 		}
 	} else {
-		m, err := e.prom.queryRange(ctx, expr, start, end, e.opts.interval)
+		m, err := s.prom.queryRange(s.ctx, expr, start, end, interval)
 		if err != nil {
 			return err
 		}
@@ -336,7 +340,7 @@ func (e *e2e) checkPanelQuery(ctx context.Context, t dashQuery, sel map[string]s
 		}
 	}
 	for label, variable := range selectedLabels {
-		if want == nil || !strings.Contains(t.Expr, fmt.Sprintf(`%s=~"$%s"`, label, variable)) {
+		if want == nil || !strings.Contains(q.Expr, fmt.Sprintf(`%s=~"$%s"`, label, variable)) {
 			continue
 		}
 		for _, m := range series {
@@ -379,7 +383,7 @@ var varRE = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?::[a-z]+)?\}|\$([A-Za-z0-9_
 // substitute replaces Grafana's variables in expr the way Grafana does for a
 // Prometheus data source with a scrape interval equal to the overlay's
 // interval: $__rate_interval is four scrape intervals, $__interval one step. An unknown variable is an error.
-func substitute(expr string, vars map[string]string, rng, interval time.Duration) (string, error) {
+func substitute(expr string, vars map[string]string, rng time.Duration) (string, error) {
 	builtin := map[string]string{
 		"__rate_interval": (4 * interval).String(),
 		"__interval":      interval.String(),

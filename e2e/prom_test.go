@@ -1,16 +1,15 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build linux
+//go:build e2e
 
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -19,47 +18,6 @@ import (
 
 	"github.com/prometheus/common/model"
 )
-
-var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-// doJSON sends a request and decodes a JSON answer into out (when not nil).
-// Any status but want is an error that quotes the body.
-func doJSON(ctx context.Context, method, u string, body any, want int, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %.500s", method, u, resp.Status, b)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: decode: %w", method, u, err)
-	}
-	return nil
-}
 
 // promAPI is the part of Prometheus' HTTP API the checks use.
 type promAPI struct{ base string }
@@ -168,7 +126,8 @@ func amAlerts(ctx context.Context, base string, filters ...string) ([]amAlert, e
 	return out, err
 }
 
-// hasNumber reports whether a vector or matrix holds a value that is a number.
+// vectorHasNumber and matrixHasNumber report whether a result holds a value
+// that is a number.
 func vectorHasNumber(v model.Vector) bool {
 	for _, s := range v {
 		if !math.IsNaN(float64(s.Value)) {
@@ -187,4 +146,39 @@ func matrixHasNumber(m model.Matrix) bool {
 		}
 	}
 	return false
+}
+
+// errStop wraps an error that ends a poll at once.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+
+func stopPolling(err error) error { return errStop{err} }
+
+// poll calls f every 200ms until it returns nil, returns an error made with
+// stopPolling, the timeout passes or ctx ends. The error names what was
+// awaited and f's last complaint.
+func poll(parent context.Context, what string, timeout time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		last := f()
+		if last == nil {
+			return nil
+		}
+		var stop errStop
+		if errors.As(last, &stop) {
+			return fmt.Errorf("%s: %w", what, stop.err)
+		}
+		select {
+		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("%s: interrupted (%v); last: %w", what, context.Cause(parent), last)
+			}
+			return fmt.Errorf("%s: not within %s: %w", what, timeout, last)
+		case <-tick.C:
+		}
+	}
 }

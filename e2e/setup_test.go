@@ -1,27 +1,25 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build linux
+//go:build e2e
 
-package main
+package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts/modelartstest"
 )
 
@@ -39,44 +37,21 @@ const (
 // tokenImages are the images of the token project; none of them fails.
 var tokenImages = []string{modelartstest.SampleIDPyTorchBuiltin, modelartstest.SampleIDFrozen}
 
-// simImages reads the simulator's images through its admin API: the truth
-// the exported values are compared with.
-func (e *e2e) simImages(ctx context.Context) (map[string]modelarts.Image, error) {
-	var list []modelarts.Image
-	if err := doJSON(ctx, http.MethodGet, e.simURL+"/-/sim/images", nil, http.StatusOK, &list); err != nil {
-		return nil, err
-	}
-	if len(list) == 0 {
-		return nil, errors.New("the simulator has no images")
-	}
-	images := make(map[string]modelarts.Image, len(list))
-	for _, img := range list {
-		images[img.ID] = img
-	}
-	return images, nil
-}
-
 // akskImages are the images of the AK/SK project: every sample image and one
 // that does not exist.
 func akskImages() []string {
 	return append(modelartstest.SampleIDs(), missingID)
 }
 
-func (e *e2e) writeExporterConfig() (string, error) {
-	dir := filepath.Join(e.tmp, "exporter")
+func (s *stack) writeExporterConfig(t *testing.T) string {
+	dir := filepath.Join(s.tmp, "exporter")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	for name, secret := range map[string]string{
-		"secret_key": modelartstest.DemoSecretKey,
-		"password":   modelartstest.DemoPassword,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
-			return "", err
-		}
-	}
+	writeFile(t, filepath.Join(dir, "secret_key"), modelartstest.DemoSecretKey+"\n")
+	writeFile(t, filepath.Join(dir, "password"), modelartstest.DemoPassword+"\n")
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by scripts/e2e: the simulator's fake demo credentials.
+	fmt.Fprintf(&b, `# Written by the e2e test: the simulator's fake demo credentials.
 global:
   scrape_timeout: 10s
   concurrency: 4
@@ -90,7 +65,7 @@ projects:
       access_key: %s
       secret_key_file: secret_key
     images:
-`, projectAKSK, modelartstest.DefaultRegion, modelartstest.DefaultProjectID, e.simURL, e.simURL, modelartstest.DemoAccessKey)
+`, projectAKSK, modelartstest.DefaultRegion, modelartstest.DefaultProjectID, s.simURL, s.simURL, modelartstest.DemoAccessKey)
 	for _, id := range akskImages() {
 		fmt.Fprintf(&b, "      - %s\n", id)
 	}
@@ -103,17 +78,20 @@ projects:
       username: %s
       password_file: password
     images:
-`, projectToken, modelartstest.DefaultRegion, e.simURL, e.simURL, modelartstest.DemoDomain, modelartstest.DemoUser)
+`, projectToken, modelartstest.DefaultRegion, s.simURL, s.simURL, modelartstest.DemoDomain, modelartstest.DemoUser)
 	for _, id := range tokenImages {
 		fmt.Fprintf(&b, "      - %s\n", id)
 	}
 	path := filepath.Join(dir, "modelarts_exporter.yml")
-	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+	writeFile(t, path, b.String())
+	return path
 }
 
-// writeAlertmanagerConfig routes every alert to the checker's webhook, fast.
-func (e *e2e) writeAlertmanagerConfig(ctx context.Context) (string, error) {
-	cfg := fmt.Sprintf(`# Written by scripts/e2e.
+// writeAlertmanagerConfig routes every alert to the test's webhook, fast, and
+// checks the file with amtool.
+func (s *stack) writeAlertmanagerConfig(t *testing.T) string {
+	path := filepath.Join(s.tmp, "alertmanager.yml")
+	writeFile(t, path, fmt.Sprintf(`# Written by the e2e test.
 route:
   receiver: e2e-webhook
   group_by: [alertname, project, id]
@@ -125,52 +103,41 @@ receivers:
     webhook_configs:
       - url: %s
         send_resolved: false
-`, e.hook.url)
-	path := filepath.Join(e.tmp, "alertmanager.yml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return "", err
-	}
-	if _, err := exec.LookPath(e.opts.amtool); err == nil {
-		if out, err := run(ctx, e.opts.amtool, "check-config", path); err != nil {
-			return "", fmt.Errorf("amtool check-config: %w\n%s", err, out)
-		}
-		e.ok("amtool check-config passes on the Alertmanager configuration")
-	}
-	return path, nil
+`, s.hook.url))
+	runOK(t, "amtool", "check-config", path)
+	return path
 }
 
 // writePrometheusConfig writes the overlay of deploy/prometheus/: the shipped
 // prometheus.yml with its intervals shortened, its targets on loopback and its
 // rule files replaced by copies whose `for:` durations are shortened. Nothing
 // else changes, so the scrape job and the rule expressions under test are the
-// shipped ones. The overlay passes promtool check config, too.
-func (e *e2e) writePrometheusConfig(ctx context.Context, exporterAddr, amAddr string) (string, error) {
-	shipped := filepath.Join(e.opts.repo, "deploy", "prometheus", "prometheus.yml")
+// shipped ones. The overlay must pass promtool check config, too.
+func (s *stack) writePrometheusConfig(t *testing.T, amAddr string) string {
+	shipped := filepath.Join(repo, "deploy", "prometheus", "prometheus.yml")
 	raw, err := os.ReadFile(shipped)
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
 	var cfg map[string]any
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return "", fmt.Errorf("%s: %w", shipped, err)
+		t.Fatalf("%s: %v", shipped, err)
 	}
-	interval := e.opts.interval.String()
-
 	global, _ := cfg["global"].(map[string]any)
 	if global == nil {
 		global = map[string]any{}
 	}
-	global["scrape_interval"], global["evaluation_interval"] = interval, interval
+	global["scrape_interval"], global["evaluation_interval"] = interval.String(), interval.String()
 	cfg["global"] = global
 
 	// Rule files: copies with shortened `for:`.
 	ruleFiles, _ := cfg["rule_files"].([]any)
 	if len(ruleFiles) == 0 {
-		return "", fmt.Errorf("%s: no rule_files", shipped)
+		t.Fatalf("%s: no rule_files", shipped)
 	}
-	rulesDir := filepath.Join(e.tmp, "rules")
+	rulesDir := filepath.Join(s.tmp, "rules")
 	if err := os.MkdirAll(rulesDir, 0o700); err != nil {
-		return "", err
+		t.Fatal(err)
 	}
 	for i, rf := range ruleFiles {
 		name, _ := rf.(string)
@@ -180,22 +147,19 @@ func (e *e2e) writePrometheusConfig(ctx context.Context, exporterAddr, amAddr st
 		}
 		rules, err := os.ReadFile(src)
 		if err != nil {
-			return "", err
+			t.Fatal(err)
 		}
-		short, n := shortenFor(rules, e.opts.forDuration)
+		short, n := shortenFor(rules, forDuration)
 		dst := filepath.Join(rulesDir, fmt.Sprintf("%d_%s", i, filepath.Base(name)))
-		if err := os.WriteFile(dst, short, 0o600); err != nil {
-			return "", err
-		}
-		e.logf("overlay: %s with its %d `for:` durations set to %s", name, n, e.opts.forDuration)
+		writeFile(t, dst, string(short))
+		t.Logf("overlay: %s with its %d `for:` durations set to %s", name, n, forDuration)
 		ruleFiles[i] = dst
 	}
 
 	// Alertmanager on loopback.
 	alerting, _ := cfg["alerting"].(map[string]any)
-	ams, _ := alerting["alertmanagers"].([]any)
-	if len(ams) == 0 {
-		return "", fmt.Errorf("%s: no alerting.alertmanagers", shipped)
+	if ams, _ := alerting["alertmanagers"].([]any); len(ams) == 0 {
+		t.Fatalf("%s: no alerting.alertmanagers", shipped)
 	}
 	cfg["alerting"] = map[string]any{"alertmanagers": []any{
 		map[string]any{"static_configs": []any{map[string]any{"targets": []any{amAddr}}}},
@@ -210,34 +174,38 @@ func (e *e2e) writePrometheusConfig(ctx context.Context, exporterAddr, amAddr st
 		}
 	}
 	if job == nil {
-		return "", fmt.Errorf("%s: no scrape job %q", shipped, jobName)
+		t.Fatalf("%s: no scrape job %q", shipped, jobName)
 	}
 	if _, ok := job["scrape_interval"]; !ok {
-		return "", fmt.Errorf("%s: job %s sets no scrape_interval", shipped, jobName)
+		t.Fatalf("%s: job %s sets no scrape_interval", shipped, jobName)
 	}
-	job["scrape_interval"], job["scrape_timeout"] = interval, interval
-	job["static_configs"] = []any{map[string]any{"targets": []any{exporterAddr}}}
+	job["scrape_interval"], job["scrape_timeout"] = interval.String(), interval.String()
+	job["static_configs"] = []any{map[string]any{"targets": []any{s.exporterAddr}}}
 	cfg["scrape_configs"] = []any{job}
 
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	path := filepath.Join(e.tmp, "prometheus.yml")
-	if err := os.WriteFile(path, append([]byte("# Written by scripts/e2e: the overlay of "+shipped+".\n"), out...), 0o600); err != nil {
-		return "", err
-	}
-	if out, err := run(ctx, e.opts.promtool, "check", "config", path); err != nil {
-		return "", fmt.Errorf("promtool check config on the overlay: %w\n%s", err, out)
-	}
-	e.ok("promtool check config passes on the overlay %s", path)
-	return path, nil
+	path := filepath.Join(s.tmp, "prometheus.yml")
+	writeFile(t, path, "# Written by the e2e test: the overlay of "+shipped+".\n"+string(out))
+	runOK(t, "promtool", "check", "config", path)
+	return path
+}
+
+// forRE matches the `for:` of a rule in a rule file.
+var forRE = regexp.MustCompile(`(?m)^(\s+for:\s*)(\S+)(\s*(#.*)?)$`)
+
+// shortenFor rewrites every `for:` duration to d and reports how many it
+// rewrote.
+func shortenFor(rules []byte, d string) ([]byte, int) {
+	n := len(forRE.FindAll(rules, -1))
+	return forRE.ReplaceAll(rules, []byte("${1}"+d+"${3}")), n
 }
 
 // webhook receives Alertmanager's notifications.
 type webhook struct {
 	url    string
-	srv    *http.Server
 	mu     sync.Mutex
 	alerts []webhookAlert
 }
@@ -247,10 +215,11 @@ type webhookAlert struct {
 	Labels map[string]string `json:"labels"`
 }
 
-func startWebhook() (*webhook, error) {
+// startWebhook serves the receiver until t ends.
+func startWebhook(t *testing.T) *webhook {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
 	h := &webhook{url: "http://" + ln.Addr().String() + "/webhook"}
 	mux := http.NewServeMux()
@@ -266,9 +235,10 @@ func startWebhook() (*webhook, error) {
 		h.alerts = append(h.alerts, msg.Alerts...)
 		h.mu.Unlock()
 	})
-	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = h.srv.Serve(ln) }()
-	return h, nil
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return h
 }
 
 // received returns the notified alerts whose labels include want.
@@ -282,12 +252,6 @@ func (h *webhook) received(want map[string]string) []webhookAlert {
 		}
 	}
 	return out
-}
-
-func (h *webhook) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = h.srv.Shutdown(ctx)
 }
 
 func hasLabels(labels, want map[string]string) bool {
