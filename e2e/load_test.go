@@ -303,7 +303,9 @@ var faults = []map[string]any{
 	{"kind": "status", "status": 500},
 	{"kind": "raw", "status": 502},
 	{"kind": "raw", "status": 503},
-	{"kind": "delay", "delay": "10s"}, // beyond the scrape deadline
+	// Beyond the scrape deadline. Aimed at ShowImage only: a ListImage page
+	// this slow holds every image it lists, which are then rightly down.
+	{"kind": "delay", "delay": "10s", "operation": "ShowImage"},
 	{"kind": "malformed_json"},
 	{"kind": "truncated_json"},
 	{"kind": "reset"},
