@@ -18,10 +18,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Observer is told about every HTTP request the client sends, including IAM
-// token and project lookups; not about calls it answers without sending
-// (context already done, a refused access key remembered). statusCode is 0
-// when no response arrived. operation is one of the Op* names.
+// Observer is told about every HTTP request the client sends; statusCode is 0 when none answered.
 type Observer interface {
 	ObserveRequest(operation string, statusCode int, duration time.Duration)
 }
@@ -30,25 +27,15 @@ type Observer interface {
 type Config struct {
 	Endpoint    string // ModelArts base URL, e.g. https://modelarts.eu-de.otc.t-systems.com
 	IAMEndpoint string // e.g. https://iam.eu-de.otc.t-systems.com
-	// Region scopes the IAM token and names the project for the project id lookup.
-	Region string
-	// ProjectID may be empty: it is then taken from the token (password auth)
-	// or looked up with GET {iam}/v3/projects?name={Region}.
-	ProjectID   string
+	Region      string // scopes the IAM token; names the project when ProjectID is empty
+	ProjectID   string // "": from the password token, or the IAM project named Region
 	Credentials Credentials
-	// HTTPClient carries TLS and proxy settings; nil means a default client.
-	// The client wraps its Transport with the authentication round tripper.
-	HTTPClient *http.Client
-	Observer   Observer // may be nil
-	UserAgent  string   // sent with every request
-	// RateLimit caps the ModelArts requests per second, retries included; 0
-	// means no limit. IAM requests (a token a day) are not limited.
-	RateLimit float64
-	// RateBurst is how many requests may go at once above RateLimit; at least 1.
-	RateBurst int
-	// Shared holds the guards every client of the process shares across
-	// reloads; nil gives the client guards of its own.
-	Shared *Shared
+	HTTPClient  *http.Client // TLS and proxy settings; nil means a default client
+	Observer    Observer     // may be nil
+	UserAgent   string       // sent with every request
+	RateLimit   float64      // ModelArts requests per second, retries included; 0: no limit
+	RateBurst   int          // at least 1
+	Shared      *Shared      // what the process's clients share across reloads; nil: the client's own
 
 	maxBodyBytes int64            // when not 0, caps what is read of every answer
 	now          func() time.Time // nil: time.Now
@@ -65,36 +52,22 @@ var _ API = (*Client)(nil)
 
 // Operation names, as the Observer and APIError.Operation see them.
 const (
-	OpShowImage    = "ShowImage"    // GET /v1/{project_id}/images/{id}
-	OpListImage    = "ListImage"    // GET /v1/{project_id}/images
-	OpCreateToken  = "CreateToken"  // POST {iam}/v3/auth/tokens
-	OpListProjects = "ListProjects" // GET {iam}/v3/projects
-
+	OpShowImage     = "ShowImage"      // GET /v1/{project_id}/images/{id}
+	OpListImage     = "ListImage"      // GET /v1/{project_id}/images
+	OpCreateToken   = "CreateToken"    // POST {iam}/v3/auth/tokens
+	OpListProjects  = "ListProjects"   // GET {iam}/v3/projects
 	OpMetadataToken = "MetadataToken"  // PUT {metadata}/meta-data/latest/api/token
 	OpSecurityKey   = "GetSecurityKey" // GET {metadata}/openstack/latest/securitykey
 )
 
-// defaultUserAgent is sent when Config.UserAgent is empty.
-const defaultUserAgent = "modelarts_exporter"
-
-// Client calls the ModelArts image API of one project. It is safe for
-// concurrent use and meant to live as long as its configuration: it holds the
-// connection pool, the cached IAM token and the resolved project id.
-//
-// Each call makes one ModelArts request (plus, when needed, one IAM request
-// for a token or the project id), after waiting for the client-side rate
-// limit; throttling is retried as retryPolicy says, a refused token as
-// tokenRoundTripper says, a refused key never (see refusalGuard). Redirects
-// are not followed, so credentials never leave the configured hosts. The
-// caller's context bounds every call.
+// Client calls the ModelArts image API of one project; it is safe for concurrent use.
+// Redirects are not followed, so that credentials never leave the configured hosts.
 type Client struct {
-	endpoint   string // base URL without trailing slash
-	projectID  string // as configured; may be empty
-	userAgent  string
-	maxBody    int64             // of every answer but a ListImage page
-	maxList    int64             // of a ListImage page
-	httpClient *http.Client      // authenticates every request
-	base       http.RoundTripper // under the authentication: holds the connection pool
+	endpoint  string            // base URL without trailing slash
+	projectID string            // as configured; may be empty
+	api       httpCaller        // authenticates every request
+	maxList   int64             // of a ListImage page
+	base      http.RoundTripper // under the authentication: holds the connection pool
 
 	tokens      *passwordAuth      // password auth only
 	keys        keySource          // AK/SK only
@@ -106,12 +79,8 @@ type Client struct {
 	retry   retryPolicy
 }
 
-// NewClient validates cfg and returns a Client. It makes no request.
-//
-// The endpoints must be absolute http or https URLs. Exactly one kind of
-// credentials must be complete (see Credentials). The IAM endpoint is
-// required for password auth and whenever ProjectID is empty, Region
-// whenever ProjectID is empty.
+// NewClient validates cfg and returns a Client; it makes no request. The IAM endpoint is
+// required for password auth and, with the region, whenever ProjectID is empty.
 func NewClient(cfg Config) (*Client, error) {
 	endpoint, err := parseEndpoint("endpoint", cfg.Endpoint)
 	if err != nil {
@@ -121,9 +90,14 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	iamEndpoint, err := cfg.iamEndpoint(kind)
-	if err != nil {
-		return nil, err
+	var iamEndpoint string
+	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
+		if iamEndpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ProjectID == "" && cfg.Region == "" {
+		return nil, errors.New("region: required when the project id is not configured")
 	}
 	if math.IsNaN(cfg.RateLimit) || cfg.RateLimit < 0 || cfg.RateBurst < 0 {
 		return nil, fmt.Errorf("rate limit: must not be negative or NaN, got %v requests/s, burst %d", cfg.RateLimit, cfg.RateBurst)
@@ -134,43 +108,26 @@ func NewClient(cfg Config) (*Client, error) {
 	c := &Client{
 		endpoint:    endpoint,
 		projectID:   cfg.ProjectID,
-		userAgent:   cmp.Or(cfg.UserAgent, defaultUserAgent),
-		maxBody:     cmp.Or(cfg.maxBodyBytes, DefaultMaxBodyBytes),
+		api:         httpCaller{userAgent: cmp.Or(cfg.UserAgent, "modelarts_exporter"), maxBody: cmp.Or(cfg.maxBodyBytes, DefaultMaxBodyBytes)},
 		maxList:     cmp.Or(cfg.maxBodyBytes, defaultMaxListBodyBytes),
 		base:        baseTransport(cfg.HTTPClient),
 		projects:    newRenewing[*project](OpListProjects, cfg.now),
 		projectsURL: iamURL(iamEndpoint, "projects") + "?" + canonicalQuery(url.Values{"name": {cfg.Region}}),
 		region:      cfg.Region,
-		limiter:     newLimiter(cfg.RateLimit, cfg.RateBurst),
 		retry:       *cmp.Or(cfg.retry, &defaultRetryPolicy),
+	}
+	if cfg.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.RateBurst, 1))
 	}
 	auth, err := c.authenticator(cfg, kind, iamEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	c.httpClient = withTransport(cfg.HTTPClient, auth)
+	c.api.client = withTransport(cfg.HTTPClient, auth)
 	return c, nil
 }
 
-// iamEndpoint checks the IAM endpoint and the region where kind and the
-// project id need them and returns the endpoint.
-func (cfg Config) iamEndpoint(kind credentialKind) (string, error) {
-	var endpoint string
-	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
-		var err error
-		if endpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
-			return "", err
-		}
-	}
-	if cfg.ProjectID == "" && cfg.Region == "" {
-		return "", errors.New("region: required when the project id is not configured")
-	}
-	return endpoint, nil
-}
-
-// authenticator sets up the client's credentials of kind and returns the
-// round tripper that authenticates its requests, with the guards, tokens and
-// temporary keys of cfg.Shared (of its own when nil).
+// authenticator sets up the credentials of kind and returns the round tripper that sends them.
 func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint string) (http.RoundTripper, error) {
 	shared := cfg.Shared
 	if shared == nil {
@@ -185,8 +142,8 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 			id:        passwordID{iamURL: iamURL(iamEndpoint, "auth/tokens"), domain: cr.DomainName, user: cr.Username},
 			projectID: cfg.ProjectID,
 			region:    cfg.Region,
-			password:  newSecret(cr.Password, cr.PasswordFile, "password file"),
-			iam:       httpCaller{client: withTransport(cfg.HTTPClient, observed), userAgent: c.userAgent, maxBody: c.maxBody},
+			password:  &secret{value: cr.Password, file: cr.PasswordFile, what: "password file"},
+			iam:       httpCaller{client: withTransport(cfg.HTTPClient, observed), userAgent: c.api.userAgent, maxBody: c.api.maxBody},
 			now:       cfg.now,
 		}
 		return &tokenRoundTripper{auth: c.tokens, next: observed}, nil
@@ -199,37 +156,33 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 		direct := &observingRoundTripper{observer: cfg.Observer, next: provider.transport}
 		c.keys = &metadataKeys{
 			provider: provider,
-			caller:   httpCaller{client: withTransport(nil, direct), userAgent: c.userAgent, maxBody: c.maxBody},
+			caller:   httpCaller{client: withTransport(nil, direct), userAgent: c.api.userAgent, maxBody: c.api.maxBody},
 		}
 	default:
 		c.keys = &staticKeys{
 			accessKey:     cr.AccessKey,
-			secretKey:     newSecret(cr.SecretKey, cr.SecretKeyFile, "secret key file"),
-			securityToken: newSecret(cr.SecurityToken, cr.SecurityTokenFile, "security token file"),
+			secretKey:     &secret{value: cr.SecretKey, file: cr.SecretKeyFile, what: "secret key file"},
+			securityToken: &secret{value: cr.SecurityToken, file: cr.SecurityTokenFile, what: "security token file"},
 		}
 	}
-	return &signingRoundTripper{keys: c.keys, shared: shared, now: cfg.now, maxBody: c.maxBody, next: observed}, nil
+	return &signingRoundTripper{keys: c.keys, shared: shared, now: cfg.now, maxBody: c.api.maxBody, next: observed}, nil
 }
 
-// CloseIdleConnections closes the connections of the client's pool that are
-// not in use, e.g. when the client is being replaced. It does not stop the
-// client from being used: it opens new connections as needed.
+// CloseIdleConnections closes the idle connections of the client's pool; the client stays usable.
 func (c *Client) CloseIdleConnections() {
 	if t, ok := c.base.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
 }
 
-// project is the project id IAM lists for the region; once found, it is kept
-// for the life of the client.
+// project is the project id IAM lists for the region, kept for the life of the client.
 type project struct{ id string }
 
 func (p *project) due(time.Time) bool    { return p == nil }
 func (p *project) usable(time.Time) bool { return p != nil }
 
-// resolveProjectID returns the project id: the configured one; else, with
-// password auth, the project of the (region-scoped) token; else the id IAM
-// lists for the project named after the region.
+// resolveProjectID returns the configured project id, else that of the
+// (region-scoped) password token, else the one IAM lists for the region.
 func (c *Client) resolveProjectID(ctx context.Context) (string, error) {
 	if c.projectID != "" {
 		return c.projectID, nil
@@ -258,10 +211,7 @@ func (c *Client) lookUpProject(ctx context.Context) (*project, error) {
 			Name string `json:"name"`
 		} `json:"projects"`
 	}
-	resp, err := send(ctx, c.httpClient, request{
-		op: OpListProjects, method: http.MethodGet, url: c.projectsURL, userAgent: c.userAgent,
-		ok: []int{http.StatusOK}, maxBody: c.maxBody, secrets: c.secrets,
-	}, &body)
+	resp, err := c.api.send(ctx, request{op: OpListProjects, method: http.MethodGet, url: c.projectsURL, ok: []int{http.StatusOK}, secrets: c.secrets}, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -276,17 +226,14 @@ func (c *Client) lookUpProject(ctx context.Context) (*project, error) {
 	}
 }
 
-// ShowImage returns one image: GET /v1/{project_id}/images/{id}.
-// A missing image gives an error that wraps ErrNotFound. A 200 answer about
-// another image, or without id or status, is ErrMalformedResponse. The id of
-// the image returned is in lower case.
+// ShowImage returns one image, its id in lower case; a missing image is ErrNotFound.
 func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 	if id == "" {
 		err := &APIError{Operation: OpShowImage, Class: ErrNotFound, Cause: errors.New("empty image id")}
 		return nil, fmt.Errorf("show image: %w", err)
 	}
 	var img Image
-	call := apiCall{op: OpShowImage, resource: "images/" + url.PathEscape(id), maxBody: c.maxBody}
+	call := apiCall{op: OpShowImage, resource: "images/" + url.PathEscape(id), maxBody: c.api.maxBody}
 	resp, err := c.do(ctx, call, &img)
 	if err == nil {
 		err = checkShown(&img, id, resp, c.secrets())
@@ -297,8 +244,7 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 	return &img, nil
 }
 
-// checkShown believes the answer resp to ShowImage of id only when img,
-// decoded from it, is about that image and has a status.
+// checkShown believes an answer to ShowImage of id only when it is about that image and has a status.
 func checkShown(img *Image, id string, resp *http.Response, secrets []string) error {
 	var cause error
 	switch missing := img.check(); {
@@ -314,8 +260,7 @@ func checkShown(img *Image, id string, resp *http.Response, secrets []string) er
 	return malformed(OpShowImage, resp, cause)
 }
 
-// ListImages returns one page of GET /v1/{project_id}/images; the non-zero
-// options become query parameters. Paging is the caller's business.
+// ListImages returns one page of GET /v1/{project_id}/images, the non-zero options as its query.
 func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, error) {
 	var list ImageList
 	call := apiCall{op: OpListImage, resource: "images", query: opts.query(), maxBody: c.maxList}
@@ -333,10 +278,15 @@ type apiCall struct {
 	maxBody  int64 // what is read of the answer at most
 }
 
-// attempt sends call once, when the rate limit allows, unless ctx is done by
-// then. The query is sent in its canonical form (space as %20, as Huawei's
-// SDKs send it): the signature is computed over the bytes sent.
-func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Response, error) {
+// attempt sends call once, when the rate limit allows, with the query in its
+// signed canonical form (space as %20, as Huawei's SDKs send it). A panic while
+// handling the answer fails this call: bad input must not end the scrape's goroutine.
+func (c *Client) attempt(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+		}
+	}()
 	projectID, err := c.resolveProjectID(ctx)
 	if err != nil {
 		return nil, err
@@ -348,14 +298,13 @@ func (c *Client) attempt(ctx context.Context, call apiCall, out any) (*http.Resp
 	if len(call.query) > 0 {
 		u += "?" + canonicalQuery(call.query)
 	}
-	return send(ctx, c.httpClient, request{
-		op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID}, userAgent: c.userAgent,
+	return c.api.send(ctx, request{
+		op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID},
 		ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
 	}, out)
 }
 
-// secrets are what must not get into an error should the server quote it
-// back: the secrets in use, and the IAM token.
+// secrets are the secrets and the IAM token in use, scrubbed from the answers errors quote.
 func (c *Client) secrets() []string {
 	if c.tokens != nil {
 		return c.tokens.secrets()
@@ -363,8 +312,7 @@ func (c *Client) secrets() []string {
 	return c.keys.secrets()
 }
 
-// parseEndpoint checks that raw is an absolute http or https URL without
-// query, fragment or user information and returns it without trailing slash.
+// parseEndpoint returns raw, an absolute http(s) URL without query, fragment or userinfo, without trailing slash.
 func parseEndpoint(what, raw string) (string, error) {
 	if raw == "" {
 		return "", fmt.Errorf("%s: required", what)
@@ -388,8 +336,7 @@ func parseEndpoint(what, raw string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// iamURL joins an IAM base URL and a path under /v3. A base URL that already
-// ends in /v3 (as OpenStack-style auth URLs do) is not given a second one.
+// iamURL joins an IAM base URL (perhaps OpenStack-style, ending in /v3) and a path under /v3.
 func iamURL(base, path string) string {
 	base = strings.TrimSuffix(base, "/")
 	if !strings.HasSuffix(base, "/v3") {
@@ -398,9 +345,8 @@ func iamURL(base, path string) string {
 	return base + "/" + path
 }
 
-// baseTransport returns the transport of hc, or a clone of
-// http.DefaultTransport that keeps enough idle connections per host for
-// concurrent calls to one endpoint.
+// baseTransport returns the transport of hc, or a clone of http.DefaultTransport
+// that keeps enough idle connections for concurrent calls to one endpoint.
 func baseTransport(hc *http.Client) http.RoundTripper {
 	if hc != nil && hc.Transport != nil {
 		return hc.Transport
@@ -414,8 +360,7 @@ func baseTransport(hc *http.Client) http.RoundTripper {
 	return t
 }
 
-// withTransport returns a copy of hc (or of a zero client) that sends through
-// rt and does not follow redirects.
+// withTransport returns a copy of hc (or of a zero client) that sends through rt without redirects.
 func withTransport(hc *http.Client, rt http.RoundTripper) *http.Client {
 	c := &http.Client{}
 	if hc != nil {
@@ -426,14 +371,12 @@ func withTransport(hc *http.Client, rt http.RoundTripper) *http.Client {
 	return c
 }
 
-// observingRoundTripper tells the Observer about every request it sends. A
-// request whose context is already done is not sent, and not observed.
+// observingRoundTripper tells the Observer about every request it sends, none when ctx is done.
 type observingRoundTripper struct {
 	observer Observer
 	next     http.RoundTripper
 }
 
-// RoundTrip implements http.RoundTripper.
 func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := req.Context().Err(); err != nil {
 		closeRequestBody(req)
@@ -465,26 +408,18 @@ func operationFrom(ctx context.Context) string {
 	return "Unknown"
 }
 
-// retryPolicy says how a throttled call (HTTP 429) is retried; nothing else
-// is: a 5xx or a timeout is left to the next scrape.
-//
-// A retry happens only when the caller's context has a deadline and the wait
-// plus attemptTime still fit before it: the backoff never outlives the scrape.
+// retryPolicy says how a throttled call (HTTP 429) is retried; a 5xx or timeout is left to the next scrape.
 type retryPolicy struct {
-	maxRetries int // per call; 0 disables retries
-	// minBackoff and maxBackoff bound the wait before a retry, drawn at random
-	// (jitter) between the two so that throttled callers do not retry in step.
-	minBackoff, maxBackoff time.Duration
+	maxRetries             int           // per call; 0 disables retries
+	minBackoff, maxBackoff time.Duration // the random wait (jitter) before a retry
 	attemptTime            time.Duration // kept free after the wait for the retried call
 }
 
 // defaultRetryPolicy follows the vendor's advice to back off 2-5 s on 429.
 var defaultRetryPolicy = retryPolicy{maxRetries: 2, minBackoff: 2 * time.Second, maxBackoff: 5 * time.Second, attemptTime: time.Second}
 
-// backoff returns how long to wait before the next retry of a throttled
-// call, and false when there must be no retry: retries are used up, the
-// context has no deadline, or not even minBackoff plus attemptTime fit before
-// it. The random wait is shortened to fit the deadline, never below minBackoff.
+// backoff returns the wait before the next retry, shortened to leave attemptTime before
+// the deadline of ctx; false when retries are used up or no deadline or minBackoff fits.
 func (p retryPolicy) backoff(ctx context.Context, retries int, now time.Time) (time.Duration, bool) {
 	deadline, ok := ctx.Deadline()
 	if retries >= p.maxRetries || !ok {
@@ -500,11 +435,10 @@ func (p retryPolicy) backoff(ctx context.Context, retries int, now time.Time) (t
 	return wait, true
 }
 
-// do performs one API call and decodes a 200 answer into out, which it
-// returns for its headers, retrying throttling as c.retry allows.
+// do performs call, retrying throttling, and decodes a 200 answer into out; resp is for its headers.
 func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response, error) {
 	for retries := 0; ; retries++ {
-		resp, err := c.safeAttempt(ctx, call, out)
+		resp, err := c.attempt(ctx, call, out)
 		if !errors.Is(err, ErrThrottled) {
 			return resp, err
 		}
@@ -522,30 +456,7 @@ func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response,
 	}
 }
 
-// safeAttempt is attempt, with a panic while handling an answer turned into
-// this call's error: bad input from the cloud must cost one call, never the
-// process (the call runs on a scrape's goroutine, where a panic would end it).
-func (c *Client) safeAttempt(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
-		}
-	}()
-	return c.attempt(ctx, call, out)
-}
-
-// newLimiter returns the client-side rate limiter for limit requests per
-// second with the given burst (at least 1), or nil for no limit.
-func newLimiter(limit float64, burst int) *rate.Limiter {
-	if limit <= 0 {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(limit), max(burst, 1))
-}
-
-// waitForTurn blocks until the rate limiter lets one more ModelArts request
-// go. It fails at once, without waiting, when the turn would come after the
-// deadline of ctx: the error then wraps context.DeadlineExceeded.
+// waitForTurn waits for the rate limiter, and fails at once if the turn would come after ctx's deadline.
 func (c *Client) waitForTurn(ctx context.Context, op string) error {
 	if c.limiter == nil {
 		return nil

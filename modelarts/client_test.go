@@ -764,12 +764,12 @@ func TestDefaultHTTPClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.httpClient.Timeout != 0 {
-		t.Errorf("Timeout = %v, want none", c.httpClient.Timeout)
+	if c.api.client.Timeout != 0 {
+		t.Errorf("Timeout = %v, want none", c.api.client.Timeout)
 	}
-	signing, ok := c.httpClient.Transport.(*signingRoundTripper)
+	signing, ok := c.api.client.Transport.(*signingRoundTripper)
 	if !ok {
-		t.Fatalf("transport = %T", c.httpClient.Transport)
+		t.Fatalf("transport = %T", c.api.client.Transport)
 	}
 	base := signing.next.(*observingRoundTripper).next.(*http.Transport)
 	if base.MaxIdleConnsPerHost != 64 || base == http.DefaultTransport {

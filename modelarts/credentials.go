@@ -14,20 +14,16 @@ import (
 	"unicode"
 )
 
-// Credentials holds exactly one of the three ways to authenticate:
-// AccessKey+SecretKey (optionally SecurityToken) for AK/SK signing;
-// MetadataEndpoint for AK/SK signing with temporary keys; or
-// DomainName+Username+Password for an IAM password token. A secret and its
-// *File are not both set; a file is read as secret describes.
+// Credentials holds one way to authenticate: AK/SK signing with AccessKey and SecretKey
+// (SecurityToken optional) or with the temporary keys of MetadataEndpoint, or an IAM token
+// for DomainName, Username and Password; each secret may be read from its *File instead.
 type Credentials struct {
 	AccessKey         string
 	SecretKey         string
 	SecurityToken     string
 	SecretKeyFile     string
 	SecurityTokenFile string
-	// MetadataEndpoint is the ECS metadata service that gives temporary
-	// access keys and security tokens (e.g. http://169.254.169.254).
-	MetadataEndpoint string
+	MetadataEndpoint  string // the ECS metadata service, e.g. http://169.254.169.254
 
 	DomainName   string
 	Username     string
@@ -35,8 +31,7 @@ type Credentials struct {
 	PasswordFile string
 }
 
-// String describes the credentials without their secrets, so that printing
-// them (e.g. with %v) cannot leak them.
+// String describes the credentials without their secrets.
 func (cr Credentials) String() string {
 	return fmt.Sprintf("Credentials{AccessKey: %q, SecretKey: %s, SecurityToken: %s, SecretKeyFile: %q, SecurityTokenFile: %q, "+
 		"MetadataEndpoint: %q, DomainName: %q, Username: %q, Password: %s, PasswordFile: %q}",
@@ -47,29 +42,21 @@ func (cr Credentials) String() string {
 // GoString is String, for %#v.
 func (cr Credentials) GoString() string { return cr.String() }
 
-// secret is one configured secret: a value, or a file that is read again
-// whenever its size or modification time changes, so that a rotated secret
-// is used without a reload. When the file cannot be read, the last good
-// content is used; without one, the call fails with an error that names the
-// file, never its content.
+// secret is one configured secret: a value, or a file read again whenever its size or modification
+// time changes, so that a rotated secret needs no reload; a file that fails keeps its last content.
 type secret struct {
 	value string // the configured value; "" with a file
 	file  string // "" for a value
 	what  string // e.g. "secret key file", for errors
 
 	mu      sync.Mutex
-	last    string // the last good content of file
+	last    string // the last good content of file, without trailing white space
 	size    int64
 	modTime time.Time
 }
 
-func newSecret(value, file, what string) *secret {
-	return &secret{value: value, file: file, what: what}
-}
-
-// get returns the current value of the secret, for a call of operation op;
-// "" when none is configured. A file that never gave a value fails the call
-// with ErrUnauthorized: the call cannot authenticate.
+// get returns the current value ("" when none is configured) for a call of operation op. A file that
+// never gave one fails the call with ErrUnauthorized, naming the file, never its content.
 func (s *secret) get(op string) (string, error) {
 	if s.file == "" {
 		return s.value, nil
@@ -77,14 +64,14 @@ func (s *secret) get(op string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	info, err := os.Stat(s.file)
-	if err == nil && s.last != "" && info.Size() == s.size && info.ModTime().Equal(s.modTime) {
-		return s.last, nil
-	}
-	if err == nil {
-		var v string
-		if v, err = readSecretFile(s.file); err == nil {
-			s.last, s.size, s.modTime = v, info.Size(), info.ModTime()
-			return v, nil
+	if err == nil && (s.last == "" || info.Size() != s.size || !info.ModTime().Equal(s.modTime)) {
+		var b []byte
+		if b, err = os.ReadFile(s.file); err == nil {
+			if v := strings.TrimRightFunc(string(b), unicode.IsSpace); v != "" {
+				s.last, s.size, s.modTime = v, info.Size(), info.ModTime()
+			} else {
+				err = errors.New("the file is empty")
+			}
 		}
 	}
 	if s.last != "" {
@@ -95,20 +82,6 @@ func (s *secret) get(op string) (string, error) {
 		err = pathErr.Err // the path is in the message already
 	}
 	return "", &APIError{Operation: op, Class: ErrUnauthorized, Cause: fmt.Errorf("not sent: read %s %s: %w", s.what, s.file, err)}
-}
-
-// readSecretFile returns the content of file without trailing white space.
-// Its errors never quote the content.
-func readSecretFile(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	v := strings.TrimRightFunc(string(b), unicode.IsSpace)
-	if v == "" {
-		return "", errors.New("the file is empty")
-	}
-	return v, nil
 }
 
 // current returns the value in use without reading anything, for scrubbing.
@@ -128,19 +101,15 @@ type accessKeys struct {
 	metadata             string // the metadata endpoint that gave them; "" when configured
 }
 
-// keySource gives the access keys to sign a request with, read per request
-// so that they can change without a new client.
+// keySource gives the access keys of each request, so that they can change
+// without a new client; refused tells it the cloud refused k.
 type keySource interface {
 	keys(ctx context.Context) (accessKeys, error)
-	// secrets are the secret key and security token in use, to scrub from errors.
-	secrets() []string
-	// refused tells that the cloud refused k, so that a source that can get
-	// other keys does so at the next call.
+	secrets() []string // the secret key and security token in use, to scrub from errors
 	refused(k accessKeys)
 }
 
-// staticKeys are configured keys, the secret key and security token
-// possibly read from files.
+// staticKeys are configured keys, the secrets possibly read from files.
 type staticKeys struct {
 	accessKey                string
 	secretKey, securityToken *secret
@@ -175,8 +144,7 @@ const (
 	kindPassword                        // IAM password token
 )
 
-// validate checks that exactly one kind of credentials is complete and
-// returns it. Messages name fields, never values.
+// validate returns the one kind of credentials that is complete; messages name fields, never values.
 func (cr Credentials) validate() (credentialKind, error) {
 	for _, s := range []struct{ name, value, file string }{
 		{"secret key", cr.SecretKey, cr.SecretKeyFile},
@@ -205,8 +173,7 @@ func (cr Credentials) validate() (credentialKind, error) {
 	}
 }
 
-// missing names the empty ones of the fields (name, value pairs, by name)
-// that purpose needs; nil when none is empty.
+// missing names the empty ones of the (name, value) fields that purpose needs; nil when none.
 func missing(purpose string, fields ...string) error {
 	var names []string
 	for i := 0; i < len(fields); i += 2 {

@@ -8,33 +8,29 @@ import (
 	"fmt"
 )
 
-// Error classes. Callers test with errors.Is; every error the client returns
-// wraps exactly one of them.
+// Error classes, as classify maps answers to them (OTC ModelArts API
+// reference, appendix "Error Codes"). Every error the client returns wraps
+// exactly one; callers test with errors.Is.
 var (
-	// ErrNotFound: ModelArts says the resource does not exist: HTTP 404 with
-	// a ModelArts.* error code, or 400 with ModelArts.6404 / ModelArts.6797.
+	// ErrNotFound: no such resource: HTTP 404 with a ModelArts.* error code,
+	// or 400 with ModelArts.6404 or ModelArts.6797.
 	ErrNotFound = errors.New("not found")
 	// ErrEndpoint: HTTP 404 from the API gateway (APIG.0101, or no ModelArts
-	// error code): no such API at this base URL; the endpoint or region is wrong.
+	// error code): the endpoint or region is wrong.
 	ErrEndpoint = errors.New("no such API at this endpoint")
-	// ErrUnauthorized: the credentials were refused: HTTP 401, or 403 with
-	// ModelArts.0203 (invalid token), ModelArts.0206 (invalid AK/SK) or
-	// ModelArts.2784; or the call was not sent: the credentials were refused
-	// a moment ago, or their file never could be read.
+	// ErrUnauthorized: HTTP 401, or 403 with ModelArts.0203 or ModelArts.2784
+	// (invalid token) or ModelArts.0206 (invalid AK/SK); or not sent because
+	// the credentials were refused a moment ago or their file cannot be read.
 	ErrUnauthorized = errors.New("credentials refused")
-	// ErrForbidden: any other HTTP 403, e.g. ModelArts.0108, ModelArts.0112
-	// (workspace policy) or ModelArts.5014: no permission on that one
-	// resource; or ModelArts.0210 (401 or 403): the project id in the URL
-	// does not match the credentials, which are good for other projects.
+	// ErrForbidden: any other HTTP 403 (e.g. ModelArts.0108, 0112, 5014), or
+	// ModelArts.0210 with 401 or 403: the project id does not match the
+	// credentials, which are good for other projects.
 	ErrForbidden = errors.New("forbidden")
-	// ErrEndOfList: HTTP 400 ModelArts.6400 to ListImage: the page asked for
-	// starts past the end of the listing ("fromIndex(200) > toIndex(33)").
+	// ErrEndOfList: HTTP 400 ModelArts.6400 to ListImage: the page starts past
+	// the end of the listing ("fromIndex(200) > toIndex(33)").
 	ErrEndOfList = errors.New("page past the end of the listing")
 	// ErrNoProject: the project id is not configured and IAM lists no project
-	// named after the region for these credentials (GET /v3/projects?name=).
-	// A configuration problem, like ErrForbidden one that retrying cannot fix:
-	// set the project id, or check the region and the credentials' rights.
-	// It says nothing about images: it is not ErrNotFound.
+	// named after the region for these credentials; retrying cannot fix it.
 	ErrNoProject = errors.New("no project for the region")
 	// ErrThrottled: HTTP 429 (APIG.0308, ModelArts.2799/4206/6101).
 	ErrThrottled = errors.New("throttled")
@@ -48,8 +44,7 @@ var (
 	ErrUnreachable = errors.New("unreachable")
 )
 
-// APIError describes one failed API call. It wraps one of the error classes above
-// and never contains credentials.
+// APIError describes one failed API call, without credentials; it wraps one of the classes above.
 type APIError struct {
 	Operation  string // e.g. "ShowImage"
 	StatusCode int    // 0 when no response was received
@@ -95,9 +90,8 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// FromIAM reports whether the call failed at IAM or the metadata service,
-// getting a token ("CreateToken"), the project id ("ListProjects") or
-// temporary keys ("MetadataToken", "GetSecurityKey"), rather than at ModelArts.
+// FromIAM reports whether the call failed at IAM or the metadata service
+// rather than at ModelArts.
 func (e *APIError) FromIAM() bool {
 	switch e.Operation {
 	case OpCreateToken, OpListProjects, OpMetadataToken, OpSecurityKey:

@@ -121,5 +121,5 @@ func assertNoSecrets(t *testing.T, err error) {
 
 // fixedKeys are configured access keys, without files.
 func fixedKeys(accessKey, secretKey, securityToken string) *staticKeys {
-	return &staticKeys{accessKey: accessKey, secretKey: newSecret(secretKey, "", ""), securityToken: newSecret(securityToken, "", "")}
+	return &staticKeys{accessKey: accessKey, secretKey: &secret{value: secretKey}, securityToken: &secret{value: securityToken}}
 }

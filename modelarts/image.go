@@ -25,7 +25,6 @@ const (
 var Statuses = []string{StatusInit, StatusCreating, StatusCreateFailed, StatusError, StatusDeleted, StatusActive}
 
 // Image is one ModelArts development image as ShowImage and ListImage return it.
-// Every field is optional in practice; unknown fields in the response are ignored.
 type Image struct {
 	ID                   string   `json:"id"`
 	Name                 string   `json:"name"`
@@ -44,43 +43,34 @@ type Image struct {
 	DevServices          []string `json:"dev_services"`
 	ResourceCategories   []string `json:"resource_categories"`
 	SupportResCategories []string `json:"support_res_categories"`
-	// Size is the image size in KB as documented; nil when the API leaves it out
-	// (built-in images).
-	Size *int64 `json:"size"`
-	// CreateAt and UpdateAt are UTC epoch milliseconds; 0 when absent.
-	CreateAt int64 `json:"create_at"`
-	UpdateAt int64 `json:"update_at"`
+	Size                 *int64   `json:"size"`      // in KB as documented; nil when left out (built-in images)
+	CreateAt             int64    `json:"create_at"` // UTC epoch milliseconds; 0 when absent
+	UpdateAt             int64    `json:"update_at"` // UTC epoch milliseconds; 0 when absent
 }
 
 // ImageList is one page of ListImage.
 type ImageList struct {
 	Current int `json:"current"`
-	// Data are the elements of the page's data that decoded as images with
-	// an id (in lower case) and a status.
-	Data []Image `json:"data"`
-	// Invalid are the elements that did not (e.g. a size sent as a string,
-	// no status), in page order: one bad image does not spoil the page.
+	// Data are the images with an id (in lower case) and a status; Invalid the
+	// other elements, in page order: one bad image does not spoil the page.
+	Data    []Image        `json:"data"`
 	Invalid []InvalidImage `json:"-"`
 	Pages   int            `json:"pages"`
 	Size    int            `json:"size"`
 	Total   int64          `json:"total"`
 }
 
-// InvalidImage is an element of a ListImage page that could not be decoded
-// or lacks id or status.
+// InvalidImage is an element of a ListImage page that could not be decoded or lacks id or status.
 type InvalidImage struct {
-	// ID is the element's id in lower case; "" when it has none or not even that could be read.
-	ID string
-	// Err wraps ErrMalformedResponse and names the field at fault or missing.
-	Err *APIError
+	ID  string    // in lower case; "" when it has none or it could not be read
+	Err *APIError // wraps ErrMalformedResponse and names the field at fault
 }
 
 // Records is the number of elements of the page's data, decoded or not.
 func (l *ImageList) Records() int { return len(l.Data) + len(l.Invalid) }
 
-// check lower-cases the id of img (configured ids are lowercase UUIDs) and
-// names the first field the client needs that img lacks: "id", "status" or
-// "" when none.
+// check lower-cases the id of img, as configured ids are, and names the first field the client
+// needs that img lacks: "id", "status" or "" when none.
 func (img *Image) check() (missing string) {
 	img.ID = strings.ToLower(img.ID)
 	switch {
@@ -92,14 +82,9 @@ func (img *Image) check() (missing string) {
 	return ""
 }
 
-// UnmarshalJSON is decodeBody, for json.Unmarshal (which validates the
-// input before): the client calls decodeBody itself, which validates once.
-func (l *ImageList) UnmarshalJSON(b []byte) error { return l.decodeBody(b) }
-
-// decodeBody decodes a page in one json.Unmarshal when every element
-// decodes; else again, element by element: an element that does not decode,
-// or lacks id or status, goes to Invalid instead of failing the page.
-func (l *ImageList) decodeBody(b []byte) error {
+// UnmarshalJSON decodes a page at once when every element decodes, else element by element:
+// one that does not, or lacks id or status, goes to Invalid instead of failing the page.
+func (l *ImageList) UnmarshalJSON(b []byte) error {
 	type page ImageList // without UnmarshalJSON
 	var whole page
 	if err := json.Unmarshal(b, &whole); err == nil {

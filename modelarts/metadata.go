@@ -12,17 +12,14 @@ import (
 )
 
 // Temporary access keys from the ECS metadata service (an agency attached to
-// the server), the way huaweicloud-sdk-go-v3 gets them
-// (core/auth/internal/metadata_accessor.go): an optional session token, then
-// the keys; refreshed as core/auth/provider/metadata_provider.go does, but
-// never per request.
+// the server), got as huaweicloud-sdk-go-v3 does
+// (core/auth/internal/metadata_accessor.go: an optional session token, then
+// the keys) and refreshed as core/auth/provider/metadata_provider.go does.
 const (
-	metadataTokenPath = "/meta-data/latest/api/token"
-	securityKeyPath   = "/openstack/latest/securitykey"
-	metadataTokenTTL  = "21600" // seconds: the SDK's six hours
-	// metadataRefreshMargin: the SDK refreshes temporary keys when less than
-	// this remains.
-	metadataRefreshMargin = 40 * time.Minute
+	metadataTokenPath     = "/meta-data/latest/api/token"
+	securityKeyPath       = "/openstack/latest/securitykey"
+	metadataTokenTTL      = "21600"          // seconds: the SDK's six hours
+	metadataRefreshMargin = 40 * time.Minute // the SDK refreshes keys when less remains
 )
 
 // temporaryKeys are access keys from the metadata service.
@@ -38,56 +35,37 @@ func (k *temporaryKeys) usable(now time.Time) bool {
 	return k != nil && now.Before(k.expiresAt.Add(-tokenExpirySkew))
 }
 
-// metadataProvider caches the temporary keys of one metadata endpoint for
-// every client of the process (see renewing): while the service fails, the
-// current keys are used until they expire.
+// metadataProvider caches the temporary keys of one metadata endpoint for the process.
 type metadataProvider struct {
 	endpoint  string
 	transport http.RoundTripper // direct: 169.254.169.254 must not go through a proxy
 	keys      renewing[*temporaryKeys]
 }
 
-func newMetadataProvider(endpoint string, now func() time.Time) *metadataProvider {
-	transport := http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.Proxy = nil
-		transport = t
-	}
-	return &metadataProvider{endpoint: endpoint, transport: transport, keys: newRenewing[*temporaryKeys](OpSecurityKey, now)}
-}
-
 // metadataProvider returns the provider of endpoint.
 func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metadataProvider {
-	return sharedEntry(s, &s.metadata, endpoint, nil, func() *metadataProvider { return newMetadataProvider(endpoint, now) })
-}
-
-// fetch asks the metadata service for keys, through c.
-func (p *metadataProvider) fetch(ctx context.Context, c httpCaller) (*temporaryKeys, error) {
-	start := p.keys.now()
-	keys, err := p.fetchKeys(ctx, c, start)
-	if e := AsAPIError(err); e != nil { // every error of send is one
-		cause := errors.New("the ECS metadata service could not give credentials")
-		if e.Cause != nil {
-			cause = fmt.Errorf("%w: %w", cause, e.Cause)
+	return sharedEntry(s, &s.metadata, endpoint, nil, func() *metadataProvider {
+		transport := http.DefaultTransport
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			t = t.Clone()
+			t.Proxy = nil
+			transport = t
 		}
-		e.Cause = cause
-	}
-	return keys, err
+		return &metadataProvider{endpoint: endpoint, transport: transport, keys: newRenewing[*temporaryKeys](OpSecurityKey, now)}
+	})
 }
 
-// fetchKeys gets the keys for a request sent at start. They are refreshed at
-// the earlier of metadataRefreshMargin before they expire and half their
-// lifetime, or at half their lifetime when they live less than the margin
-// (they would otherwise be refreshed on every call).
-func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller, start time.Time) (*temporaryKeys, error) {
+// fetchKeys asks the service for keys through c, to be refreshed metadataRefreshMargin
+// before they expire or at half their lifetime, whichever is earlier.
+func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller) (*temporaryKeys, error) {
+	start := p.keys.now()
 	session, err := p.sessionToken(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	r := request{
-		op: OpSecurityKey, method: http.MethodGet, url: p.endpoint + securityKeyPath, userAgent: c.userAgent,
-		ok: []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return []string{session} },
+		op: OpSecurityKey, method: http.MethodGet, url: p.endpoint + securityKeyPath,
+		ok: []int{http.StatusOK}, secrets: func() []string { return []string{session} },
 	}
 	if session != "" {
 		r.header = map[string]string{"X-Metadata-Token": session}
@@ -100,7 +78,7 @@ func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller, start ti
 			ExpiresAt     string `json:"expires_at"`
 		} `json:"credential"`
 	}
-	resp, err := send(ctx, c.client, r, &body)
+	resp, err := c.send(ctx, r, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -123,14 +101,13 @@ func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller, start ti
 	}, nil
 }
 
-// sessionToken asks for a session token; "" when the service gives none
-// (404, 405 or 503: the service predates session tokens or does not want one).
+// sessionToken asks for a session token; "" on 404, 405 or 503, from a service without them.
 func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (string, error) {
 	var token []byte
-	_, err := send(ctx, c.client, request{
-		op: OpMetadataToken, method: http.MethodPut, url: p.endpoint + metadataTokenPath, userAgent: c.userAgent,
+	_, err := c.send(ctx, request{
+		op: OpMetadataToken, method: http.MethodPut, url: p.endpoint + metadataTokenPath,
 		header: map[string]string{"X-Metadata-Token-Ttl-Seconds": metadataTokenTTL},
-		ok:     []int{http.StatusOK}, maxBody: c.maxBody, secrets: func() []string { return nil },
+		ok:     []int{http.StatusOK}, secrets: func() []string { return nil },
 	}, &token)
 	if e := AsAPIError(err); e != nil {
 		switch e.StatusCode {
@@ -141,8 +118,7 @@ func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (stri
 	return string(token), err
 }
 
-// metadataKeys are the keys of a client that signs with temporary keys: the
-// provider shared by the process, asked through the client's own caller.
+// metadataKeys are the temporary keys of one client: the shared provider, asked through its caller.
 type metadataKeys struct {
 	provider *metadataProvider
 	caller   httpCaller
@@ -150,7 +126,15 @@ type metadataKeys struct {
 
 func (m *metadataKeys) keys(ctx context.Context) (accessKeys, error) {
 	k, err := m.provider.keys.get(ctx, func(ctx context.Context) (*temporaryKeys, error) {
-		return m.provider.fetch(ctx, m.caller)
+		k, err := m.provider.fetchKeys(ctx, m.caller)
+		if e := AsAPIError(err); e != nil { // every error of send is one
+			cause := errors.New("the ECS metadata service could not give credentials")
+			if e.Cause != nil {
+				cause = fmt.Errorf("%w: %w", cause, e.Cause)
+			}
+			e.Cause = cause
+		}
+		return k, err
 	})
 	if err != nil {
 		return accessKeys{}, err
@@ -165,8 +149,7 @@ func (m *metadataKeys) secrets() []string {
 	return nil
 }
 
-// refused drops k, when they are still the current keys, so that the next
-// call asks the service for new ones: the keys were revoked early.
+// refused drops k, unless already replaced: the next call asks for new keys.
 func (m *metadataKeys) refused(k accessKeys) {
 	if cur := m.provider.keys.current(); cur != nil && cur.keys == k {
 		m.provider.keys.invalidate(cur)

@@ -10,26 +10,19 @@ import (
 	"time"
 )
 
-// renewRetryInterval: after a failed renewal, callers get the same error (or
-// keep using a still valid value) for this long instead of asking again:
-// concurrent calls, of every client sharing the value, must not become a
-// stream of requests to a failing IAM or metadata service.
+// renewRetryInterval is how long a failed renewal is answered from memory: concurrent calls
+// must not become a stream of requests to a failing IAM or metadata service.
 const renewRetryInterval = 30 * time.Second
 
-// expiring is a cached credential that is renewed before it expires: an IAM
-// token, temporary access keys. Its methods accept the nil pointer.
+// expiring is a cached credential, renewed when due and sent while usable; nil is neither.
 type expiring interface {
 	comparable
-	// due reports whether a renewal should be attempted at now.
 	due(now time.Time) bool
-	// usable reports whether it may still be sent at now.
 	usable(now time.Time) bool
 }
 
-// renewing caches one expiring credential and renews it when due. One caller
-// at a time renews; the others keep using the current value while it is
-// usable, else wait for the outcome. A failure is remembered for
-// renewRetryInterval.
+// renewing caches one expiring credential. One caller at a time renews; the
+// others use the current value while it is usable, else wait for the outcome.
 type renewing[T expiring] struct {
 	op   string // the operation named when waiting for the renewal fails
 	now  func() time.Time
@@ -45,8 +38,7 @@ func newRenewing[T expiring](op string, now func() time.Time) renewing[T] {
 	return renewing[T]{op: op, now: now, gate: make(chan struct{}, 1)}
 }
 
-// get returns a usable value, calling fetch when the cached one is missing,
-// invalidated or due.
+// get returns a usable value, calling fetch when the cached one is missing, invalidated or due.
 func (r *renewing[T]) get(ctx context.Context, fetch func(context.Context) (T, error)) (T, error) {
 	if v, ok, err := r.cached(); ok {
 		return v, err
@@ -74,8 +66,7 @@ func (r *renewing[T]) get(ctx context.Context, fetch func(context.Context) (T, e
 		r.cur, r.lastErr, r.retryAfter = v, nil, time.Time{}
 		return v, nil
 	}
-	// Neither the caller's own deadline nor a paused credential (which says
-	// itself when it may be tried again) says anything of the service.
+	// Neither the caller's deadline nor a paused credential says anything of the service.
 	if ctx.Err() == nil && !errors.Is(err, errPaused) {
 		r.lastErr, r.retryAfter = err, now.Add(renewRetryInterval)
 	}
@@ -86,8 +77,7 @@ func (r *renewing[T]) get(ctx context.Context, fetch func(context.Context) (T, e
 	return zero, err
 }
 
-// cached returns what get should answer without fetching, if anything: a
-// value not yet due, a usable value after a recent failure, or the failure.
+// cached returns what get answers without fetching, if anything.
 func (r *renewing[T]) cached() (T, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -112,9 +102,8 @@ func (r *renewing[T]) current() T {
 	return r.cur
 }
 
-// invalidate drops v (after the API refused it) so that the next get
-// fetches. A value already replaced is left alone, so that concurrent
-// refusals of one value cause one renewal.
+// invalidate drops v, unless already replaced, so that the next get fetches:
+// concurrent refusals of one value cause one renewal.
 func (r *renewing[T]) invalidate(v T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -124,8 +113,7 @@ func (r *renewing[T]) invalidate(v T) {
 	}
 }
 
-// lock takes gate, a mutex of capacity one, and reports whether it did
-// before ctx ended or timeout (nil: never) fired.
+// lock reports whether it took gate before ctx ended or timeout (nil: never) fired.
 func lock(ctx context.Context, gate chan struct{}, timeout <-chan time.Time) bool {
 	select {
 	case gate <- struct{}{}:

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -20,51 +21,48 @@ import (
 )
 
 const (
-	// DefaultMaxBodyBytes caps what is read of an answer of ShowImage (about
-	// 1 KB) and of IAM (a token, a project list).
+	// DefaultMaxBodyBytes caps what is read of every answer but a ListImage page.
 	DefaultMaxBodyBytes = 1 << 20
-	// defaultMaxListBodyBytes caps what is read of a ListImage page: 1000
-	// images (the most the collector asks for) weigh 0.5 to 1 MiB, 8 MiB still
-	// holds them with name and description (512 characters each) multibyte.
+	// defaultMaxListBodyBytes caps a ListImage page: 1000 images (the most the
+	// collector asks for) with multibyte names and descriptions of 512 characters.
 	defaultMaxListBodyBytes = 8 << 20
 
 	maxMessageLen   = 200 // of APIError.Message, in characters
 	maxRequestIDLen = 128 // of APIError.RequestID, in bytes
 
-	// codeProjectMismatch: the project id in the URL does not match the
-	// credentials, which are good: ErrForbidden, about that project only.
 	codeProjectMismatch = "ModelArts.0210"
-	// codeEndOfList answers a ListImage page that starts past the end of the listing.
-	codeEndOfList = "ModelArts.6400"
+	codeEndOfList       = "ModelArts.6400"
 )
 
-// Error codes that decide the class of an answer (OTC ModelArts API
-// reference, appendix "Error Codes"): notFoundCodes come with HTTP 400,
-// refusedCodes (invalid token 0203, 2784; invalid AK/SK 0206) with 403.
+// The error codes that decide the class of an answer, as the Err* values say.
 var (
 	notFoundCodes = map[string]bool{"ModelArts.6404": true, "ModelArts.6797": true}
 	refusedCodes  = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true}
 )
 
-// request is one HTTP call of the client, to ModelArts or to IAM.
-type request struct {
-	op        string // one of the Op* names, for the Observer and the errors
-	method    string
-	url       string
-	body      []byte // nil: none
-	header    map[string]string
+// httpCaller is how a client sends a request: its HTTP client and settings.
+type httpCaller struct {
+	client    *http.Client
 	userAgent string
-	ok        []int // the success statuses; any other answer is an error
-	maxBody   int64 // what is read of the answer at most
-	// secrets returns what is scrubbed from an error that quotes the answer;
-	// asked after the answer, which may come to a renewed token.
-	secrets func() []string
+	maxBody   int64
 }
 
-// send makes the call r with client and decodes a success answer into out
-// (a *[]byte gets the body as it is). It returns the answer, its body read
-// and closed, for its headers. Every error is an *APIError.
-func send(ctx context.Context, client *http.Client, r request, out any) (*http.Response, error) {
+// request is one HTTP call of the client, to ModelArts, IAM or the metadata service.
+type request struct {
+	op      string // one of the Op* names, for the Observer and the errors
+	method  string
+	url     string
+	body    []byte // nil: none
+	header  map[string]string
+	ok      []int           // the success statuses; any other answer is an error
+	maxBody int64           // what is read of the answer at most; 0: httpCaller.maxBody
+	secrets func() []string // scrubbed from errors; asked after the answer, which may renew a token
+}
+
+// send makes the call r and decodes a success answer into out (a *[]byte gets the body as is);
+// it returns the answer, its body closed, for its headers. Every error is an *APIError.
+func (c httpCaller) send(ctx context.Context, r request, out any) (*http.Response, error) {
+	limit := cmp.Or(r.maxBody, c.maxBody)
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
@@ -74,14 +72,14 @@ func send(ctx context.Context, client *http.Client, r request, out any) (*http.R
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", r.userAgent)
+	req.Header.Set("User-Agent", c.userAgent)
 	for name, value := range r.header {
 		req.Header.Set(name, value)
 	}
 	if err := ctx.Err(); err != nil { // e.g. the scrape ended while waiting for the rate limit
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
 	}
-	resp, err := client.Do(req)
+	resp, err := c.client.Do(req)
 	if apiErr := AsAPIError(err); apiErr != nil { // from the authentication, e.g. IAM refused the password
 		return nil, apiErr
 	} else if err != nil {
@@ -89,24 +87,13 @@ func send(ctx context.Context, client *http.Client, r request, out any) (*http.R
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if !slices.Contains(r.ok, resp.StatusCode) {
-		return nil, statusError(r.op, resp, r.maxBody, r.secrets())
+		return nil, statusError(r.op, resp, limit, r.secrets())
 	}
-	return resp, decodeResponse(ctx, r.op, resp, r.maxBody, out)
+	return resp, decodeResponse(ctx, r.op, resp, limit, out)
 }
 
-// errorBody is the union of the error bodies ModelArts, the API gateway and IAM send.
-type errorBody struct {
-	ErrorCode string `json:"error_code"`
-	ErrorMsg  string `json:"error_msg"`
-	RequestID string `json:"request_id"`
-	Error     *struct {
-		Message string `json:"message"`
-		Title   string `json:"title"`
-	} `json:"error"`
-}
-
-// readBody reads at most limit bytes of body, announced as size bytes long
-// (-1: unknown). It reports whether the body was longer.
+// readBody reads at most limit bytes of body, announced as size bytes long (-1: unknown),
+// and reports whether it was longer.
 func readBody(body io.Reader, size, limit int64) ([]byte, bool, error) {
 	r := io.LimitReader(body, limit+1)
 	var buf []byte
@@ -135,32 +122,32 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 	body, tooLarge, err := readBody(resp.Body, resp.ContentLength, limit)
 	switch {
 	case err != nil:
-		return bodyReadError(ctx, op, resp, err)
+		e := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), Class: ErrMalformedResponse, Cause: fmt.Errorf("read body: %w", err)}
+		if ctxErr := ctx.Err(); ctxErr != nil { // the caller's deadline, not the answer, cut the body short
+			e.Class, e.Cause = ErrUnreachable, errors.Join(ctxErr, err)
+		}
+		return e
 	case tooLarge:
 		return malformed(op, resp, fmt.Errorf("response body exceeds %d bytes", limit))
 	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = body
-		return nil
-	}
-	decode := json.Unmarshal
-	if list, ok := out.(*ImageList); ok { // validated and decoded once, not once more by a json.Unmarshaler
-		decode = func(b []byte, _ any) error { return list.decodeBody(b) }
-	}
-	if err := decode(body, out); err != nil {
-		return malformed(op, resp, fmt.Errorf("decode body: %w", err))
-	}
-	if list, ok := out.(*ImageList); ok && len(list.Invalid) > 0 {
-		id := requestID(resp, "") // tell which answer they came in
-		for _, bad := range list.Invalid {
-			bad.Err.StatusCode, bad.Err.RequestID, bad.Err.URL = resp.StatusCode, id, calledURL(resp)
+	switch out := out.(type) {
+	case *[]byte:
+		*out = body
+	case *ImageList: // validated once, by UnmarshalJSON, not before by json.Unmarshal
+		err = out.UnmarshalJSON(body)
+		for _, bad := range out.Invalid { // tell which answer they came in
+			bad.Err.StatusCode, bad.Err.RequestID, bad.Err.URL = resp.StatusCode, requestID(resp, ""), calledURL(resp)
 		}
+	default:
+		err = json.Unmarshal(body, out)
+	}
+	if err != nil {
+		return malformed(op, resp, fmt.Errorf("decode body: %w", err))
 	}
 	return nil
 }
 
-// malformed is the error for the answer resp to a call of operation op that
-// the client cannot believe, for the reason cause.
+// malformed is the error for an answer the client cannot believe.
 func malformed(op string, resp *http.Response, cause error) *APIError {
 	return &APIError{
 		Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), URL: calledURL(resp),
@@ -168,28 +155,21 @@ func malformed(op string, resp *http.Response, cause error) *APIError {
 	}
 }
 
-// bodyReadError classifies a failure while reading a body: the caller's
-// deadline or cancellation makes it ErrUnreachable (keeping the context
-// error), anything else means the body was cut short.
-func bodyReadError(ctx context.Context, op string, resp *http.Response, err error) error {
-	e := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), Class: ErrMalformedResponse, Cause: fmt.Errorf("read body: %w", err)}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		e.Class, e.Cause = ErrUnreachable, errors.Join(ctxErr, err)
-	}
-	return e
-}
-
-// statusError turns a non-success answer into an *APIError. The body is read
-// up to limit bytes and parsed as one of the documented error bodies when possible.
-//
-// The secrets are replaced by <secret> in every text taken from the answer,
-// before it is cut to length: a server that quotes back the credentials it
-// received must not get them, or a part of them, into errors and logs.
+// statusError turns a non-success answer into an *APIError, reading up to limit bytes of its
+// body. Secrets are redacted from its texts before they are cut, so that no part of one leaks.
 func statusError(op string, resp *http.Response, limit int64, secrets []string) *APIError {
 	body, _, _ := readBody(resp.Body, -1, limit)
 	text := func(s string) string { return cleanText(redact(s, secrets), maxMessageLen) }
 	e := &APIError{Operation: op, StatusCode: resp.StatusCode, URL: calledURL(resp)}
-	var eb errorBody // its request_id holds even when another field does not decode
+	var eb struct { // the union of the error bodies of ModelArts, the API gateway and IAM
+		ErrorCode string `json:"error_code"`
+		ErrorMsg  string `json:"error_msg"`
+		RequestID string `json:"request_id"` // holds even when another field does not decode
+		Error     *struct {
+			Message string `json:"message"`
+			Title   string `json:"title"`
+		} `json:"error"`
+	}
 	if err := json.Unmarshal(body, &eb); err == nil {
 		e.ErrorCode = text(eb.ErrorCode)
 		e.Message = text(eb.ErrorMsg)
@@ -214,12 +194,9 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// verdict tells what resp, the answer to a request of operation op, says
-// of the credentials: refused is its error when it refuses them
-// (ErrUnauthorized); accepted is true for a 2xx, or a 4xx with a ModelArts
-// error code that is no refusal (ModelArts answers only past the signature
-// check, the gateway's 404, 429 and 5xx come before it). It reads the body
-// of a 4xx only (at most limit bytes), and gives resp a body that reads the same.
+// verdict returns resp's refusal of the credentials (ErrUnauthorized), or whether it accepts them:
+// a 2xx, or a 4xx with another ModelArts error code (ModelArts answers only past the signature
+// check). It reads at most limit bytes of a 4xx body and leaves resp a body that reads the same.
 func verdict(op string, resp *http.Response, limit int64, secrets []string) (refused *APIError, accepted bool) {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
@@ -243,8 +220,7 @@ func verdict(op string, resp *http.Response, limit int64, secrets []string) (ref
 	return nil, strings.HasPrefix(e.ErrorCode, "ModelArts.")
 }
 
-// classify maps an HTTP status and an error code (ModelArts, API gateway or
-// none) to an error class, as the comments of the Err* values say.
+// classify maps an HTTP status and an error code to an error class.
 func classify(status int, errorCode string) error {
 	switch {
 	case status == http.StatusNotFound && strings.HasPrefix(errorCode, "ModelArts."):
@@ -272,8 +248,7 @@ func classify(status int, errorCode string) error {
 	}
 }
 
-// calledURL returns scheme://host/path of the request resp answers: no
-// query, no user information; "" when resp does not tell.
+// calledURL returns scheme://host/path of the request resp answers; "" when resp does not tell.
 func calledURL(resp *http.Response) string {
 	if resp.Request == nil || resp.Request.URL == nil {
 		return ""
@@ -282,46 +257,27 @@ func calledURL(resp *http.Response) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
-// requestID returns the X-Request-Id header, else bodyID (the request_id
-// of an error body), with the secrets redacted.
+// requestID returns the X-Request-Id header, else bodyID, with the secrets redacted.
 func requestID(resp *http.Response, bodyID string, secrets ...string) string {
 	return cleanText(redact(cmp.Or(resp.Header.Get("X-Request-Id"), bodyID), secrets), maxRequestIDLen)
 }
 
-// summarizeNonJSON gives a short description of a body that is not JSON:
-// the <title> of an HTML page (gateways answer 502 with one), or the start of
-// a plain-text body. It never returns markup.
+// titleRE finds the <title> of an HTML page (gateways answer 502 with one).
+var titleRE = regexp.MustCompile(`(?is)<title>(.*?)</title>`)
+
+// summarizeNonJSON describes a body that is not JSON by its start, or its HTML title; never with markup.
 func summarizeNonJSON(body []byte) string {
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return ""
-	}
-	if trimmed[0] != '<' {
+	if len(trimmed) == 0 || trimmed[0] != '<' {
 		return cleanText(string(trimmed), maxMessageLen)
 	}
-	// Lower-case ASCII byte by byte: bytes.ToLower would turn invalid UTF-8
-	// into longer replacement characters, and the indexes would not fit trimmed.
-	lower := make([]byte, len(trimmed))
-	for i, c := range trimmed {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower[i] = c
+	if m := titleRE.FindSubmatch(trimmed); m != nil {
+		return cleanText(stripTags(string(m[1])), maxMessageLen)
 	}
-	start := bytes.Index(lower, []byte("<title>"))
-	if start < 0 {
-		return ""
-	}
-	start += len("<title>")
-	end := bytes.Index(lower[start:], []byte("</title>"))
-	if end < 0 {
-		return ""
-	}
-	return cleanText(stripTags(string(trimmed[start:start+end])), maxMessageLen)
+	return ""
 }
 
-// stripTags drops everything between "<" and ">", and stray angle brackets:
-// a title such as "<b>502</b> Bad Gateway" must not bring markup into a log line.
+// stripTags drops everything between "<" and ">", and stray angle brackets.
 func stripTags(s string) string {
 	var b strings.Builder
 	inTag := false

@@ -13,15 +13,9 @@ import (
 	"time"
 )
 
-// Shared is what every client of the process shares, across configuration
-// reloads: the guards of the credentials (see refusalGuard), IAM tokens and
-// temporary keys. Make one per process.
-//
-// Its maps are keyed by the identity of a credential without its secret, and
-// hold one entry per identity: the entry keeps a SHA-256 hash of the secret,
-// and is replaced when the secret changes (a rotated key, a new password).
-// A changed secret is a new credential: tried at once, and the old one is
-// forgotten.
+// Shared is what every client of the process shares across reloads: the guards of the credentials
+// (see refusalGuard), IAM tokens and temporary keys. Make one per process. An entry is keyed by a
+// credential without its secret and replaced when the secret changes: a new one is tried at once.
 type Shared struct {
 	mu        sync.Mutex
 	keys      map[keyID]*refusalGuard      // refusals of an access key
@@ -34,20 +28,13 @@ type Shared struct {
 // NewShared returns an empty Shared.
 func NewShared() *Shared { return &Shared{} }
 
-// keyID identifies a configured access key, or the temporary keys of a
-// metadata endpoint (a new access key at every refresh).
-type keyID struct {
-	accessKey string // "" for temporary keys
-	metadata  string // the endpoint of temporary keys
-}
+// keyID identifies a configured access key, or the temporary keys of a metadata endpoint.
+type keyID struct{ accessKey, metadata string }
 
 // passwordID identifies an IAM user at one IAM token URL.
-type passwordID struct {
-	iamURL, domain, user string
-}
+type passwordID struct{ iamURL, domain, user string }
 
-// tokenID identifies the tokens of one user and one scope: "id:" and a
-// project id, or "name:" and a region.
+// tokenID identifies the tokens of one user and one scope ("id:" project, or "name:" region).
 type tokenID struct {
 	passwordID
 	scope string
@@ -63,8 +50,7 @@ func secretHash(parts ...string) [sha256.Size]byte {
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
-// sharedEntry returns the value of key in *m, made with create when missing
-// or when stale (nil: never) reports it out of date.
+// sharedEntry returns the value of key in *m, made with create when missing or stale.
 func sharedEntry[K comparable, V any](s *Shared, m *map[K]V, key K, stale func(V) bool, create func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -98,28 +84,14 @@ func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
 	return guardEntry(s, &s.keys, id, secretHash(k.accessKey, k.secretKey, k.securityToken), keyRefusal)
 }
 
-// passwordGuard returns the guard of the password of hash secret of id.
-func (s *Shared) passwordGuard(id passwordID, secret [sha256.Size]byte) *refusalGuard {
-	return guardEntry(s, &s.passwords, id, secret, passwordRefusal)
-}
-
-// iamBackoff returns the memory of IAM's failures for the user of id.
-func (s *Shared) iamBackoff(id passwordID) *iamBackoff {
-	return sharedEntry(s, &s.iam, id, nil, func() *iamBackoff { return &iamBackoff{} })
-}
-
-// refusalGuard keeps the cloud from locking a credential. The cloud locks an
-// AK/SK pair after keyLockoutFailures consecutive bad signatures, and an IAM
-// user after repeated failed logins; every scrape of every project would
-// spend one attempt. So the guard of a credential, kept in Shared for every
-// client of the process and across reloads:
-//   - remembers its last refusal (ErrUnauthorized) and, for refusalPause
-//     after it, answers that refusal instead of letting anything be sent;
-//   - while it has never been accepted (at start, after a pause), lets one
-//     call at a time go (firstContact): however many projects start at once
-//     with a wrong key, the cloud sees one bad signature.
-//
-// Its methods accept the nil guard, which lets everything through.
+// refusalGuard keeps the cloud from locking a credential: it locks an AK/SK pair after
+// keyLockoutFailures consecutive bad signatures, and an IAM user after repeated failed
+// logins, and every scrape of every project would spend one attempt. So the guard of a
+// credential, shared by every client of the process across reloads, answers its last
+// refusal for refusalPause instead of sending anything, and while the credential has never
+// been accepted (at start, after a pause) lets one call at a time go (firstContact): the
+// cloud sees one bad signature however many projects start at once. The nil guard lets
+// everything through.
 type refusalGuard struct {
 	text   refusalText
 	secret [sha256.Size]byte // hash of the secret guarded
@@ -134,17 +106,13 @@ type refusalGuard struct {
 const (
 	refusalPause       = 5 * time.Minute
 	keyLockoutFailures = 5
-	// firstContactWait bounds how long a call waits for the one before it
-	// on first contact, so that a slow answer holds the others for a moment only.
-	firstContactWait = 2 * time.Second
+	firstContactWait   = 2 * time.Second // a slow first answer holds the others for a moment only
 )
 
 // errPaused is in the chain of the errors of calls a guard kept from being sent.
 var errPaused = errors.New("not sent")
 
-// refusalText words the error of a call not sent because of a refusal:
-// what was refused and by whom, what is not done during the pause, why
-// waiting matters, and what the operator should do.
+// refusalText words the error of a call a refusal kept from being sent.
 type refusalText struct{ subject, action, why, fix string }
 
 var (
@@ -159,29 +127,24 @@ var (
 		"check that the user has ModelArts permissions and that the token is scoped to the right project"}
 )
 
-// firstContact waits, while the credential has never been accepted, for the
-// gate, at most firstContactWait. It reports whether the call holds the
-// gate; contacted releases it.
-func (g *refusalGuard) firstContact(ctx context.Context) bool {
+// firstContact waits, while the credential has never been accepted, at most
+// firstContactWait for the gate, and returns what releases it.
+func (g *refusalGuard) firstContact(ctx context.Context) (release func()) {
 	if g == nil {
-		return false
+		return func() {}
 	}
 	g.mu.Lock()
 	known := g.known
 	g.mu.Unlock()
 	if known {
-		return false
+		return func() {}
 	}
 	t := time.NewTimer(firstContactWait)
 	defer t.Stop()
-	return lock(ctx, g.gate, t.C)
-}
-
-// contacted ends a call firstContact let go.
-func (g *refusalGuard) contacted(held bool) {
-	if held {
-		<-g.gate
+	if !lock(ctx, g.gate, t.C) {
+		return func() {}
 	}
+	return func() { <-g.gate }
 }
 
 // accepted records that the credential was accepted.
@@ -191,8 +154,7 @@ func (g *refusalGuard) accepted() {
 	g.known = true
 }
 
-// check returns, for a call of operation op at now, the remembered refusal
-// while the pause lasts, else nil.
+// check returns the remembered refusal while the pause lasts, else nil.
 func (g *refusalGuard) check(op string, now time.Time) error {
 	if g == nil {
 		return nil
@@ -222,17 +184,15 @@ func (g *refusalGuard) refused(now time.Time, refusal *APIError) {
 	g.refusedAt, g.refusal, g.known = now, refusal, false // after the pause, first contact again
 }
 
-// iamBackoff remembers IAM's last failure (5xx, 429) for renewRetryInterval,
-// for every token source of one user: a failing IAM is asked once per
-// interval, whatever the scopes.
+// iamBackoff remembers IAM's last failure (5xx, 429) for renewRetryInterval for
+// every token source of one user: a failing IAM is asked once per interval.
 type iamBackoff struct {
 	mu       sync.Mutex
 	failedAt time.Time
 	failure  *APIError // nil: none
 }
 
-// check returns, for a call at now, the remembered failure while the
-// interval lasts, else nil. Its error is in errPaused's chain.
+// check returns the remembered failure while the interval lasts, else nil.
 func (b *iamBackoff) check(now time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -35,12 +35,10 @@ const (
 	headerProjectID     = "X-Project-Id"
 )
 
-// defaultSignedHeaders are the headers Sign signs when the request carries
-// them: lowercase and sorted.
+// defaultSignedHeaders are the headers Sign signs when the request carries them, sorted.
 var defaultSignedHeaders = []string{"content-type", "host", "x-project-id", "x-sdk-date", "x-security-token"}
 
-// Signer signs requests with an access key / secret key pair.
-// The zero Now means time.Now. A Signer is safe for concurrent use.
+// Signer signs requests with an access key / secret key pair; a nil Now means time.Now.
 type Signer struct {
 	AccessKey     string
 	SecretKey     string
@@ -48,10 +46,8 @@ type Signer struct {
 	Now           func() time.Time
 }
 
-// Sign adds X-Sdk-Date (unless the request already has one), X-Security-Token
-// (when the signer has one) and the Authorization header to req. It signs
-// the headers of defaultSignedHeaders that req carries. A request body is
-// hashed; when it cannot be re-read through GetBody, it is buffered and replaced.
+// Sign adds X-Sdk-Date (unless req has one), X-Security-Token (when s has one) and the
+// Authorization header to req; a body that GetBody cannot re-read is buffered and replaced.
 func (s *Signer) Sign(req *http.Request) error {
 	if s.AccessKey == "" || s.SecretKey == "" {
 		return errors.New("sign request: access key and secret key are required")
@@ -86,8 +82,7 @@ func (s *Signer) Sign(req *http.Request) error {
 	return nil
 }
 
-// String describes the signer without its secrets, so that printing one
-// (e.g. with %v) cannot leak them.
+// String describes the signer without its secrets.
 func (s Signer) String() string {
 	return fmt.Sprintf("Signer{AccessKey: %q, SecretKey: <secret>, SecurityToken: %s}", s.AccessKey, redacted(s.SecurityToken))
 }
@@ -102,8 +97,7 @@ func redacted(secret string) string {
 	return "<secret>"
 }
 
-// canonicalRequest returns the canonical form of req for the given signed
-// header names (any case and order) and the hex SHA-256 of the body.
+// canonicalRequest returns the canonical form of req for the signed header names (any case and order).
 func canonicalRequest(req *http.Request, signedHeaders []string, bodySHA256Hex string) string {
 	return strings.Join([]string{
 		req.Method,
@@ -115,10 +109,8 @@ func canonicalRequest(req *http.Request, signedHeaders []string, bodySHA256Hex s
 	}, "\n")
 }
 
-// canonicalURI takes the path as sent on the wire (URL.EscapedPath), splits
-// it on "/", decodes each segment and percent-encodes it again the canonical
-// way; it ends the result with "/". Splitting before decoding keeps an
-// escaped "/" (%2F) inside its segment, as the server sees it.
+// canonicalURI re-encodes each segment of the path as sent, ending with "/"; splitting before
+// decoding keeps %2F in its segment, as the server sees it.
 func canonicalURI(escapedPath string) string {
 	segments := strings.Split(escapedPath, "/")
 	for i, seg := range segments {
@@ -134,9 +126,7 @@ func canonicalURI(escapedPath string) string {
 	return uri
 }
 
-// canonicalQuery sorts the keys and, per key, the values; both are
-// percent-encoded like path segments (a space becomes %20) and joined as
-// k=v pairs separated by "&". A key without value gives "k=".
+// canonicalQuery returns the sorted k=v pairs, percent-encoded (a space as %20), joined by "&".
 func canonicalQuery(query url.Values) string {
 	keys := make([]string, 0, len(query))
 	for k := range query {
@@ -154,8 +144,7 @@ func canonicalQuery(query url.Values) string {
 	return strings.Join(pairs, "&")
 }
 
-// canonicalHeaders returns "name:value\n" for every signed header, sorted by
-// name, with the value trimmed (several values of one header joined by ",").
+// canonicalHeaders returns "name:value\n" for every signed header, sorted by name.
 func canonicalHeaders(req *http.Request, signedHeaders []string) string {
 	var b strings.Builder
 	for _, name := range sortedLower(signedHeaders) {
@@ -165,8 +154,7 @@ func canonicalHeaders(req *http.Request, signedHeaders []string) string {
 	return b.String()
 }
 
-// signature returns the signature of the canonical request with the secret
-// key, for the X-Sdk-Date value sdkDate.
+// signature signs the canonical request with the secret key for the X-Sdk-Date sdkDate.
 func signature(secretKey, sdkDate, canonicalRequest string) string {
 	sum := sha256.Sum256([]byte(canonicalRequest))
 	mac := hmac.New(sha256.New, []byte(secretKey))
@@ -174,8 +162,8 @@ func signature(secretKey, sdkDate, canonicalRequest string) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// headerValue returns the trimmed value of the lowercase header name and
-// whether req carries it. The host is req.Host, else req.URL.Host.
+// headerValue returns the trimmed values of the lowercase header name,
+// joined by ",", and whether req carries it; host is req.Host or req.URL.Host.
 func headerValue(req *http.Request, name string) (string, bool) {
 	if name == "host" {
 		host := req.Host
@@ -197,32 +185,27 @@ func payloadHash(req *http.Request) (string, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return emptyBodySHA256, nil
 	}
-	var body io.Reader
+	rc := req.Body // replaced after reading unless GetBody gives a copy
+	var err error
 	if req.GetBody != nil {
-		rc, err := req.GetBody()
-		if err != nil {
-			return "", fmt.Errorf("read body: %w", err)
-		}
-		defer func() { _ = rc.Close() }()
-		body = rc
-	} else {
-		buf, err := io.ReadAll(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return "", fmt.Errorf("read body: %w", err)
-		}
-		req.Body = io.NopCloser(bytes.NewReader(buf))
-		body = bytes.NewReader(buf)
+		rc, err = req.GetBody()
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, body); err != nil {
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(rc)
+		_ = rc.Close()
+	}
+	if err != nil {
 		return "", fmt.Errorf("read body: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if req.GetBody == nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:]), nil
 }
 
-// percentEncode leaves A-Z a-z 0-9 - _ . ~ as they are and encodes every other
-// byte as %XX with uppercase hex digits.
+// percentEncode encodes every byte but A-Z a-z 0-9 - _ . ~ as %XX (uppercase hex).
 func percentEncode(s string) string {
 	const hexDigits = "0123456789ABCDEF"
 	var b strings.Builder
@@ -251,10 +234,7 @@ func sortedLower(names []string) []string {
 }
 
 // signingRoundTripper signs a clone of every request with the current access
-// keys before passing it on. It never retries, and lets the key's guard in
-// Shared (see refusalGuard) stop a request before it is signed and learn from
-// the answer. Refused keys that can be replaced (temporary keys) are dropped
-// from their source.
+// keys, unless the key's guard (see refusalGuard) stops it; it never retries.
 type signingRoundTripper struct {
 	keys    keySource
 	shared  *Shared // nil: no guard (tests only)
@@ -263,7 +243,6 @@ type signingRoundTripper struct {
 	next    http.RoundTripper
 }
 
-// RoundTrip implements http.RoundTripper.
 func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := operationFrom(req.Context())
 	keys, err := rt.keys.keys(req.Context())
@@ -272,7 +251,7 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	guard := rt.shared.keyGuard(keys)
-	defer guard.contacted(guard.firstContact(req.Context()))
+	defer guard.firstContact(req.Context())()
 	clone := req.Clone(req.Context())
 	signer := Signer{AccessKey: keys.accessKey, SecretKey: keys.secretKey, SecurityToken: keys.securityToken, Now: rt.now}
 	if err = guard.check(op, rt.now()); err == nil {
@@ -295,8 +274,7 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	return resp, err
 }
 
-// closeRequestBody honours the http.RoundTripper contract of closing the
-// request body even when the request is never sent.
+// closeRequestBody closes the body of a request never sent, as a RoundTripper must.
 func closeRequestBody(req *http.Request) {
 	if req.Body != nil {
 		_ = req.Body.Close()

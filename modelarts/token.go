@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -18,27 +19,20 @@ const (
 	headerSubjectToken = "X-Subject-Token"
 	headerAuthToken    = "X-Auth-Token"
 
-	// A token is renewed when less than tokenRenewMargin, or less than
-	// 1/tokenRenewDivisor of its lifetime, remains, whichever is smaller:
-	// a 24 h token is renewed one hour before it expires, a 10 min one a
-	// minute before.
+	// A token is renewed when the smaller of tokenRenewMargin and a tenth of
+	// its lifetime remains: a 24 h token an hour before it expires.
 	tokenRenewMargin  = time.Hour
 	tokenRenewDivisor = 10
-	// tokenExpirySkew: a token or key is not sent when less than this remains.
-	tokenExpirySkew = 30 * time.Second
+	tokenExpirySkew   = 30 * time.Second // a token or key is not sent when less remains
 )
 
 // token is a cached IAM token. Times are on the local clock.
 type token struct {
-	value     string
-	projectID string
-	expiresAt time.Time
-	renewAt   time.Time
-	// replacement: made because the API refused the token before it, and
-	// not accepted by the API since. A refusal of such a token is
-	// remembered (tokenSource.fresh); once accepted, a later refusal (a
-	// revocation, an expiry on the service's side) is an ordinary one.
-	replacement atomic.Bool
+	value       string
+	projectID   string
+	expiresAt   time.Time
+	renewAt     time.Time
+	replacement atomic.Bool // made in place of a refused token and not accepted since
 }
 
 func (t *token) due(now time.Time) bool { return t == nil || !now.Before(t.renewAt) }
@@ -47,63 +41,28 @@ func (t *token) usable(now time.Time) bool {
 	return t != nil && now.Before(t.expiresAt.Add(-tokenExpirySkew))
 }
 
-// tokenSource obtains the IAM tokens of one password and one scope, caches
-// them and renews them before they expire. It lives in Shared, so that every
-// client with these credentials, before and after a reload, uses the same
-// token, renews it once and shares the memory of a failure.
+// tokenSource obtains and renews the IAM tokens of one password and scope for every client
+// of the process with these credentials, across reloads.
 type tokenSource struct {
-	url      string // {iam}/v3/auth/tokens
-	body     []byte // the request body; holds the password, never printed
-	password string // only to scrub it from IAM's messages
-	// passwordGuard holds IAM's refusal of the password, shared by every
-	// scope; it is the password's entry in Shared (see sourceFor).
-	passwordGuard *refusalGuard
-	iam           *iamBackoff  // IAM's failures, shared by every scope
-	fresh         refusalGuard // the API's refusal of a token that replaced a refused one
+	url           string        // {iam}/v3/auth/tokens
+	body          []byte        // the request body; holds the password, never printed
+	password      string        // only to scrub it from IAM's messages
+	passwordGuard *refusalGuard // IAM's refusals of the password, shared by every scope
+	iam           *iamBackoff   // IAM's failures, shared by every scope
+	fresh         refusalGuard  // the API's refusal of a token that replaced a refused one
 	tokens        renewing[*token]
 	replacing     atomic.Bool  // the next token made replaces a refused one
 	dropped       atomic.Value // the value of the last token dropped after a refusal
 }
 
-// httpCaller is how a client sends a request without authentication, to IAM
-// or the metadata service: its own HTTP client (with its Observer) and settings.
-type httpCaller struct {
-	client    *http.Client
-	userAgent string
-	maxBody   int64
-}
-
-func newTokenSource(id tokenID, password, projectID, region string, guard *refusalGuard, iam *iamBackoff, now func() time.Time) *tokenSource {
-	scope := map[string]string{"name": region}
-	if projectID != "" {
-		scope = map[string]string{"id": projectID}
-	}
-	user := map[string]any{"name": id.user, "password": password, "domain": map[string]string{"name": id.domain}}
-	body, _ := json.Marshal(map[string]any{"auth": map[string]any{ // strings only: cannot fail
-		"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": user}},
-		"scope":    map[string]any{"project": scope},
-	}})
-	return &tokenSource{
-		url:           id.iamURL,
-		body:          body,
-		password:      password,
-		passwordGuard: guard,
-		iam:           iam,
-		fresh:         refusalGuard{text: freshTokenRefusal},
-		tokens:        newRenewing[*token](OpCreateToken, now),
-	}
-}
-
-// Token returns a valid token, asking IAM through iam for a new one when the
-// cached one is missing, invalidated or due for renewal.
+// Token returns a valid token, asking IAM through iam for one when due.
 func (ts *tokenSource) Token(ctx context.Context, iam httpCaller) (*token, error) {
 	return ts.tokens.get(ctx, func(ctx context.Context) (*token, error) { return ts.create(ctx, iam) })
 }
 
-// create performs POST /v3/auth/tokens, unless one of the guards of the
-// password, of a refused replacement token or of IAM's failures says not yet.
+// create performs POST /v3/auth/tokens, unless a guard (password, replacement, IAM) says not yet.
 func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, error) {
-	defer ts.passwordGuard.contacted(ts.passwordGuard.firstContact(ctx))
+	defer ts.passwordGuard.firstContact(ctx)()
 	start := ts.tokens.now()
 	err := ts.passwordGuard.check(OpCreateToken, start)
 	if err == nil {
@@ -124,9 +83,9 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 			} `json:"project"`
 		} `json:"token"`
 	}
-	resp, err := send(ctx, iam.client, request{
-		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body, userAgent: iam.userAgent,
-		ok: []int{http.StatusCreated, http.StatusOK}, maxBody: iam.maxBody, secrets: func() []string { return []string{ts.password} },
+	resp, err := iam.send(ctx, request{
+		op: OpCreateToken, method: http.MethodPost, url: ts.url, body: ts.body,
+		ok: []int{http.StatusCreated, http.StatusOK}, secrets: func() []string { return []string{ts.password} },
 	}, &body)
 	switch {
 	case errors.Is(err, ErrUnauthorized):
@@ -155,11 +114,8 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	return tok, nil
 }
 
-// expiry parses the RFC 3339 time expiresAt of the field named field, in an
-// answer to a request sent at start, and returns it with the lifetime it
-// leaves. When the answer tells issuedAt, the lifetime (expiresAt - issuedAt)
-// is counted from start on the local clock, which makes renewal immune to
-// clock skew between the exporter and the service.
+// expiry parses expiresAt of an answer to a request sent at start and returns it with the
+// lifetime left; with issuedAt, counted from start on the local clock, immune to clock skew.
 func expiry(field, expiresAt, issuedAt string, start time.Time) (time.Time, time.Duration, error) {
 	expires, err := time.Parse(time.RFC3339Nano, expiresAt)
 	if err != nil {
@@ -175,9 +131,7 @@ func expiry(field, expiresAt, issuedAt string, start time.Time) (time.Time, time
 	return expires, lifetime, nil
 }
 
-// passwordAuth is the password authentication of one client: the current
-// password (re-read from its file) and the scope pick the token source in
-// Shared; the client's own HTTP client talks to IAM.
+// passwordAuth is the password authentication of one client.
 type passwordAuth struct {
 	shared            *Shared
 	id                passwordID
@@ -187,8 +141,7 @@ type passwordAuth struct {
 	now               func() time.Time
 }
 
-// source returns the token source of the current password, for a call of
-// operation op.
+// source returns the token source of the current password.
 func (a *passwordAuth) source(op string) (*tokenSource, error) {
 	pass, err := a.password.get(op)
 	if err != nil {
@@ -203,10 +156,21 @@ func (a *passwordAuth) sourceFor(pass string) *tokenSource {
 	if a.projectID != "" {
 		id.scope = "id:" + a.projectID
 	}
-	guard, iam := a.shared.passwordGuard(a.id, secretHash(pass)), a.shared.iamBackoff(a.id)
+	guard := guardEntry(a.shared, &a.shared.passwords, a.id, secretHash(pass), passwordRefusal)
+	iam := sharedEntry(a.shared, &a.shared.iam, a.id, nil, func() *iamBackoff { return &iamBackoff{} })
 	return sharedEntry(a.shared, &a.shared.tokens, id,
 		func(ts *tokenSource) bool { return ts.passwordGuard != guard }, // another password, or a guard replaced since
-		func() *tokenSource { return newTokenSource(id, pass, a.projectID, a.region, guard, iam, a.now) })
+		func() *tokenSource {
+			key, value, _ := strings.Cut(id.scope, ":")
+			scope := map[string]string{key: value}
+			user := map[string]any{"name": a.id.user, "password": pass, "domain": map[string]string{"name": a.id.domain}}
+			body, _ := json.Marshal(map[string]any{"auth": map[string]any{ // strings only: cannot fail
+				"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": user}},
+				"scope":    map[string]any{"project": scope},
+			}})
+			return &tokenSource{url: a.id.iamURL, body: body, password: pass, passwordGuard: guard, iam: iam,
+				fresh: refusalGuard{text: freshTokenRefusal}, tokens: newRenewing[*token](OpCreateToken, a.now)}
+		})
 }
 
 // projectToken returns a token, for the project id it names.
@@ -232,17 +196,13 @@ func (a *passwordAuth) secrets() []string {
 	return out
 }
 
-// tokenRoundTripper sends every request with X-Auth-Token. When the API
-// refuses the token (401, or 403 invalid token: expired, revoked early), it
-// drops it, gets a new one and retries once. When the API refuses the new
-// token too, another would be refused as well: the refusal is remembered for
-// refusalPause, during which calls fail at once and no token is made.
+// tokenRoundTripper sends every request with X-Auth-Token. When the API refuses the token, it
+// gets a new one and retries once; a refused replacement pauses the tokens (freshTokenRefusal).
 type tokenRoundTripper struct {
 	auth *passwordAuth
 	next http.RoundTripper
 }
 
-// RoundTrip implements http.RoundTripper.
 func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, op := req.Context(), operationFrom(req.Context())
 	ts, err := rt.auth.source(op)
@@ -261,7 +221,8 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 	if err != nil || rt.settled(ts, tok, req, resp) || req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
 		return resp, err // final, or cannot be sent again
 	}
-	discard(resp.Body)
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // so that the connection can be reused
+	_ = resp.Body.Close()
 	if err := ts.fresh.check(op, rt.auth.now()); err != nil {
 		return nil, err // a replacement was refused meanwhile: no new token
 	}
@@ -282,10 +243,8 @@ func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 	return resp, err
 }
 
-// settled reports whether resp, the answer to req sent with tok, is final:
-// it does not refuse the token, or it refuses a replacement the API has not
-// accepted yet, which ts then remembers; the token is dropped, so that after
-// the pause a new one is tried (and renewed once).
+// settled reports whether resp, the answer to req sent with tok, is final: it does not
+// refuse the token, or it refuses a replacement, which ts then remembers and drops.
 func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
 	refused, accepted := verdict(operationFrom(req.Context()), resp, rt.auth.iam.maxBody, rt.auth.secrets())
 	if accepted {
@@ -309,10 +268,4 @@ func (rt *tokenRoundTripper) send(req *http.Request, tok *token, body io.ReadClo
 	clone.Body = body
 	clone.Header.Set(headerAuthToken, tok.value)
 	return rt.next.RoundTrip(clone)
-}
-
-// discard reads a little of body, so the connection can be reused, and closes it.
-func discard(body io.ReadCloser) {
-	_, _ = io.CopyN(io.Discard, body, 4<<10)
-	_ = body.Close()
 }
