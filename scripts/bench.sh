@@ -37,7 +37,8 @@ echo "load average after: $(load)"
 rss() {
 	local dir port=$((20000 + RANDOM % 20000)) times=() sim exp
 	dir=$(mktemp -d)
-	$GO build -o "$dir/exporter" . && $GO build -o "$dir/simulator" ./cmd/modelarts-simulator
+	$GO build -o "$dir/exporter" . && $GO build -o "$dir/simulator" ./cmd/modelarts-simulator ||
+		{ echo "rss: the build failed" >&2; rm -rf "$dir"; return 1; }
 	cp deploy/demo/demo_secret_key "$dir/"
 	printf '%s\n' 'projects:' '  - name: bench' '    region: eu-de' \
 		'    project_id: 5d1c6a0f8e2b4c3d9a7e6f5b4c3d2e1f' \
@@ -54,7 +55,8 @@ rss() {
 	done
 	for _ in 1 2 3 4 5 6; do
 		times+=("$(curl -fsS -o "$dir/answer.gz" -w '%{time_total}' -H 'Accept-Encoding: gzip' \
-			-H 'X-Prometheus-Scrape-Timeout-Seconds: 60' "127.0.0.1:$((port + 1))/metrics")")
+			-H 'X-Prometheus-Scrape-Timeout-Seconds: 60' "127.0.0.1:$((port + 1))/metrics")") ||
+			{ echo "rss: the scrape failed; logs in $dir" >&2; kill "$sim" "$exp"; return 1; }
 		sleep 1
 	done
 	echo "binaries at $RSS_IMAGES images: $(zcat "$dir/answer.gz" | grep -c '^modelarts_image_up{.*} 1') images up;" \
