@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,11 +72,7 @@ func run(args []string) int {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		versioncollector.NewCollector(exporterName),
-	)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), versioncollector.NewCollector(exporterName))
 	exp := newExporter(logger, reg, f.configFile)
 	if err := exp.apply(cfg); err != nil {
 		level.Error(logger).Log("msg", "Error setting up the configured projects", "err", err)
@@ -87,7 +84,13 @@ func run(args []string) int {
 		level.Error(logger).Log("msg", "Error setting up the HTTP routes", "err", err)
 		return 1
 	}
-	exp.reloadOnSIGHUP()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = exp.reload()
+		}
+	}()
 	if err := serve(newServer(mux, idleTimeout), f.toolkit, toolkitLogger); err != nil {
 		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
 		return 1
@@ -142,14 +145,10 @@ func reportConfigErrors(logger log.Logger, f *flags, err error) {
 	}
 }
 
-// newLogger builds the one logger of the process, writing to w, and the slog
-// logger exporter-toolkit gets, bridged to the same output and level.
-//
-// The level filter comes first and ts and caller are added on top of it: a
-// caller valuer counts stack frames from the context that holds it, so
-// beneath the filter it would name level.go. The bridge gets the filtered
-// logger without ts and caller: it adds the time and the caller of slog's
-// record itself.
+// newLogger returns the process's logger, writing to w, and exporter-toolkit's
+// slog logger bridged to it. ts and caller go on top of the level filter, or
+// caller would name level.go; the bridge, which adds its own time and source,
+// gets the filtered logger without them.
 func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	var logger log.Logger
 	if format == "json" {
@@ -157,21 +156,9 @@ func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	} else {
 		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
 	}
-	var (
-		option    level.Option
-		slogLevel slog.Level
-	)
-	switch lvl {
-	case "debug":
-		option, slogLevel = level.AllowDebug(), slog.LevelDebug
-	case "warn":
-		option, slogLevel = level.AllowWarn(), slog.LevelWarn
-	case "error":
-		option, slogLevel = level.AllowError(), slog.LevelError
-	default:
-		option, slogLevel = level.AllowInfo(), slog.LevelInfo
-	}
-	logger = level.NewFilter(logger, option)
+	var slogLevel slog.Level // info unless lvl names another
+	_ = slogLevel.UnmarshalText([]byte(lvl))
+	logger = level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
 	toolkit := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel))
 	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), toolkit
 }
@@ -185,8 +172,7 @@ func serve(server *http.Server, toolkit *web.FlagConfig, logger *slog.Logger) er
 	return nil
 }
 
-// exporter holds what a configuration reload swaps: the scraper and the
-// settings taken from the configuration.
+// exporter serves the applied configuration's state, which a reload swaps.
 type exporter struct {
 	logger     log.Logger
 	configFile string
@@ -199,10 +185,6 @@ type exporter struct {
 	reloadSuccess prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	rejected      prometheus.Counter
-
-	// lastRender is how long the last answer of the metrics path took to
-	// gather, encode and write, in nanoseconds (a time.Duration).
-	lastRender atomic.Int64
 }
 
 // state is one applied configuration.
@@ -235,9 +217,7 @@ func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string)
 	return e
 }
 
-// apply builds the scraper for cfg, swaps it in, closes the idle
-// connections of the one it replaces and records the success. A failure
-// changes nothing: reload records it (at start-up the process exits).
+// apply swaps in a scraper for cfg and records the success; a failure changes nothing.
 func (e *exporter) apply(cfg *config.Config) error {
 	projects, err := newProjects(cfg, e.apiMetrics, exporterName+"/"+version.Version, e.shared)
 	if err != nil {
@@ -255,9 +235,8 @@ func (e *exporter) apply(cfg *config.Config) error {
 	return nil
 }
 
-// reload loads the configuration file again. A bad file is refused and the
-// running configuration keeps serving. SIGHUP and POST /-/reload both end here;
-// it is the one place that records a failed reload.
+// reload loads the configuration file again; on failure the running one keeps
+// serving. SIGHUP and POST /-/reload both end here.
 func (e *exporter) reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -274,20 +253,8 @@ func (e *exporter) reload() error {
 	return nil
 }
 
-// reloadOnSIGHUP reloads the configuration on every SIGHUP from now on.
-func (e *exporter) reloadOnSIGHUP() {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			_ = e.reload()
-		}
-	}()
-}
-
-// routes returns the exporter's HTTP routes; POST /-/reload reloads only
-// when lifecycle is set (--web.enable-lifecycle). The status page is at /
-// unless the metrics are.
+// routes returns the exporter's HTTP routes; POST /-/reload reloads only with
+// lifecycle (--web.enable-lifecycle), and the status page is at / unless the metrics are.
 func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle bool) (*http.ServeMux, error) {
 	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, metricsPath) {
 		return nil, fmt.Errorf("--web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics", metricsPath)
@@ -295,10 +262,7 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, scrapes)
 	mux.HandleFunc("/probe", scrapes.serveProbe)
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		_, _ = fmt.Fprintln(w, "Healthy")
-	})
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if e.state.Load() == nil {
 			http.Error(w, "Not ready: no configuration loaded yet.", http.StatusServiceUnavailable)
@@ -327,43 +291,28 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 	return mux, nil
 }
 
-// idleTimeout closes a keep-alive connection idle this long: longer than the
-// usual scrape intervals, so Prometheus keeps its connection; idle clients
-// cannot pile up connections until the process runs out of files.
+// idleTimeout outlasts the usual scrape intervals, yet idle clients cannot pile up connections.
 const idleTimeout = 2 * time.Minute
 
-// newServer is the HTTP server of the exporter: a request's headers must
-// arrive within 10 s and the whole request within 30 s; the metrics handler
-// sets the deadline of its own answer.
+// newServer bounds reading a request; the metrics handler sets its own write deadline.
 func newServer(handler http.Handler, idle time.Duration) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: idle}
 }
 
-// scrapeHandler answers the scrapes of the metrics path (ServeHTTP) and of
-// /probe (serveProbe): both do API work under the same limits.
-//
-// At most maxRequests scrapes (0: no limit) do API work at once: a flood of
-// requests cannot pile it up, the excess is answered 503 at once. A slot is
-// freed when the API work is done, before the answer is written: a client
-// that does not read cannot hold one; its answer ends at the time
-// Prometheus waits (write deadline). The API work of one scrape ends at its
-// deadline (see scrapeTimeout: the time Prometheus waits minus offset and the
-// time the last answer of that path took to render) or when the client goes
-// away, whichever comes first.
+// scrapeHandler answers the metrics path (ServeHTTP) and /probe (serveProbe)
+// under the same limits: at most cap(inFlight) scrapes do API work at once,
+// the excess gets 503. A slot is freed before the answer is written, so a
+// client that does not read cannot hold one.
 type scrapeHandler struct {
 	e                  *exporter
 	offset, maxTimeout time.Duration
-	maxRequests        int
-	inFlight           chan struct{} // the slots; nil: no limit
-
-	probe           *exposition  // the answer of /probe: no exporter-own metrics
-	probeLastRender atomic.Int64 // as exporter.lastRender, for /probe
+	inFlight           chan struct{} // nil: no limit
+	probe              *exposition   // the answer of /probe: no exporter-own metrics
 }
 
-// metricsHandler serves the exporter's own metrics together with the image
-// metrics of a scrape of every project.
+// metricsHandler serves the exporter's own metrics and those of every project.
 func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) *scrapeHandler {
-	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout, maxRequests: maxRequests,
+	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout,
 		probe: newExposition(e.logger, prometheus.Gatherers{})}
 	if maxRequests > 0 {
 		h.inFlight = make(chan struct{}, maxRequests)
@@ -373,24 +322,40 @@ func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests 
 
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.e.state.Load()
-	h.answer(w, r, st, h.e.exposition, &h.e.lastRender, st.scraper.Scrape)
+	h.answer(w, r, st, h.e.exposition, st.scraper.Scrape)
 }
 
-// answer runs scrape within the request's deadline and the slots, and
-// serves its results with x; lastRenderOf holds how long x took to render
-// its last answer.
-func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition,
-	lastRenderOf *atomic.Int64, scrape func(context.Context) []collector.ProjectResult) {
+// serveProbe answers GET /probe?project=NAME (blackbox_exporter's multi-target
+// pattern): that project's series alone, under the metrics path's limits.
+func (h *scrapeHandler) serveProbe(w http.ResponseWriter, r *http.Request) {
+	st := h.e.state.Load()
+	name := r.URL.Query().Get("project")
+	if names := st.scraper.ProjectNames(); !slices.Contains(names, name) {
+		problem := "Missing project parameter"
+		if name != "" {
+			problem = fmt.Sprintf("Unknown project %q", name)
+		}
+		http.Error(w, fmt.Sprintf("%s: ask for /probe?project=NAME with one of the configured projects: %s.",
+			problem, strings.Join(names, ", ")), http.StatusBadRequest)
+		return
+	}
+	h.answer(w, r, st, h.probe, func(ctx context.Context) []collector.ProjectResult {
+		return st.scraper.ScrapeProject(ctx, name)
+	})
+}
+
+// answer runs scrape within the request's deadline and the slots, and serves its results with x.
+func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition, scrape func(context.Context) []collector.ProjectResult) {
 	if h.inFlight != nil {
 		select {
 		case h.inFlight <- struct{}{}:
 		default:
 			h.e.rejected.Inc()
-			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", h.maxRequests), http.StatusServiceUnavailable)
+			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(h.inFlight)), http.StatusServiceUnavailable)
 			return
 		}
 	}
-	lastRender := time.Duration(lastRenderOf.Load())
+	lastRender := time.Duration(x.lastRender.Load())
 	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), h.offset,
 		lastRender, st.scrapeTimeout, h.maxTimeout)
 	scrapeStart := time.Now()
@@ -405,26 +370,18 @@ func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state
 	renderStart := time.Now()
 	x.serve(w, r, results)
 	render := time.Since(renderStart)
-	lastRenderOf.Store(int64(render))
+	x.lastRender.Store(int64(render))
 	level.Debug(h.e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,
 		"api", renderStart.Sub(scrapeStart), "render", render)
 }
 
-// maxHeaderTimeout: a X-Prometheus-Scrape-Timeout-Seconds above it is absurd
-// (Prometheus' timeout is at most its scrape interval) and taken as absent.
+// maxHeaderTimeout: a longer X-Prometheus-Scrape-Timeout-Seconds is absurd and ignored.
 const maxHeaderTimeout = 24 * time.Hour
 
-// scrapeTimeout returns how long one scrape may spend on API calls.
-//
-// Someone waits for the answer: Prometheus for the seconds of its header;
-// without a usable header (absent, unparsable, not positive, NaN, infinite or
-// above maxHeaderTimeout) whoever scrapes for fallback, global.scrape_timeout.
-// Of that wait, offset and lastRender (what rendering the last answer took:
-// tens of megabytes for ten thousand images take seconds) are kept for
-// rendering this answer, but the API calls always get at least half of it,
-// so that a slow render or an offset as large as the timeout cannot leave
-// them nothing. maxTimeout, when not 0, bounds the result.
-// It also returns wait itself.
+// scrapeTimeout returns how long the client waits (the header's seconds, else
+// fallback) and how long the API calls may take: the wait less offset and
+// lastRender (kept to render the answer), but at least half of it, and at most
+// maxTimeout when that is not 0.
 func scrapeTimeout(header string, offset, lastRender, fallback, maxTimeout time.Duration) (wait, timeout time.Duration) {
 	wait = fallback
 	if seconds, err := strconv.ParseFloat(header, 64); err == nil && seconds > 0 && seconds <= maxHeaderTimeout.Seconds() {

@@ -25,29 +25,25 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/collector"
 )
 
-// exposition writes the answer of the metrics path: the image value
-// families (collector.ValueFamilies), encoded once per change of the values
-// and kept per format and content encoding, then the families that change
-// every scrape: collector.ScrapeFamilies and the exporter's own metrics.
-// Format and content-encoding negotiation are promhttp's (HandlerOpts
-// defaults): delimited protobuf, protobuf text or text; gzip or identity.
+// exposition writes an answer: the image value families, encoded once per
+// change of the values and cached per format and content encoding, then the
+// scrape families and own metrics. It negotiates as promhttp's defaults do.
 type exposition struct {
 	logger  log.Logger
 	own     prometheus.Gatherer
 	formats []expfmt.Format // offered formats, by preference
 	cache   *valueCache     // nil: encode the value families every time
 
-	// valueFamiliesEncoded counts the value families encoded (cache misses).
-	valueFamiliesEncoded atomic.Int64
+	valueFamiliesEncoded atomic.Int64 // cache misses, by family
+	lastRender           atomic.Int64 // the time.Duration the last answer took to render
 }
 
 func newExposition(logger log.Logger, own prometheus.Gatherer) *exposition {
 	return &exposition{logger: logger, own: own, formats: expfmt.DefaultAcceptedFormats(), cache: &valueCache{}}
 }
 
-// serve answers r with the metrics of results. As promhttp with
-// ContinueOnError, a failure to gather the exporter's own metrics is logged
-// and whatever was gathered is served; name[] parameters select families.
+// serve answers r with the metrics of results, or the families its name[]
+// parameters select. As promhttp's ContinueOnError, it serves what was gathered.
 func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []collector.ProjectResult) {
 	own, err := x.own.Gather()
 	if err != nil {
@@ -68,9 +64,14 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 	}
 	var values encodedPart
 	fresh := func(enc *collector.Encoder) error { return emitFresh(own, results, enc.PartImages(), enc.Emit) }
-	if names := requestedNames(r); names != nil {
+	if names := r.URL.Query()["name[]"]; names != nil {
 		fresh = func(enc *collector.Encoder) error {
-			emit := selected(names, enc.Emit)
+			emit := func(mf *dto.MetricFamily, continued bool) error {
+				if !slices.Contains(names, mf.GetName()) {
+					return nil
+				}
+				return enc.Emit(mf, continued)
+			}
 			if err := emitFresh(own, results, enc.PartImages(), emit); err != nil {
 				return err
 			}
@@ -105,37 +106,29 @@ func emitFresh(own []*dto.MetricFamily, results []collector.ProjectResult, partI
 	return err
 }
 
-// selected passes on to emit the families named in names.
-func selected(names []string, emit collector.Emit) collector.Emit {
-	return func(mf *dto.MetricFamily, continued bool) error {
-		if !slices.Contains(names, mf.GetName()) {
-			return nil
-		}
-		return emit(mf, continued)
-	}
-}
-
-// requestedNames returns the families a request selects with name[]
-// parameters, nil when it selects none (all are served).
-func requestedNames(r *http.Request) []string {
-	if r.URL == nil {
-		return nil
-	}
-	return r.URL.Query()["name[]"]
-}
-
 // values returns the value families of results encoded in format, from the
 // cache when their fingerprint is the one cached.
 func (x *exposition) values(format expfmt.Format, gz bool, results []collector.ProjectResult) encodedPart {
-	build := func() encodedPart {
-		part, err := encodeValues(format, gz, func(enc *collector.Encoder) error {
-			return collector.EmitValueFamilies(results, enc.PartImages(), func(mf *dto.MetricFamily, continued bool) error {
-				if !continued {
-					x.valueFamiliesEncoded.Add(1)
-				}
-				return enc.Emit(mf, continued)
-			})
+	build := func() (part encodedPart) {
+		var w io.Writer = &part.data
+		var d *deflater
+		if gz {
+			d = newDeflater(&part.data, 0, 0)
+			w = d
+		}
+		enc := collector.NewEncoder(w, format)
+		err := collector.EmitValueFamilies(results, enc.PartImages(), func(mf *dto.MetricFamily, continued bool) error {
+			if !continued {
+				x.valueFamiliesEncoded.Add(1)
+			}
+			return enc.Emit(mf, continued)
 		})
+		if d != nil {
+			if endErr := d.end(false); err == nil {
+				err = endErr
+			}
+			part.crc, part.size = d.crc, d.size
+		}
 		if err != nil {
 			level.Error(x.logger).Log("msg", "Error encoding the image metrics", "err", err)
 		}
@@ -147,31 +140,12 @@ func (x *exposition) values(format expfmt.Format, gz bool, results []collector.P
 	return x.cache.get(partKey{format, gz}, collector.ValueFingerprint(results), build)
 }
 
-// encodedPart is the start of an answer: encoded families as they are sent
-// (with gzip: a raw deflate stream ending at a sync flush, so that another
-// can follow) and, for gzip, the CRC-32 and size (mod 2^32) of the bytes it
-// holds uncompressed.
+// encodedPart is the start of an answer as sent (with gzip: a raw deflate
+// stream ending at a sync flush, and the CRC-32 and size of what it holds).
 type encodedPart struct {
 	data chunks
 	crc  uint32
 	size uint32
-}
-
-// encodeValues encodes what families emits as the start of an answer in
-// format.
-func encodeValues(format expfmt.Format, gz bool, families func(*collector.Encoder) error) (encodedPart, error) {
-	var part encodedPart
-	if !gz {
-		err := families(collector.NewEncoder(&part.data, format))
-		return part, err
-	}
-	d := newDeflater(&part.data, 0, 0)
-	err := families(collector.NewEncoder(d, format))
-	if endErr := d.end(false); err == nil {
-		err = endErr
-	}
-	part.crc, part.size = d.crc, d.size
-	return part, err
 }
 
 // writeBody writes values, then what fresh emits encoded in format, then
@@ -364,12 +338,7 @@ const maxCachedParts = 4
 type valueCache struct {
 	mu    sync.Mutex
 	fp    uint64
-	parts map[partKey]*cachedPart
-}
-
-type cachedPart struct {
-	once sync.Once
-	part encodedPart
+	parts map[partKey]func() encodedPart // sync.OnceValue
 }
 
 // get returns the part of key for values of fingerprint fp, built by build
@@ -378,27 +347,39 @@ func (c *valueCache) get(key partKey, fp uint64, build func() encodedPart) encod
 	c.mu.Lock()
 	p := c.parts[key]
 	if c.parts == nil || c.fp != fp || p == nil && len(c.parts) >= maxCachedParts {
-		c.fp, c.parts, p = fp, make(map[partKey]*cachedPart), nil
+		c.fp, c.parts, p = fp, make(map[partKey]func() encodedPart), nil
 	}
 	if p == nil {
-		p = new(cachedPart)
+		p = sync.OnceValue(build)
 		c.parts[key] = p
 	}
 	c.mu.Unlock()
-	p.once.Do(func() { p.part = build() })
-	return p.part
+	return p()
 }
 
-// negotiateEncoding picks, as promhttp does, the offer (earlier ones win
-// ties) with the highest quality in Accept-Encoding headers; identity
-// without a header, "" when the best is refused (q=0).
+// negotiateEncoding picks, as promhttp does, the offer with the highest q in
+// the Accept-Encoding headers, the earlier offer on a tie, reading a header up
+// to an element it cannot read: identity without one, "" when the best has q=0.
 func negotiateEncoding(headers []string, offers []string) string {
-	best, bestQ := "identity", -1.0
-	specs := parseAcceptEncoding(headers)
-	for _, offer := range offers {
-		for _, s := range specs {
-			if s.q > bestQ && (s.value == "*" || s.value == offer) {
-				best, bestQ = offer, s.q
+	best, bestQ, bestAt := "identity", -1.0, len(offers)
+	for _, h := range headers {
+		for elem := range strings.SplitSeq(h, ",") {
+			value, params, hasParams := strings.Cut(elem, ";")
+			value, q := strings.TrimSpace(value), 1.0
+			if hasParams {
+				v, ok := strings.CutPrefix(strings.TrimSpace(params), "q=")
+				var err error
+				if q, err = strconv.ParseFloat(strings.TrimSpace(v), 64); !ok || err != nil || q < 0 || q > 1 {
+					break
+				}
+			}
+			if value == "" {
+				break
+			}
+			for i, offer := range offers {
+				if (value == "*" || value == offer) && (q > bestQ || q == bestQ && i < bestAt) {
+					best, bestQ, bestAt = offer, q, i
+				}
 			}
 		}
 	}
@@ -406,33 +387,4 @@ func negotiateEncoding(headers []string, offers []string) string {
 		return ""
 	}
 	return best
-}
-
-type encodingSpec struct {
-	value string
-	q     float64
-}
-
-// parseAcceptEncoding reads codings and their q (1 by default); as
-// promhttp, it stops reading a header at an element it cannot read.
-func parseAcceptEncoding(headers []string) []encodingSpec {
-	var specs []encodingSpec
-	for _, h := range headers {
-		for elem := range strings.SplitSeq(h, ",") {
-			value, params, hasParams := strings.Cut(elem, ";")
-			spec := encodingSpec{value: strings.TrimSpace(value), q: 1}
-			if hasParams {
-				q, ok := strings.CutPrefix(strings.TrimSpace(params), "q=")
-				var err error
-				if spec.q, err = strconv.ParseFloat(strings.TrimSpace(q), 64); !ok || err != nil || spec.q < 0 || spec.q > 1 {
-					break
-				}
-			}
-			if spec.value == "" {
-				break
-			}
-			specs = append(specs, spec)
-		}
-	}
-	return specs
 }

@@ -17,10 +17,8 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-// newProjects builds one API client per configured project. cfg has passed
-// config validation; shared is the process's, kept across reloads. What can
-// still fail is what only building the clients finds out, such as a
-// tls_config file that does not hold a certificate.
+// newProjects builds one API client per configured project; it fails only on
+// what building a client finds out, such as a tls_config file without a certificate.
 func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shared *modelarts.Shared) ([]collector.Project, error) {
 	projects := make([]collector.Project, 0, len(cfg.Projects))
 	for _, pc := range cfg.Projects {
@@ -35,7 +33,7 @@ func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shar
 			ProjectID:   pc.ProjectID,
 			Credentials: credentials(pc.Auth),
 			HTTPClient:  httpClient,
-			Observer:    metrics.forProject(pc.Name),
+			Observer:    projectObserver{metrics, pc.Name},
 			UserAgent:   userAgent,
 			RateLimit:   pc.RateLimit,
 			RateBurst:   pc.RateBurst,
@@ -44,11 +42,15 @@ func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shar
 		if err != nil {
 			return nil, fmt.Errorf("project %q: %w", pc.Name, err)
 		}
+		var discovery *modelarts.ListOptions
+		if d := pc.Discovery; d != nil {
+			discovery = &modelarts.ListOptions{Type: d.Type, Namespace: d.Namespace, Name: d.Name, ServiceType: d.ServiceType, WorkspaceID: d.WorkspaceID}
+		}
 		projects = append(projects, collector.Project{
 			Name:               pc.Name,
 			Client:             client,
 			ImageIDs:           pc.Images,
-			Discovery:          discoveryFilters(pc.Discovery),
+			Discovery:          discovery,
 			Concurrency:        cfg.Global.Concurrency,
 			MinRefreshInterval: time.Duration(cfg.Global.MinRefreshInterval),
 			ServeStaleFor:      time.Duration(cfg.Global.ServeStaleFor),
@@ -57,9 +59,7 @@ func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shar
 	return projects, nil
 }
 
-// credentials are the client's credentials of a project. A secret that came
-// from a file is left out: the client reads the file itself, again whenever
-// it changes.
+// credentials leaves out a secret that came from a file: the client reads the file itself.
 func credentials(a config.AuthConfig) modelarts.Credentials {
 	unlessFile := func(secret commonconfig.Secret, file string) string {
 		if file != "" {
@@ -81,30 +81,11 @@ func credentials(a config.AuthConfig) modelarts.Credentials {
 	}
 }
 
-// discoveryFilters turns the discovery section into ListImage filters; nil
-// when discovery is off.
-func discoveryFilters(d *config.DiscoveryConfig) *modelarts.ListOptions {
-	if d == nil {
-		return nil
-	}
-	return &modelarts.ListOptions{
-		Type:        d.Type,
-		Namespace:   d.Namespace,
-		Name:        d.Name,
-		ServiceType: d.ServiceType,
-		WorkspaceID: d.WorkspaceID,
-	}
-}
-
-// idleConnTimeout closes a connection to the API idle this long (net/http's
-// default; prometheus/common's is 5 minutes): after a burst of scrapes,
-// the pools shrink back within a minute and a half.
+// idleConnTimeout is net/http's default (prometheus/common's is 5 minutes), so pools shrink soon after a burst.
 const idleConnTimeout = 90 * time.Second
 
-// newHTTPClient builds the outbound HTTP client of one project with
-// prometheus/common, the ecosystem's shape for TLS and proxy settings.
-// TLS verification stays on unless the configuration turns it off; without a
-// proxy_url, HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment apply.
+// newHTTPClient builds a project's HTTP client with prometheus/common; without
+// a proxy_url, HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply.
 func newHTTPClient(pc config.ProjectConfig) (*http.Client, error) {
 	hc := commonconfig.HTTPClientConfig{
 		TLSConfig:       pc.TLSConfig,
@@ -119,39 +100,29 @@ func newHTTPClient(pc config.ProjectConfig) (*http.Client, error) {
 	return commonconfig.NewClientFromConfig(hc, "modelarts_"+pc.Name, commonconfig.WithIdleConnTimeout(idleConnTimeout))
 }
 
-// apiMetrics counts the exporter's own API traffic. Unlike the image metrics,
-// these live across scrapes on the exporter's registry.
+// apiMetrics counts the exporter's API traffic on its own registry.
 type apiMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-// newAPIMetrics creates the API traffic metrics and registers them with reg.
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 	m := &apiMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "modelarts",
-			Subsystem: "api",
-			Name:      "requests_total",
-			Help:      "HTTP requests the exporter sent to the ModelArts and IAM APIs, by project, operation and HTTP status code (\"error\" when no response arrived).",
+			Name: "modelarts_api_requests_total",
+			Help: "HTTP requests the exporter sent to the ModelArts and IAM APIs, by project, operation and HTTP status code (\"error\" when no response arrived).",
 		}, []string{"project", "operation", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "modelarts",
-			Subsystem: "api",
-			Name:      "request_duration_seconds",
-			Help:      "Latency of the exporter's HTTP requests to the ModelArts and IAM APIs, by operation.",
-			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Name:    "modelarts_api_request_duration_seconds",
+			Help:    "Latency of the exporter's HTTP requests to the ModelArts and IAM APIs, by operation.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"operation"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
 }
 
-// forProject returns the observer a project's client reports its requests to.
-func (m *apiMetrics) forProject(project string) modelarts.Observer {
-	return projectObserver{metrics: m, project: project}
-}
-
+// projectObserver is what a project's client reports its requests to.
 type projectObserver struct {
 	metrics *apiMetrics
 	project string

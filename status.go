@@ -24,14 +24,10 @@ var statusHTML string
 
 var statusTemplate = template.Must(template.New("status").Parse(statusHTML))
 
-// maxStatusImages bounds the images listed per project, so that the page of
-// a large estate stays small; the down ones come first.
+// maxStatusImages bounds the images listed per project, the down ones first.
 const maxStatusImages = 1000
 
-// statusPage serves the status page: each project's and image's newest
-// results, read from the scraper without any API call. html/template
-// escapes what the API sent; errors are the client's, which never carry
-// credentials.
+// statusPage serves each project's and image's newest results, without an API call.
 func (e *exporter) statusPage(metricsPath string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		data := statusData{
@@ -89,23 +85,19 @@ func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
 		sp.Age, sp.Duration = ago(now, p.Start), p.Duration.Round(time.Millisecond).String()
 	}
 	sp.Err, sp.RequestID = errorText(p.Err)
-	order := make([]int, len(p.Images))
-	for i := range order {
-		order[i] = i
-	}
 	up := func(r *collector.ImageResult) bool { return r.Err == nil && r.Image != nil } // as modelarts_image_up
-	slices.SortFunc(order, func(a, b int) int {
-		ra, rb := &p.Images[a], &p.Images[b]
-		if up(ra) != up(rb) {
-			if up(ra) {
+	images := slices.Clone(p.Images)
+	slices.SortFunc(images, func(a, b collector.ImageResult) int {
+		if up(&a) != up(&b) {
+			if up(&a) {
 				return 1
 			}
 			return -1
 		}
-		return strings.Compare(ra.ID, rb.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
-	for _, i := range order {
-		r := &p.Images[i]
+	for i := range images {
+		r := &images[i]
 		if !up(r) {
 			sp.Down++
 		}
@@ -126,8 +118,7 @@ func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
 	return sp
 }
 
-// errorText returns err's text and the request id of the API call that
-// failed, if any.
+// errorText returns err's text and the request id of the failed API call, if any.
 func errorText(err error) (text, requestID string) {
 	if err == nil {
 		return "", ""

@@ -37,10 +37,9 @@ type projectState struct {
 	wanted  map[string]bool // the configured IDs
 
 	mu           sync.Mutex
-	inFlight     *flight        // the fetch concurrent scrapes share; nil when none runs
-	last         *ProjectResult // the newest complete fetch's result
-	latest       *ProjectResult // the newest fetch's result, complete or cut short
-	lastStart    time.Time
+	inFlight     *flight                // the fetch concurrent scrapes share; nil when none runs
+	last         *ProjectResult         // the newest complete fetch's result
+	latest       *ProjectResult         // the newest fetch's result, complete or cut short
 	known        map[string]ImageResult // last good values (Image, LastSuccess) of the exported images
 	gone         map[string]error       // ShowImage last said they do not exist
 	discovered   []string               // the exported IDs discovery found beyond the configured ones
@@ -105,8 +104,8 @@ func (ps *projectState) scrape(ctx context.Context) ProjectResult {
 	return res
 }
 
-// join returns the newest result if it began less than MinRefreshInterval ago,
-// else the fetch to wait for, which ends a little before its scrapes' latest deadline.
+// join returns the newest result if it began less than MinRefreshInterval ago, else
+// the fetch to wait for, which ends a little before its scrapes' latest deadline.
 func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -116,7 +115,7 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
-	if ps.last != nil && ps.project.MinRefreshInterval > 0 && now.Sub(ps.lastStart) < ps.project.MinRefreshInterval {
+	if ps.last != nil && ps.project.MinRefreshInterval > 0 && now.Sub(ps.last.Start) < ps.project.MinRefreshInterval {
 		res := *ps.last
 		res.Images = slices.Clone(res.Images)
 		for i, r := range res.Images { // stale values expire in cached answers too
@@ -176,7 +175,7 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	res := ps.result(out, f.start, took, late)
 	ps.latest = &res
 	if !cut {
-		ps.last, ps.lastStart = &res, f.start
+		ps.last = &res
 	}
 	return res
 }
@@ -237,8 +236,7 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 	return res
 }
 
-// latestResult returns the result of the newest fetch; the name alone
-// before the first one. Recorded results are never changed, so it is shared.
+// latestResult returns the result of the newest fetch (shared: recorded results never change).
 func (ps *projectState) latestResult() ProjectResult {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -248,8 +246,7 @@ func (ps *projectState) latestResult() ProjectResult {
 	return *ps.latest
 }
 
-// sanitize returns img without a negative size or a timestamp before 1970
-// or after year 9999. ps.mu must be held.
+// sanitize returns img without a negative size or a timestamp out of range. ps.mu must be held.
 func (ps *projectState) sanitize(id string, img *modelarts.Image) *modelarts.Image {
 	badSize := ps.warn(id, "negative size; no size series", img.Size != nil && *img.Size < 0)
 	badCreate := ps.warn(id, "create_at out of range; no created timestamp series", img.CreateAt < 0 || img.CreateAt > maxTimestampMillis)
@@ -270,8 +267,7 @@ func (ps *projectState) sanitize(id string, img *modelarts.Image) *modelarts.Ima
 	return &c
 }
 
-// warn logs a problem with the data of image id once while bad holds, and
-// returns bad. ps.mu must be held.
+// warn logs a problem of image id once while bad holds, and returns bad. ps.mu must be held.
 func (ps *projectState) warn(id, problem string, bad bool) bool {
 	if !bad {
 		delete(ps.warned[id], problem)
@@ -285,8 +281,8 @@ func (ps *projectState) warn(id, problem string, bad bool) bool {
 	return bad
 }
 
-// fetchContext is the context of a fetch that scrapes share: the values of
-// the scrape that started it, and a deadline that extend can move later.
+// fetchContext is the context of a shared fetch: the values of the scrape that
+// started it, and a deadline that extend can move later.
 type fetchContext struct {
 	context.Context // values only
 	ended           context.Context

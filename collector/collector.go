@@ -48,16 +48,14 @@ var families = [famCount]struct{ name, help string }{
 // sortedStatuses are the documented states in label order.
 var sortedStatuses = slices.Sorted(slices.Values(modelarts.Statuses))
 
-// Emit receives the families of an answer one after the other, each whole
-// or in parts: continued says that mf holds more series of the family of
-// the part before. mf and its series are valid only until Emit returns:
-// their storage is reused for the next part.
+// Emit receives the families of an answer in order, each whole or in parts
+// (continued: more series of the part before's family). mf is valid only
+// until Emit returns: its storage is reused for the next part.
 type Emit func(mf *dto.MetricFamily, continued bool) error
 
-// EmitScrapeFamilies emits the families of the outcome of this scrape (image
-// health, durations, up), which change with every scrape, by name, with
-// the series of at most partImages images (or projects) per part; 0: whole
-// families.
+// EmitScrapeFamilies emits the families that change with every scrape (image
+// health, durations, up), by name, at most partImages images (or projects) a
+// part; 0: whole families.
 func EmitScrapeFamilies(results []ProjectResult, partImages int, emit Emit) error {
 	all := imageEntries(results, func(*ImageResult) bool { return true })
 	slices.SortFunc(all, func(a, b imageEntry) int {
@@ -81,9 +79,8 @@ func EmitScrapeFamilies(results []ProjectResult, partImages int, emit Emit) erro
 	return nil
 }
 
-// EmitValueFamilies emits the families of the images' values (size,
-// status, timestamps, info) as EmitScrapeFamilies does. They change only
-// when ValueFingerprint does.
+// EmitValueFamilies emits the families of the images' values (size, status,
+// timestamps, info) as EmitScrapeFamilies does; they change with ValueFingerprint.
 func EmitValueFamilies(results []ProjectResult, partImages int, emit Emit) error {
 	all := imageEntries(results, func(r *ImageResult) bool { return r.Image != nil })
 	slices.SortFunc(all, func(a, b imageEntry) int {
@@ -146,10 +143,8 @@ func scrapeSeries(b *builder, f int, e imageEntry) {
 // valueSeries adds the series of family f of one image's values, labelled
 // arch, id, name, project, (status,) type, visibility.
 func valueSeries(b *builder, f int, e imageEntry) {
-	// Label values are passed on as they are: Prometheus wants valid UTF-8,
-	// and they are. Project names and configured IDs are validated ASCII;
-	// everything else was decoded by encoding/json, which replaces invalid
-	// UTF-8 with U+FFFD.
+	// Label values are valid UTF-8 as they are: names and IDs are validated
+	// ASCII, and encoding/json replaced invalid UTF-8 in the rest.
 	img := e.r.Image
 	arch, id, name, project := b.label("arch", img.Arch), b.label("id", e.r.ID), b.label("name", img.Name), b.label("project", e.project)
 	typ, vis := b.label("type", img.Type), b.label("visibility", img.Visibility)
@@ -195,10 +190,8 @@ const (
 	maxLabels = maxSeries * 7
 )
 
-// builder holds the series of one part of a family and reuses their
-// storage for the next part: rendering allocates for one part, not for
-// every series. Its slices never grow past their capacity, so that the
-// pointers into them stay valid.
+// builder holds the series of one part of a family in storage reused for the
+// next part. Its slices never grow past their capacity, so pointers into them stay valid.
 type builder struct {
 	entries int // per part
 	series  []sample
@@ -277,27 +270,22 @@ func (b *builder) gauge(labels []*dto.LabelPair, v float64) {
 // fingerprintSeed makes ValueFingerprint stable within the process.
 var fingerprintSeed = maphash.MakeSeed()
 
-// ValueFingerprint hashes everything ValueFamilies exports (project names,
-// IDs and the exported fields of the images), by value: results with equal
-// contents hash alike, whatever their pointers; a change of any exported
-// value changes the hash (but for a chance of 2^-64). Keep it in step with
-// imageFamilies.
+// ValueFingerprint hashes by value everything EmitValueFamilies exports (kept
+// in step with valueSeries): equal contents hash alike, whatever their pointers.
 func ValueFingerprint(results []ProjectResult) uint64 {
 	var h maphash.Hash
 	h.SetSeed(fingerprintSeed)
 	for i := range results {
 		p := &results[i]
-		hashString(&h, p.Name)
+		hashStrings(&h, p.Name)
 		for j := range p.Images {
 			r := &p.Images[j]
 			if img := r.Image; img != nil {
 				_ = h.WriteByte(1)
-				for _, s := range [...]string{r.ID, img.Arch, img.Name, img.Type, img.Visibility, img.Status,
-					img.Namespace, img.Origin, img.ServiceType, img.SWRPath, img.Tag, img.WorkspaceID} {
-					hashString(&h, s)
-				}
-				hashStrings(&h, img.DevServices)
-				hashStrings(&h, img.ResourceCategories)
+				hashStrings(&h, r.ID, img.Arch, img.Name, img.Type, img.Visibility, img.Status,
+					img.Namespace, img.Origin, img.ServiceType, img.SWRPath, img.Tag, img.WorkspaceID)
+				hashStrings(&h, img.DevServices...)
+				hashStrings(&h, img.ResourceCategories...)
 				var b [25]byte // the size (if any), create_at, update_at
 				if img.Size != nil {
 					b[0] = 1
@@ -313,20 +301,13 @@ func ValueFingerprint(results []ProjectResult) uint64 {
 	return h.Sum64()
 }
 
-// hashString hashes s with its length, so that neighbours cannot trade bytes.
-func hashString(h *maphash.Hash, s string) {
+// hashStrings hashes ss with their lengths, so that neighbours cannot trade bytes.
+func hashStrings(h *maphash.Hash, ss ...string) {
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(len(s)))
-	_, _ = h.Write(b[:])
-	_, _ = h.WriteString(s)
-}
-
-func hashStrings(h *maphash.Hash, ss []string) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(len(ss)))
-	_, _ = h.Write(b[:])
+	_, _ = h.Write(binary.LittleEndian.AppendUint64(b[:0], uint64(len(ss))))
 	for _, s := range ss {
-		hashString(h, s)
+		_, _ = h.Write(binary.LittleEndian.AppendUint64(b[:0], uint64(len(s))))
+		_, _ = h.WriteString(s)
 	}
 }
 

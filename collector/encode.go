@@ -28,8 +28,7 @@ func NewEncoder(w io.Writer, format expfmt.Format) *Encoder {
 	return &Encoder{w: w, format: format, enc: expfmt.NewEncoder(w, format)}
 }
 
-// PartImages is the partImages to emit with: parts for the text formats,
-// where a part continues its family after the family's header lines; whole
+// PartImages is the partImages to emit with: parts for the text formats, whole
 // families for the protobuf ones, where a family is one message.
 func (e *Encoder) PartImages() int {
 	if t := e.format.FormatType(); t == expfmt.TypeTextPlain || t == expfmt.TypeOpenMetrics {
@@ -54,9 +53,8 @@ func (e *Encoder) Close() error {
 	return nil
 }
 
-// headerSkipper writes to w what is written to it after its leading comment
-// lines: the # HELP and # TYPE of a family, in the text formats. A series
-// line never starts with #.
+// headerSkipper writes to w what follows the leading comment lines (# HELP,
+// # TYPE) written to it; a series line never starts with #.
 type headerSkipper struct {
 	w                io.Writer
 	inComment, begun bool
@@ -65,24 +63,19 @@ type headerSkipper struct {
 func (s *headerSkipper) Write(p []byte) (int, error) {
 	n := len(p)
 	for !s.begun && len(p) > 0 {
-		switch {
-		case s.inComment:
-			i := bytes.IndexByte(p, '\n')
-			if i < 0 {
-				return n, nil
-			}
-			p, s.inComment = p[i+1:], false
-		case p[0] == '#':
-			s.inComment = true
-		default:
-			s.begun = true
+		if s.begun = !s.inComment && p[0] != '#'; s.begun {
+			break
 		}
+		i := bytes.IndexByte(p, '\n')
+		if s.inComment = i < 0; s.inComment {
+			return n, nil
+		}
+		p = p[i+1:]
 	}
-	if len(p) == 0 {
-		return n, nil
-	}
-	if _, err := s.w.Write(p); err != nil {
-		return 0, err
+	if len(p) > 0 {
+		if _, err := s.w.Write(p); err != nil {
+			return 0, err
+		}
 	}
 	return n, nil
 }

@@ -108,9 +108,9 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	return f.out
 }
 
-// fallback records what the listings found beyond images and returns the IDs to fetch one by one:
-// after complete listings of every type, those they lack take turns, showImageBudget a scrape;
-// after a failed listing, they are fetched only if few.
+// fallback records what the listings found beyond images and returns the IDs
+// to fetch one by one: after complete listings of every type, showImageBudget a
+// scrape in turns; after a failed listing, all of them only if few.
 func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string {
 	missing := f.notFetched(ids)
 	f.mu.Lock()
@@ -194,10 +194,8 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 }
 
 // admit waits for a free slot of Concurrency; after a failure that concerns
-// the whole project, or once ctx has ended, it admits no more calls. (While an
-// access key has never been accepted, the client itself lets one call at a
-// time go, whatever the project: a wrong key costs one bad signature.)
-// Only run's goroutine admits; each admitted call ends with done.
+// the whole project, or once ctx has ended, it admits no more calls. Only
+// run's goroutine admits; each admitted call ends with done.
 func (f *fetcher) admit(ctx context.Context) error {
 	select {
 	case f.sem <- struct{}{}:
@@ -259,15 +257,13 @@ func projectWide(err error) bool {
 		(apiErr != nil && (apiErr.FromIAM() || apiErr.ErrorCode == "ModelArts.0210")) // 0210: project_id does not match the credentials
 }
 
-// imageNotFound reports whether err is ShowImage's answer that the image does
-// not exist.
+// imageNotFound reports whether err is ShowImage's answer that the image does not exist.
 func imageNotFound(err error) bool {
 	apiErr := modelarts.AsAPIError(err)
 	return apiErr != nil && apiErr.Operation == modelarts.OpShowImage && errors.Is(apiErr, modelarts.ErrNotFound)
 }
 
-// listsEverything reports whether o lists every image of its type in
-// workspace "0".
+// listsEverything reports whether o lists every image of its type in workspace "0".
 func listsEverything(o modelarts.ListOptions) bool {
 	return o.Name == "" && o.Namespace == "" && o.ServiceType == "" && (o.WorkspaceID == "" || o.WorkspaceID == "0")
 }
@@ -304,8 +300,7 @@ type pageAnswer struct {
 	err  error
 }
 
-// readPages reads the first page of every listing, or the rest, in waves of
-// at most Concurrency pages a listing.
+// readPages reads the first page of every listing, or the rest, in waves of at most Concurrency pages a listing.
 func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 	for {
 		var wave []*pageAnswer
@@ -387,8 +382,8 @@ func (f *fetcher) takePage(a *pageAnswer) {
 	}
 }
 
-// addRecords takes the records of a page and returns how many are new to l.
-// Of an image listed twice the most recently updated record is kept.
+// addRecords takes the records of a page, the most recently updated of an
+// image listed twice, and returns how many are new to l.
 func (f *fetcher) addRecords(l *listing, page *modelarts.ImageList) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,16 +1,20 @@
 // Copyright The modelarts_exporter Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Package config loads and checks the exporter's configuration file. A Config
-// only comes out of Load or LoadReader, fully checked and completed, so
-// validation cannot be skipped.
+// Package config loads and checks the exporter's configuration file; a Config
+// comes only out of Load or LoadReader, so validation cannot be skipped.
 package config
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	commonconfig "github.com/prometheus/common/config"
@@ -26,22 +30,17 @@ type Config struct {
 
 // GlobalConfig holds settings shared by every project.
 type GlobalConfig struct {
-	// ScrapeTimeout is used when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds.
-	ScrapeTimeout model.Duration `yaml:"scrape_timeout"`
-	// Concurrency bounds the API calls in flight per project.
-	Concurrency int `yaml:"concurrency"`
-	// MinRefreshInterval: scrapes closer together than this share one set of API calls.
-	MinRefreshInterval model.Duration `yaml:"min_refresh_interval"`
-	// ServeStaleFor: how long the last good values of an image are served after fetching it failed.
-	ServeStaleFor model.Duration `yaml:"serve_stale_for"`
+	ScrapeTimeout      model.Duration `yaml:"scrape_timeout"`       // used when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds
+	Concurrency        int            `yaml:"concurrency"`          // bounds the API calls in flight per project
+	MinRefreshInterval model.Duration `yaml:"min_refresh_interval"` // scrapes closer together share one set of API calls
+	ServeStaleFor      model.Duration `yaml:"serve_stale_for"`      // how long an image's last good values are served after fetching it failed
 }
 
 // DefaultGlobalConfig holds the values of the fields omitted under "global".
 var DefaultGlobalConfig = GlobalConfig{ScrapeTimeout: model.Duration(30 * time.Second), Concurrency: 10}
 
-// ProjectConfig is one cloud project (region). Cloud is "otc" (Open Telekom
-// Cloud, the default) or "huaweicloud"; the endpoints are those of the region
-// unless set.
+// ProjectConfig is one cloud project (region) of Cloud "otc" (Open Telekom Cloud,
+// the default) or "huaweicloud"; the endpoints are the region's unless set.
 type ProjectConfig struct {
 	Name              string     `yaml:"name"`
 	Cloud             string     `yaml:"cloud"`
@@ -51,29 +50,20 @@ type ProjectConfig struct {
 	IAMEndpoint       string     `yaml:"iam_endpoint"`
 	Auth              AuthConfig `yaml:"auth"`
 
-	// Images are the image IDs (UUIDs) to export.
-	Images []string `yaml:"images,omitempty"`
-	// Discovery, when set, also exports every image ListImage returns for these filters.
-	Discovery *DiscoveryConfig `yaml:"discovery,omitempty"`
-
-	// RateLimit is the client-side limit in API requests per second; 0 means none.
-	RateLimit float64 `yaml:"rate_limit,omitempty"`
-	// RateBurst is the burst allowed on top of RateLimit (default: 1).
-	RateBurst int `yaml:"rate_burst,omitempty"`
+	Images    []string         `yaml:"images,omitempty"`     // the image IDs (UUIDs) to export
+	Discovery *DiscoveryConfig `yaml:"discovery,omitempty"`  // when set, every image ListImage returns for these filters is exported too
+	RateLimit float64          `yaml:"rate_limit,omitempty"` // API requests per second; 0 means no limit
+	RateBurst int              `yaml:"rate_burst,omitempty"` // the burst allowed on top of RateLimit (default: 1)
 
 	// TLSConfig and ProxyURL shape the outbound HTTP client like prometheus/common's HTTPClientConfig.
 	TLSConfig commonconfig.TLSConfig `yaml:"tls_config,omitempty"`
 	ProxyURL  commonconfig.URL       `yaml:"proxy_url,omitempty"`
 }
 
-// AuthConfig is exactly one way to authenticate: AK/SK (secret inline or in
-// secret_key_file, optionally a security token), an IAM password (inline or in
-// password_file), or CredentialsFrom: "ecs_metadata" (the temporary keys of
-// the ECS or CCE node's agency, from MetadataEndpoint) or "environment".
-//
+// AuthConfig is one way to authenticate: AK/SK (optionally with a security
+// token), an IAM password, or CredentialsFrom "ecs_metadata" or "environment".
 // After loading, a *_file field holds the file's absolute path and the secret
-// beside it what the file held. With "environment", AccessKey, SecretKey and
-// SecurityToken hold the HUAWEICLOUD_SDK_* variables.
+// beside it the file's content; "environment" fills in the access key fields.
 type AuthConfig struct {
 	AccessKey         string              `yaml:"access_key,omitempty"`
 	SecretKey         commonconfig.Secret `yaml:"secret_key,omitempty"`
@@ -99,9 +89,8 @@ type DiscoveryConfig struct {
 	WorkspaceID string `yaml:"workspace_id,omitempty"`
 }
 
-// Format prints c as YAML with every verb. A commonconfig.Secret marshals to
-// YAML as "<secret>" (a proxy password as "xxxxx"), but to fmt it is a plain
-// string: without Format, %v would show the secrets.
+// Format prints c as YAML with every verb, where secrets print as "<secret>"
+// (to fmt, a commonconfig.Secret is a plain string).
 func (c Config) Format(f fmt.State, _ rune) { writeYAML(f, c) }
 
 // Format prints p as YAML, as Config.Format.
@@ -110,8 +99,7 @@ func (p ProjectConfig) Format(f fmt.State, _ rune) { writeYAML(f, p) }
 // Format prints a as YAML, as Config.Format.
 func (a AuthConfig) Format(f fmt.State, _ rune) { writeYAML(f, a) }
 
-// Summary is what --config.check prints: the checked configuration, with
-// defaults and endpoints filled in and the secret files' absolute paths.
+// Summary is what --config.check prints: the completed configuration.
 func (c *Config) Summary() string { return fmt.Sprint(c) }
 
 func writeYAML(w io.Writer, v any) {
@@ -122,9 +110,8 @@ func writeYAML(w io.Writer, v any) {
 	_, _ = w.Write(b) // Format cannot report errors
 }
 
-// Load reads and checks the configuration file at path. Relative *_file paths
-// in it are resolved against the file's directory. The error joins every
-// problem found (errors.Join), each naming its field.
+// Load reads and checks the configuration file at path, resolving relative
+// *_file paths against its directory. The error joins every problem found.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -134,13 +121,12 @@ func Load(path string) (*Config, error) {
 	return LoadReader(f, filepath.Dir(path))
 }
 
-// LoadReader reads and checks a configuration from r. Relative *_file paths are
-// resolved against baseDir ("" means the current directory). See Load.
+// LoadReader is Load for a configuration read from r, with relative paths from baseDir.
 func LoadReader(r io.Reader, baseDir string) (*Config, error) {
 	return load(r, baseDir, os.LookupEnv)
 }
 
-// load is LoadReader with the environment that credentials_from: environment reads.
+// load is LoadReader with the environment of credentials_from: environment.
 func load(r io.Reader, baseDir string, env lookupEnv) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -151,7 +137,50 @@ func load(r io.Reader, baseDir string, env lookupEnv) (*Config, error) {
 		errs = cfg.finish(baseDir, env)
 	}
 	if len(errs) > 0 {
-		return nil, scrubSecrets(errs, append(secrets, cfg.secrets()...))
+		for _, p := range cfg.Projects { // and the secrets read from files and the environment
+			secrets = append(secrets, string(p.Auth.SecretKey), string(p.Auth.SecurityToken), string(p.Auth.Password))
+		}
+		return nil, scrubSecrets(errs, secrets)
 	}
 	return cfg, nil
+}
+
+const redacted = "<secret>"
+
+// scrubSecrets joins errs with every secret hidden in their messages: as it is
+// (6 bytes or longer), in Go quotes, and in yaml.v3's backquotes, which cut a
+// value longer than 10 bytes to its first 7 ("`Secretv...`").
+func scrubSecrets(errs []error, secrets []string) error {
+	secrets = slices.SortedFunc(slices.Values(secrets), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	var pairs []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		pairs = append(pairs, "`"+s+"`", "`"+redacted+"`", strconv.Quote(s), strconv.Quote(redacted))
+		if len(s) > 10 {
+			pairs = append(pairs, "`"+s[:7]+"...`", "`"+redacted+"`")
+		}
+		if len(s) >= 6 {
+			pairs = append(pairs, s, redacted)
+		}
+	}
+	r := strings.NewReplacer(pairs...)
+	for i, err := range errs {
+		if msg := r.Replace(err.Error()); msg != err.Error() {
+			errs[i] = errors.New(msg)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// urlPassword returns the password in a URL as written, "" if none; the URL need not parse.
+func urlPassword(s string) string {
+	_, rest, ok := strings.Cut(s, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
 }

@@ -20,16 +20,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var errEmpty = errors.New(`configuration is empty; it needs at least a "projects" list`)
-
-// yamlErrorRE splits an entry of a *yaml.TypeError: its line, then an unknown field
-// and the Go type it is not in, a key set twice and its first line, or another problem.
+// yamlErrorRE splits an entry of a *yaml.TypeError: its line, then an unknown field and
+// its Go type, a key set twice and its first line, or another problem.
 var yamlErrorRE = regexp.MustCompile(`^line (\d+): (?:field (.+) not found in type (\S+)|mapping key (".*") already defined at line (\d+)|(.*))$`)
 
-// decode reads data, one YAML document, strictly (yaml.v3 KnownFields) into a
-// Config with DefaultGlobalConfig filled in. yaml.v3 gives each problem a line;
-// the node tree adds the field path. decode also returns the secret values as
-// written, which a failed decode has not stored in the Config.
+// decode reads one YAML document strictly into a Config with the defaults, each
+// problem with its line and field path. It also returns the secrets as written.
 func decode(data []byte) (*Config, []string, []error) {
 	cfg := &Config{Global: DefaultGlobalConfig}
 	root, err := parseOne(data)
@@ -72,25 +68,23 @@ func parseOne(data []byte) (*yaml.Node, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("invalid YAML: %s", yamlText(err))
 	case len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null":
-		return nil, errEmpty
+		return nil, errors.New(`configuration is empty; it needs at least a "projects" list`)
 	case doc.Content[0].Kind != yaml.MappingNode:
 		return nil, fmt.Errorf(`line %d: the configuration must be a mapping with "global" and "projects" keys`, doc.Content[0].Line)
 	}
 	return doc.Content[0], nil
 }
 
-// tree is what decode learns from the node tree: the field path of each line
-// (of the first field on it), the secret values as written, and the values
-// yaml.v3 would report without a line.
+// tree is what decode learns from the node tree: the field path of each line,
+// the secrets as written, and the values yaml.v3 would report without a line.
 type tree struct {
 	paths   map[int]string
 	secrets []string
 	checked []checked
 }
 
-// checked is a value that yaml.v3 reports without a line when it fails: a
-// value whose type checks itself (UnmarshalYAML), or with a tag that it does
-// not fit. yaml.v3 stops at the first such failure.
+// checked is a value that yaml.v3 reports without a line (and stops at) when it
+// fails: one whose type has UnmarshalYAML, or a tag it does not fit.
 type checked struct {
 	node *yaml.Node
 	path string
@@ -182,8 +176,7 @@ func (t *tree) selfChecks() []error {
 	return errs
 }
 
-// validFields lists the keys of a type as yaml.v3 names it; tls_config decodes
-// through prometheus/common's type "plain".
+// validFields lists the keys of a type as yaml.v3 names it (tls_config's is "plain").
 func validFields(typeName string) string {
 	var names []string
 	for _, v := range []any{Config{}, GlobalConfig{}, ProjectConfig{}, AuthConfig{}, DiscoveryConfig{}, commonconfig.TLSConfig{}} {
@@ -199,8 +192,7 @@ func validFields(typeName string) string {
 	return strings.Join(names, ", ")
 }
 
-// appendScalars appends the values (and keys) of n and of every node below it,
-// each node once: an alias may point back up (&a [*a]).
+// appendScalars appends the values and keys of n and below, each node once (&a [*a] loops).
 func appendScalars(values []string, n *yaml.Node, seen map[*yaml.Node]bool) []string {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias

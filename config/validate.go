@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"net/url"
 	"os"
@@ -25,12 +26,10 @@ const (
 	cloudOTC, cloudHuaweiCloud       = "otc", "huaweicloud"
 	fromECSMetadata, fromEnvironment = "ecs_metadata", "environment" // credentials_from
 	defaultMetadataEndpoint          = "http://169.254.169.254"
-	// The variables of credentials_from: environment, as in huaweicloud-sdk-go-v3
-	// core/auth/provider/env_provider.go.
+	// as huaweicloud-sdk-go-v3 core/auth/provider/env_provider.go reads them
 	envAccessKey, envSecretKey     = "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"
 	envSecurityToken, envProjectID = "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID"
-	// maxSecretFileSize bounds what is read from a *_file: a secret is a line, not a log.
-	maxSecretFileSize = 64 << 10
+	maxSecretFileSize              = 64 << 10 // a secret is a line, not a log
 )
 
 var (
@@ -50,8 +49,7 @@ type errorList []error
 
 func (l *errorList) addf(format string, args ...any) { *l = append(*l, fmt.Errorf(format, args...)) }
 
-// projectPath names a project in messages: `projects[1] "prod"`, or `projects[1]`
-// while it has no name.
+// projectPath names a project in messages: `projects[1] "prod"`, or `projects[1]`.
 func projectPath(i int, name string) string {
 	if name == "" {
 		return fmt.Sprintf("projects[%d]", i)
@@ -59,9 +57,8 @@ func projectPath(i int, name string) string {
 	return fmt.Sprintf("projects[%d] %q", i, name)
 }
 
-// finish validates a decoded configuration and completes it: defaults, normalised
-// names, secrets read from files and the environment, endpoints filled in. It
-// returns every problem found.
+// finish validates a decoded configuration, completes it (normalised names,
+// secrets, endpoints) and returns every problem found.
 func (c *Config) finish(baseDir string, env lookupEnv) []error {
 	var errs errorList
 	g := c.Global
@@ -144,8 +141,7 @@ func (p *ProjectConfig) finish(path, baseDir string, env lookupEnv, errs *errorL
 	}
 }
 
-// finishPlace normalises the cloud, checks it and the region, checks the
-// endpoints set and fills in the others.
+// finishPlace checks the cloud, region and endpoints and fills in the endpoints.
 func (p *ProjectConfig) finishPlace(path string, errs *errorList) {
 	ok := true
 	if cloud := strings.ToLower(cmp.Or(p.Cloud, cloudOTC)); cloud == cloudOTC || cloud == cloudHuaweiCloud {
@@ -166,16 +162,40 @@ func (p *ProjectConfig) finishPlace(path string, errs *errorList) {
 	if !ok || (p.ModelArtsEndpoint != "" && p.IAMEndpoint != "") {
 		return
 	}
-	if e, known := defaultEndpoints(p.Cloud, p.Region); known {
-		p.ModelArtsEndpoint, p.IAMEndpoint = cmp.Or(p.ModelArtsEndpoint, e.modelArts), cmp.Or(p.IAMEndpoint, e.iam)
-	} else {
-		errs.addf("%s.region: %q is not an Open Telekom Cloud region with known endpoints (%s); for another region set both modelarts_endpoint and iam_endpoint", path, p.Region, knownOTCRegions())
+	e, known := otcRegions[p.Region]
+	if p.Cloud == cloudHuaweiCloud {
+		e, known = endpoints{cmp.Or(huaweiModelArts[p.Region], "https://modelarts."+p.Region+".myhuaweicloud.com"), "https://iam." + p.Region + ".myhuaweicloud.com"}, true
 	}
+	if !known {
+		errs.addf("%s.region: %q is not an Open Telekom Cloud region with known endpoints (%s); for another region set both modelarts_endpoint and iam_endpoint",
+			path, p.Region, strings.Join(slices.Sorted(maps.Keys(otcRegions)), ", "))
+		return
+	}
+	p.ModelArtsEndpoint, p.IAMEndpoint = cmp.Or(p.ModelArtsEndpoint, e.modelArts), cmp.Or(p.IAMEndpoint, e.iam)
 }
 
-// finishProjectID takes HUAWEICLOUD_SDK_PROJECT_ID for credentials_from:
-// environment when the file has no project_id, and checks the ID. kind is the
-// way of authenticating that needs one (see AuthConfig.finish).
+// endpoints are the ModelArts and IAM endpoints of one region.
+type endpoints struct{ modelArts, iam string }
+
+// otcRegions are the Open Telekom Cloud regions with known endpoints; Swiss
+// Cloud (eu-ch2) has its own domain and IAM "iam-pub".
+var otcRegions = map[string]endpoints{
+	"eu-de":  {"https://modelarts.eu-de.otc.t-systems.com", "https://iam.eu-de.otc.t-systems.com"},
+	"eu-nl":  {"https://modelarts.eu-nl.otc.t-systems.com", "https://iam.eu-nl.otc.t-systems.com"},
+	"eu-ch2": {"https://modelarts.eu-ch2.sc.otc.t-systems.com", "https://iam-pub.eu-ch2.sc.otc.t-systems.com"},
+}
+
+// huaweiModelArts are the Huawei Cloud regions whose ModelArts endpoint is not
+// https://modelarts.{region}.myhuaweicloud.com, from huaweicloud-sdk-python-v3
+// huaweicloud-sdk-modelarts/huaweicloudsdkmodelarts/v1/region/modelarts_region.py
+// (commit fa0251239c0dd7a6eecae9eb592441e2e304eafc); regions not there, newer
+// ones included, get the pattern. IAM has no exceptions (iam_region.py).
+var huaweiModelArts = map[string]string{
+	"ap-southeast-1": "https://modelarts.ap-southeast-1.myhuaweicloud.cn",
+}
+
+// finishProjectID checks project_id, taken from the environment for
+// credentials_from: environment; kind is the authentication that needs one.
 func (p *ProjectConfig) finishProjectID(path, kind string, env lookupEnv, errs *errorList) {
 	note := "" // where the ID came from, or where it could
 	if v, _ := env(envProjectID); p.ProjectID == "" && p.Auth.CredentialsFrom == fromEnvironment {
@@ -219,9 +239,7 @@ func (p *ProjectConfig) checkImages(path string, errs *errorList) {
 }
 
 // finish checks the credentials and reads the secret files or the environment.
-// It returns the way of authenticating that needs a project_id ("access_key
-// authentication", "credentials_from: ..."), or "" for password authentication
-// and for credentials found wrong.
+// It returns the authentication that needs a project_id, or "" (a password or wrong credentials).
 func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) string {
 	for _, s := range a.secretFields() {
 		if *s.value != "" && *s.file != "" {
@@ -279,7 +297,7 @@ func names(flags ...flag) []string {
 }
 
 // finishFrom checks credentials_from, given the other credential fields set,
-// and fills in the credentials of the environment.
+// and reads the credentials of the environment.
 func (a *AuthConfig) finishFrom(path string, others []string, env lookupEnv, errs *errorList) string {
 	from := strings.ToLower(a.CredentialsFrom)
 	if from != fromECSMetadata && from != fromEnvironment {
@@ -323,15 +341,23 @@ func (a *AuthConfig) secretFields() []secretField {
 	}
 }
 
-// readSecretFiles reads each secret given as a file, without its trailing white
-// space, and keeps the file's absolute path: the client reads it again when it changes.
+// readSecretFiles reads each secret given as a file, without trailing white
+// space, and keeps the file's absolute path for the client to read it again.
 func (a *AuthConfig) readSecretFiles(path, baseDir string, errs *errorList) {
 	for _, s := range a.secretFields() {
 		if *s.file == "" || *s.value != "" {
 			continue
 		}
 		file := commonconfig.JoinDir(baseDir, *s.file)
-		b, err := readAtMost(file, maxSecretFileSize)
+		var b []byte
+		f, err := os.Open(file)
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+			_ = f.Close() // read only: nothing to lose
+		}
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the message names the file
+		}
 		v := strings.TrimRightFunc(string(b), unicode.IsSpace)
 		switch {
 		case err != nil && !filepath.IsAbs(*s.file):
@@ -349,21 +375,6 @@ func (a *AuthConfig) readSecretFiles(path, baseDir string, errs *errorList) {
 			}
 		}
 	}
-}
-
-// readAtMost reads up to n+1 bytes of a file; its errors do not repeat the path.
-func readAtMost(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	var b []byte
-	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(f, n+1))
-		_ = f.Close() // read only: nothing to lose
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return b, err
 }
 
 // checkEndpoint checks an endpoint override and returns it without trailing slashes.
