@@ -11,10 +11,10 @@
 // credentials (see --help); override them with the flags, and read the secret
 // key from a file with --secret-key-file.
 //
-// The admin API under /-/sim/ (see package modelartstest) changes images,
-// injects faults (kinds: see modelartstest.Fault), switches readings
-// (/-/sim/settings) and reads request counters. It is unauthenticated: keep the
-// simulator on a loopback address.
+// The admin API under /-/sim/ (see package modelartstest) lists images, sets
+// an image's status, injects and clears faults (kinds: see modelartstest.Fault)
+// and expires tokens. It is unauthenticated: keep the simulator on a loopback
+// address.
 package main
 
 import (

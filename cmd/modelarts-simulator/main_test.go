@@ -230,11 +230,18 @@ func TestUntypedListingFlag(t *testing.T) {
 
 func TestReadingsFlags(t *testing.T) {
 	t.Setenv(modelartstest.UntypedListingEnv, "")
-	url, _, stop := start(t, "--untyped-listing=ALL", "--refuse-with-403", "--images=none", "--metadata-session-token=405")
+	url, logs, stop := start(t, "--untyped-listing=ALL", "--refuse-with-403", "--images=none", "--metadata-session-token=405")
 	defer stop()
-	code, body := get(t, url+"/-/sim/settings")
-	if code != http.StatusOK || string(body) != `{"untyped_listing":"ALL","refuse_with_403":true,"metadata_session_token":"405"}` {
-		t.Errorf("settings: %d %s", code, body)
+	// The metadata service answers the session token request with 405.
+	put, _ := http.NewRequest(http.MethodPut, url+modelartstest.MetadataTokenPath, nil)
+	put.Header.Set("X-Metadata-Token-Ttl-Seconds", "21600")
+	putResp, err := http.DefaultClient.Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = putResp.Body.Close()
+	if putResp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("session token under --metadata-session-token=405: %d", putResp.StatusCode)
 	}
 	// A bad token is refused with 403 under --refuse-with-403.
 	req, _ := http.NewRequest(http.MethodGet, url+"/v1/"+modelartstest.DefaultProjectID+"/images", nil)
@@ -251,6 +258,12 @@ func TestReadingsFlags(t *testing.T) {
 	if code, body := get(t, url+"/prefix/v1/"+modelartstest.DefaultProjectID+"/images"); code != http.StatusNotFound ||
 		!strings.Contains(string(body), modelartstest.CodeAPINotFound) {
 		t.Errorf("wrong base path: %d %s", code, body)
+	}
+	// Answered calls come after the log line that states the readings.
+	for _, want := range []string{"untyped_listing=ALL", "refuse_with_403=true", "metadata_session_token=405"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }
 

@@ -91,23 +91,16 @@
 //
 // # Admin API
 //
-// For the simulator program and end-to-end scripts, the server also answers:
+// For make demo and the end-to-end and load tests, which drive the simulator
+// program over HTTP, the server also answers (tests in the same process call
+// the Server's methods instead):
 //
 //	GET    /-/healthy
 //	GET    /-/sim/images                 all images, in ListImage order
-//	GET    /-/sim/images/{id}
-//	PUT    /-/sim/images/{id}            body: an image as JSON
 //	PUT    /-/sim/images/{id}/status     body: {"status":"ERROR","status_message":"..."}
-//	DELETE /-/sim/images/{id}
-//	GET    /-/sim/faults
-//	POST   /-/sim/faults                 body: a Fault as JSON, answers {"id":N}
+//	POST   /-/sim/faults                 body: a Fault as JSON
 //	DELETE /-/sim/faults                 removes all faults
-//	DELETE /-/sim/faults/{id}
 //	POST   /-/sim/tokens/expire          expires every issued token
-//	GET    /-/sim/stats                  request counters, refused signatures, temporary keys issued
-//	DELETE /-/sim/stats                  resets the counters
-//	GET    /-/sim/settings               the readings switchable at run time
-//	PUT    /-/sim/settings               body: {"untyped_listing":"ALL","refuse_with_403":true,"metadata_session_token":"required"}, each field optional
 //
 // The admin API is unauthenticated and meant for loopback testing only: never
 // expose a simulator on a network others can reach.

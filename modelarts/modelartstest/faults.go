@@ -201,9 +201,9 @@ func (f Fault) matches(op string, imageIDs []string) bool {
 
 // activeFault is a fault with its id and remaining count.
 type activeFault struct {
-	ID        int   `json:"id"`
-	Fault     Fault `json:"fault"`
-	Remaining int   `json:"remaining,omitempty"` // 0: until removed
+	ID        int
+	Fault     Fault
+	Remaining int // 0: until removed
 }
 
 type faultSet struct {
@@ -234,16 +234,6 @@ func (fs *faultSet) clear() {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.list = nil
-}
-
-func (fs *faultSet) snapshot() []activeFault {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	out := make([]activeFault, len(fs.list))
-	for i, a := range fs.list {
-		out[i] = *a
-	}
-	return out
 }
 
 // take returns the first fault matching the call and uses it up once.

@@ -342,8 +342,7 @@ func TestMetadataCounters(t *testing.T) {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
 	}
-	st := decode[Stats](t, adminDo(t, s, http.MethodGet, "/-/sim/stats", ""))
-	if st.TemporaryKeysIssued != 1 || st.RefusedSignatures[DemoAccessKey] != 1 {
+	if st := s.Stats(); st.TemporaryKeysIssued != 1 || st.RefusedSignatures[DemoAccessKey] != 1 {
 		t.Errorf("stats: %+v", st)
 	}
 	s.ResetCounters()
@@ -410,28 +409,6 @@ func TestMetadataFaultValidation(t *testing.T) {
 	s, _ := startServer(t, Options{})
 	s.AddFault(Fault{Kind: FaultStatus, Status: 500})
 	expectStatus(t, getSecurityKey(t, s, ""), http.StatusOK)
-}
-
-func TestAdminMetadataSessionToken(t *testing.T) {
-	s, _ := startServer(t, Options{})
-	r := adminDo(t, s, http.MethodGet, "/-/sim/settings", "")
-	if got := decode[map[string]any](t, r)["metadata_session_token"]; got != SessionTokenOptional {
-		t.Fatalf("metadata_session_token %v", got)
-	}
-	expectStatus(t, adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"metadata_session_token":"404"}`), http.StatusOK)
-	expectStatus(t, putMetadataToken(t, s, "21600", nil), http.StatusNotFound)
-	// A refused PUT changes nothing, not even its valid fields.
-	untyped, other := s.untypedListing(), UntypedAll // the default follows UntypedListingEnv
-	if untyped == UntypedAll {
-		other = UntypedBuildIn
-	}
-	r = adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"untyped_listing":"`+other+`","metadata_session_token":"always"}`)
-	expectStatus(t, r, http.StatusBadRequest)
-	if s.untypedListing() != untyped || s.MetadataSessionToken() != SessionToken404 {
-		t.Errorf("after a refused PUT: %s, %s", s.untypedListing(), s.MetadataSessionToken())
-	}
-	expectStatus(t, adminDo(t, s, http.MethodPut, "/-/sim/settings", `{"metadata_session_token":"required"}`), http.StatusOK)
-	expectStatus(t, getSecurityKey(t, s, ""), http.StatusUnauthorized)
 }
 
 func TestBadMetadataSessionTokenOption(t *testing.T) {

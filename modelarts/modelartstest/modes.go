@@ -96,18 +96,6 @@ func checkSessionTokenMode(mode string) error {
 		SessionTokenOptional, SessionTokenRequired, SessionToken404, SessionToken405)
 }
 
-// SetMetadataSessionToken switches the metadata service's session token
-// reading (see Options.MetadataSessionToken). Issued session tokens stay valid.
-func (s *Server) SetMetadataSessionToken(mode string) error {
-	if err := checkSessionTokenMode(mode); err != nil {
-		return err
-	}
-	s.meta.mu.Lock()
-	defer s.meta.mu.Unlock()
-	s.meta.mode = mode
-	return nil
-}
-
 // MetadataSessionToken returns the metadata service's session token reading.
 func (s *Server) MetadataSessionToken() string {
 	s.meta.mu.Lock()

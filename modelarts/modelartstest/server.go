@@ -108,8 +108,7 @@ type Options struct {
 	Now func() time.Time
 	// MetadataSessionToken is how the metadata service treats session tokens:
 	// SessionTokenOptional (default), SessionTokenRequired, SessionToken404 or
-	// SessionToken405. Another value panics. Server.SetMetadataSessionToken
-	// changes it later.
+	// SessionToken405. Another value panics.
 	MetadataSessionToken string
 	// TemporaryKeyTTL is the validity of the temporary access keys the
 	// metadata service issues; default DefaultTemporaryKeyTTL. A new key is
