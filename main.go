@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -177,6 +178,7 @@ type exporter struct {
 	logger     log.Logger
 	configFile string
 	exposition *exposition // the answer of the metrics path
+	probes     sync.Map    // project name → *exposition, see probeExposition
 	apiMetrics *apiMetrics
 	shared     *modelarts.Shared // the credential guards, kept across reloads
 
@@ -194,27 +196,15 @@ type state struct {
 }
 
 func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string) *exporter {
-	e := &exporter{
-		logger:     logger,
-		configFile: configFile,
-		exposition: newExposition(logger, reg),
-		apiMetrics: newAPIMetrics(reg),
-		shared:     modelarts.NewShared(),
-		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "modelarts_exporter_config_last_reload_successful",
-			Help: "1 when the last configuration load or reload succeeded, else 0.",
-		}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "modelarts_exporter_config_last_reload_success_timestamp_seconds",
-			Help: "Time of the last successful configuration load or reload, in seconds since the Unix epoch.",
-		}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "modelarts_exporter_scrapes_rejected_total",
-			Help: "Requests to the metrics path or /probe answered 503 because --web.max-requests scrapes were already doing API work.",
-		}),
+	own := promauto.With(reg)
+	return &exporter{logger: logger, configFile: configFile, exposition: newExposition(logger, reg), apiMetrics: newAPIMetrics(reg), shared: modelarts.NewShared(),
+		reloadSuccess: own.NewGauge(prometheus.GaugeOpts{Name: "modelarts_exporter_config_last_reload_successful",
+			Help: "1 when the last configuration load or reload succeeded, else 0."}),
+		reloadTime: own.NewGauge(prometheus.GaugeOpts{Name: "modelarts_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful configuration load or reload, in seconds since the Unix epoch."}),
+		rejected: own.NewCounter(prometheus.CounterOpts{Name: "modelarts_exporter_scrapes_rejected_total",
+			Help: "Requests to the metrics path or /probe answered 503 because --web.max-requests scrapes were already doing API work."}),
 	}
-	reg.MustRegister(e.reloadSuccess, e.reloadTime, e.rejected)
-	return e
 }
 
 // apply swaps in a scraper for cfg and records the success; a failure changes nothing.
@@ -307,13 +297,11 @@ type scrapeHandler struct {
 	e                  *exporter
 	offset, maxTimeout time.Duration
 	inFlight           chan struct{} // nil: no limit
-	probe              *exposition   // the answer of /probe: no exporter-own metrics
 }
 
 // metricsHandler serves the exporter's own metrics and those of every project.
 func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) *scrapeHandler {
-	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout,
-		probe: newExposition(e.logger, prometheus.Gatherers{})}
+	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout}
 	if maxRequests > 0 {
 		h.inFlight = make(chan struct{}, maxRequests)
 	}
@@ -339,9 +327,19 @@ func (h *scrapeHandler) serveProbe(w http.ResponseWriter, r *http.Request) {
 			problem, strings.Join(names, ", ")), http.StatusBadRequest)
 		return
 	}
-	h.answer(w, r, st, h.probe, func(ctx context.Context) []collector.ProjectResult {
+	h.answer(w, r, st, h.e.probeExposition(name), func(ctx context.Context) []collector.ProjectResult {
 		return st.scraper.ScrapeProject(ctx, name)
 	})
+}
+
+// probeExposition is the answer of /probe?project=name, without the
+// exporter's own metrics: one per project, so that each keeps its values cached.
+func (e *exporter) probeExposition(name string) *exposition {
+	if x, ok := e.probes.Load(name); ok {
+		return x.(*exposition)
+	}
+	x, _ := e.probes.LoadOrStore(name, newExposition(e.logger, prometheus.Gatherers{}))
+	return x.(*exposition)
 }
 
 // answer runs scrape within the request's deadline and the slots, and serves its results with x.

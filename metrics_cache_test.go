@@ -156,7 +156,9 @@ func TestExpositionMatchesPromhttp(t *testing.T) {
 			return mfs, err
 		})
 	}
-	allEncodings := []string{"", "gzip", "gzip, deflate, br", "identity;q=0.5, gzip;q=0.2", "*", "gzip;q=0", "br", ", gzip"}
+	allEncodings := []string{"", "gzip", "gzip, deflate, br", "identity;q=0.5, gzip;q=0.2", "*", "gzip;q=0", "br", ", gzip",
+		"gzip;q=0.5;level=1", "identity;q=0.5, gzip;q=1;foo=bar", "identity;q=0.9, gzip;q=1.5", "gzip;q=.5",
+		"gzip;q=+0.5, identity;q=0.1", "gzip;q=0x1p-1, identity;q=0.1"}
 	for _, tc := range []struct {
 		name, accept, query string
 		openMetrics         bool

@@ -103,6 +103,41 @@ func TestProbe(t *testing.T) {
 	}
 }
 
+// TestProbeCachesValuesPerProject: probing projects in turn encodes each
+// project's unchanged values once, not at every probe.
+func TestProbeCachesValuesPerProject(t *testing.T) {
+	t.Parallel()
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	defer sim.Close()
+	ids := modelartstest.SampleIDs()
+	exp, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
+		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
+	encoded := func() (n int64) {
+		exp.probes.Range(func(_, x any) bool {
+			n += x.(*exposition).valueFamiliesEncoded.Load()
+			return true
+		})
+		return n
+	}
+	for _, p := range []string{"alpha", "beta"} {
+		if rec := get(mux, "/probe?project="+p, nil); rec.Code != http.StatusOK {
+			t.Fatalf("probe %s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	first := encoded()
+	if first == 0 {
+		t.Fatal("no value family encoded by the first probes")
+	}
+	for range 3 {
+		for _, p := range []string{"alpha", "beta"} {
+			get(mux, "/probe?project="+p, nil)
+		}
+	}
+	if n := encoded(); n != first {
+		t.Errorf("%d value families encoded after probing each project 4 times, want %d (once per project)", n, first)
+	}
+}
+
 // TestProbeTimeoutAndSlots: a probe's API work ends at its request's
 // X-Prometheus-Scrape-Timeout-Seconds, and probes take the slots of
 // --web.max-requests with the metrics path.

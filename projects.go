@@ -5,11 +5,11 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	commonconfig "github.com/prometheus/common/config"
 
 	"github.com/modelarts-exporter/modelarts_exporter/collector"
@@ -22,7 +22,10 @@ import (
 func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shared *modelarts.Shared) ([]collector.Project, error) {
 	projects := make([]collector.Project, 0, len(cfg.Projects))
 	for _, pc := range cfg.Projects {
-		httpClient, err := newHTTPClient(pc)
+		// Without a proxy_url, HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply; a signed request must not follow a redirect.
+		hc := commonconfig.HTTPClientConfig{TLSConfig: pc.TLSConfig, EnableHTTP2: true,
+			ProxyConfig: commonconfig.ProxyConfig{ProxyURL: pc.ProxyURL, ProxyFromEnvironment: pc.ProxyURL.URL == nil}}
+		httpClient, err := commonconfig.NewClientFromConfig(hc, "modelarts_"+pc.Name, commonconfig.WithIdleConnTimeout(idleConnTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("project %q: tls_config or proxy_url: %w", pc.Name, err)
 		}
@@ -84,22 +87,6 @@ func credentials(a config.AuthConfig) modelarts.Credentials {
 // idleConnTimeout is net/http's default (prometheus/common's is 5 minutes), so pools shrink soon after a burst.
 const idleConnTimeout = 90 * time.Second
 
-// newHTTPClient builds a project's HTTP client with prometheus/common; without
-// a proxy_url, HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply.
-func newHTTPClient(pc config.ProjectConfig) (*http.Client, error) {
-	hc := commonconfig.HTTPClientConfig{
-		TLSConfig:       pc.TLSConfig,
-		FollowRedirects: false, // a signed request must not be replayed elsewhere
-		EnableHTTP2:     true,
-	}
-	if pc.ProxyURL.URL != nil {
-		hc.ProxyURL = pc.ProxyURL
-	} else {
-		hc.ProxyFromEnvironment = true
-	}
-	return commonconfig.NewClientFromConfig(hc, "modelarts_"+pc.Name, commonconfig.WithIdleConnTimeout(idleConnTimeout))
-}
-
 // apiMetrics counts the exporter's API traffic on its own registry.
 type apiMetrics struct {
 	requests *prometheus.CounterVec
@@ -107,19 +94,18 @@ type apiMetrics struct {
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
-	m := &apiMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	own := promauto.With(reg)
+	return &apiMetrics{
+		requests: own.NewCounterVec(prometheus.CounterOpts{
 			Name: "modelarts_api_requests_total",
 			Help: "HTTP requests the exporter sent to the ModelArts and IAM APIs, by project, operation and HTTP status code (\"error\" when no response arrived).",
 		}, []string{"project", "operation", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: own.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "modelarts_api_request_duration_seconds",
 			Help:    "Latency of the exporter's HTTP requests to the ModelArts and IAM APIs, by operation.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"operation"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
-	return m
 }
 
 // projectObserver is what a project's client reports its requests to.

@@ -86,19 +86,17 @@ func (ps *projectState) scrape(ctx context.Context) ProjectResult {
 	}
 	waited, why := time.Since(start), ctx.Err()
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	if f.waiters--; f.waiters == 0 { // the last scrape to give up cancels the fetch
 		f.ctx.cancel()
 		if ps.inFlight == f {
 			ps.inFlight = nil
 		}
 	}
-	ps.mu.Unlock()
 	f.fetcher.mu.Lock() // a copy: the fetch goes on
 	sofar := *f.fetcher.out
 	sofar.images, sofar.errs = maps.Clone(sofar.images), maps.Clone(sofar.errs)
 	f.fetcher.mu.Unlock()
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
 	res := ps.result(&sofar, f.start, waited, fmt.Errorf("the scrape ended before the API answered: %w", why))
 	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(sofar.images), "err", why)
 	return res

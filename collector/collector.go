@@ -61,22 +61,15 @@ func EmitScrapeFamilies(results []ProjectResult, partImages int, emit Emit) erro
 	slices.SortFunc(all, func(a, b imageEntry) int {
 		return cmp.Or(cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(a.project, b.project))
 	})
-	b := newBuilder(partImages, max(len(all), len(results)))
-	for _, f := range []int{famLastSuccess, famNotFound, famImageUp} {
-		if err := b.emit(f, all, emit, scrapeSeries); err != nil {
-			return err
-		}
-	}
 	projects := make([]imageEntry, len(results))
 	for i := range results {
 		projects[i] = imageEntry{project: results[i].Name, p: &results[i]}
 	}
-	for _, f := range []int{famDuration, famUp} {
-		if err := b.emit(f, projects, emit, scrapeSeries); err != nil {
-			return err
-		}
+	b := newBuilder(partImages, max(len(all), len(results)), scrapeEntry)
+	if err := b.emit(all, emit, scrapeSeries, famLastSuccess, famNotFound, famImageUp); err != nil {
+		return err
 	}
-	return nil
+	return b.emit(projects, emit, scrapeSeries, famDuration, famUp)
 }
 
 // EmitValueFamilies emits the families of the images' values (size, status,
@@ -87,13 +80,7 @@ func EmitValueFamilies(results []ProjectResult, partImages int, emit Emit) error
 		x, y := a.r.Image, b.r.Image
 		return cmp.Or(cmp.Compare(x.Arch, y.Arch), cmp.Compare(a.r.ID, b.r.ID), cmp.Compare(x.Name, y.Name), cmp.Compare(a.project, b.project))
 	})
-	b := newBuilder(partImages, len(all))
-	for _, f := range []int{famCreated, famInfo, famSize, famStatus, famUpdated} {
-		if err := b.emit(f, all, emit, valueSeries); err != nil {
-			return err
-		}
-	}
-	return nil
+	return newBuilder(partImages, len(all), valueEntry).emit(all, emit, valueSeries, famCreated, famInfo, famSize, famStatus, famUpdated)
 }
 
 // imageEntry is an image result and the project it belongs to, or a
@@ -153,26 +140,21 @@ func valueSeries(b *builder, f int, e imageEntry) {
 		if img.Size != nil {
 			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(*img.Size)*1024)
 		}
-	case famCreated:
-		if img.CreateAt > 0 {
-			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(img.CreateAt)/1000)
+	case famCreated, famUpdated:
+		ms := img.CreateAt
+		if f == famUpdated {
+			ms = img.UpdateAt
 		}
-	case famUpdated:
-		if img.UpdateAt > 0 {
-			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(img.UpdateAt)/1000)
+		if ms > 0 {
+			b.gauge(b.labels(arch, id, name, project, typ, vis), float64(ms)/1000)
 		}
 	case famStatus:
-		status := strings.ToUpper(strings.TrimSpace(img.Status))
-		undocumented := status != "" && !slices.Contains(sortedStatuses, status)
-		for _, s := range sortedStatuses {
-			if undocumented && status < s {
-				b.gauge(b.labels(arch, id, name, project, b.label("status", status), typ, vis), 1)
-				undocumented = false
-			}
-			b.gauge(b.labels(arch, id, name, project, statusLabels[s], typ, vis), boolValue(s == status))
+		status, states := strings.ToUpper(strings.TrimSpace(img.Status)), sortedStatuses
+		if i, found := slices.BinarySearch(states, status); status != "" && !found {
+			states = slices.Insert(slices.Clone(states), i, status) // an undocumented status: a series of its own
 		}
-		if undocumented {
-			b.gauge(b.labels(arch, id, name, project, b.label("status", status), typ, vis), 1)
+		for _, s := range states {
+			b.gauge(b.labels(arch, id, name, project, b.label("status", s), typ, vis), boolValue(s == status))
 		}
 	case famInfo:
 		b.gauge(b.labels(arch, b.label("dev_services", joinSorted(img.DevServices)), id, name,
@@ -182,12 +164,17 @@ func valueSeries(b *builder, f int, e imageEntry) {
 	}
 }
 
-// Per image and family at most: series (the documented states and an
-// undocumented one), label pairs made (info's) and labels (the states').
-const (
-	maxSeries = 7
-	maxPairs  = 16
-	maxLabels = maxSeries * 7
+// perEntry is the most one entry adds to one family: series, label pairs
+// made and labels. The storage of a builder is sized by it: whole families
+// (protobuf) hold every entry at once.
+type perEntry struct{ series, pairs, labels int }
+
+var (
+	// A value family of one image: the documented states and an
+	// undocumented one; info's pairs; the states' labels.
+	valueEntry = perEntry{series: 7, pairs: 16, labels: 7 * 7}
+	// A scrape family of one image (id, project) or project (project).
+	scrapeEntry = perEntry{series: 1, pairs: 2, labels: 2}
 )
 
 // builder holds the series of one part of a family in storage reused for the
@@ -212,32 +199,34 @@ type labelPair struct {
 	name, value string
 }
 
-func newBuilder(partImages, n int) *builder {
+func newBuilder(partImages, n int, per perEntry) *builder {
 	if partImages <= 0 || partImages > n {
 		partImages = n
 	}
 	k := max(partImages, 1)
-	return &builder{entries: k, series: make([]sample, 0, maxSeries*k), metrics: make([]*dto.Metric, 0, maxSeries*k),
-		pairs: make([]labelPair, 0, maxPairs*k), labelsB: make([]*dto.LabelPair, 0, maxLabels*k)}
+	return &builder{entries: k, series: make([]sample, 0, per.series*k), metrics: make([]*dto.Metric, 0, per.series*k),
+		pairs: make([]labelPair, 0, per.pairs*k), labelsB: make([]*dto.LabelPair, 0, per.labels*k)}
 }
 
-// emit emits family f of entries, b.entries at a time, with the series add
-// makes of each entry.
-func (b *builder) emit(f int, entries []imageEntry, emit Emit, add func(*builder, int, imageEntry)) error {
-	continued := false
-	for part := range slices.Chunk(entries, b.entries) {
-		b.series, b.metrics, b.pairs, b.labelsB = b.series[:0], b.metrics[:0], b.pairs[:0], b.labelsB[:0]
-		for _, e := range part {
-			add(b, f, e)
+// emit emits families fams of entries, b.entries at a time, with the series
+// add makes of each entry.
+func (b *builder) emit(entries []imageEntry, emit Emit, add func(*builder, int, imageEntry), fams ...int) error {
+	for _, f := range fams {
+		continued := false
+		for part := range slices.Chunk(entries, b.entries) {
+			b.series, b.metrics, b.pairs, b.labelsB = b.series[:0], b.metrics[:0], b.pairs[:0], b.labelsB[:0]
+			for _, e := range part {
+				add(b, f, e)
+			}
+			if len(b.metrics) == 0 {
+				continue
+			}
+			b.family = dto.MetricFamily{Name: &families[f].name, Help: &families[f].help, Type: dto.MetricType_GAUGE.Enum(), Metric: b.metrics}
+			if err := emit(&b.family, continued); err != nil {
+				return err
+			}
+			continued = true
 		}
-		if len(b.metrics) == 0 {
-			continue
-		}
-		b.family = dto.MetricFamily{Name: &families[f].name, Help: &families[f].help, Type: dto.MetricType_GAUGE.Enum(), Metric: b.metrics}
-		if err := emit(&b.family, continued); err != nil {
-			return err
-		}
-		continued = true
 	}
 	return nil
 }
@@ -310,16 +299,6 @@ func hashStrings(h *maphash.Hash, ss ...string) {
 		_, _ = h.WriteString(s)
 	}
 }
-
-// statusLabels are the label pairs of the documented states, shared by every image.
-var statusLabels = func() map[string]*dto.LabelPair {
-	m := map[string]*dto.LabelPair{}
-	for _, s := range modelarts.Statuses {
-		name, value := "status", s
-		m[s] = &dto.LabelPair{Name: &name, Value: &value}
-	}
-	return m
-}()
 
 func joinSorted(values []string) string {
 	sorted := slices.Clone(values)

@@ -205,15 +205,14 @@ func (f *fetcher) admit(ctx context.Context) error {
 	f.mu.Lock()
 	err := f.out.projectErr
 	f.mu.Unlock()
-	switch {
-	case err != nil:
+	if err != nil {
 		err = fmt.Errorf("not fetched: %w", err)
-	case ctx.Err() != nil:
+	} else if ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
-	default:
-		return nil
 	}
-	<-f.sem
+	if err != nil {
+		<-f.sem
+	}
 	return err
 }
 

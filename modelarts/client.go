@@ -70,7 +70,7 @@ type Client struct {
 	base      http.RoundTripper // under the authentication: holds the connection pool
 
 	tokens      *passwordAuth      // password auth only
-	keys        keySource          // AK/SK only
+	keys        *keySource         // AK/SK only
 	projects    renewing[*project] // the project id looked up, when not configured
 	projectsURL string             // {iam}/v3/projects?name={region}
 	region      string
@@ -145,8 +145,9 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 			password:  &secret{value: cr.Password, file: cr.PasswordFile, what: "password file"},
 			iam:       httpCaller{client: withTransport(cfg.HTTPClient, observed), userAgent: c.api.userAgent, maxBody: c.api.maxBody},
 			now:       cfg.now,
+			next:      observed,
 		}
-		return &tokenRoundTripper{auth: c.tokens, next: observed}, nil
+		return c.tokens, nil
 	case kindMetadata:
 		endpoint, err := parseEndpoint("metadata endpoint", cr.MetadataEndpoint)
 		if err != nil {
@@ -154,12 +155,12 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 		}
 		provider := shared.metadataProvider(endpoint, cfg.now)
 		direct := &observingRoundTripper{observer: cfg.Observer, next: provider.transport}
-		c.keys = &metadataKeys{
-			provider: provider,
+		c.keys = &keySource{
+			metadata: provider,
 			caller:   httpCaller{client: withTransport(nil, direct), userAgent: c.api.userAgent, maxBody: c.api.maxBody},
 		}
 	default:
-		c.keys = &staticKeys{
+		c.keys = &keySource{
 			accessKey:     cr.AccessKey,
 			secretKey:     &secret{value: cr.SecretKey, file: cr.SecretKeyFile, what: "secret key file"},
 			securityToken: &secret{value: cr.SecurityToken, file: cr.SecurityTokenFile, what: "security token file"},
@@ -276,32 +277,6 @@ type apiCall struct {
 	resource string // the path below the project, escaped
 	query    url.Values
 	maxBody  int64 // what is read of the answer at most
-}
-
-// attempt sends call once, when the rate limit allows, with the query in its
-// signed canonical form (space as %20, as Huawei's SDKs send it). A panic while
-// handling the answer fails this call: bad input must not end the scrape's goroutine.
-func (c *Client) attempt(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
-		}
-	}()
-	projectID, err := c.resolveProjectID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.waitForTurn(ctx, call.op); err != nil {
-		return nil, err
-	}
-	u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
-	if len(call.query) > 0 {
-		u += "?" + canonicalQuery(call.query)
-	}
-	return c.api.send(ctx, request{
-		op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID},
-		ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
-	}, out)
 }
 
 // secrets are the secrets and the IAM token in use, scrubbed from the answers errors quote.
@@ -435,10 +410,35 @@ func (p retryPolicy) backoff(ctx context.Context, retries int, now time.Time) (t
 	return wait, true
 }
 
-// do performs call, retrying throttling, and decodes a 200 answer into out; resp is for its headers.
-func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response, error) {
+// do sends call when the rate limit allows, with the query in its signed canonical form (space
+// as %20, as Huawei's SDKs send it), retries throttling, and decodes a 200 answer into out; resp is
+// for its headers. A turn of the rate limit that would come after ctx's deadline fails at once.
+// A panic while handling the answer fails the call: bad input must not end the scrape's goroutine.
+func (c *Client) do(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+		}
+	}()
 	for retries := 0; ; retries++ {
-		resp, err := c.attempt(ctx, call, out)
+		projectID, err := c.resolveProjectID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				err = cmp.Or(ctx.Err(), fmt.Errorf("the client-side rate limit would delay the request past the deadline: %w", context.DeadlineExceeded))
+				return nil, &APIError{Operation: call.op, Class: ErrUnreachable, Cause: err}
+			}
+		}
+		u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
+		if len(call.query) > 0 {
+			u += "?" + canonicalQuery(call.query)
+		}
+		resp, err = c.api.send(ctx, request{
+			op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID},
+			ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
+		}, out)
 		if !errors.Is(err, ErrThrottled) {
 			return resp, err
 		}
@@ -454,21 +454,4 @@ func (c *Client) do(ctx context.Context, call apiCall, out any) (*http.Response,
 			return nil, err
 		}
 	}
-}
-
-// waitForTurn waits for the rate limiter, and fails at once if the turn would come after ctx's deadline.
-func (c *Client) waitForTurn(ctx context.Context, op string) error {
-	if c.limiter == nil {
-		return nil
-	}
-	err := c.limiter.Wait(ctx)
-	if err == nil {
-		return nil
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		err = ctxErr
-	} else {
-		err = fmt.Errorf("the client-side rate limit would delay the request past the deadline: %w", context.DeadlineExceeded)
-	}
-	return &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
 }

@@ -101,21 +101,23 @@ type accessKeys struct {
 	metadata             string // the metadata endpoint that gave them; "" when configured
 }
 
-// keySource gives the access keys of each request, so that they can change
-// without a new client; refused tells it the cloud refused k.
-type keySource interface {
-	keys(ctx context.Context) (accessKeys, error)
-	secrets() []string // the secret key and security token in use, to scrub from errors
-	refused(k accessKeys)
-}
-
-// staticKeys are configured keys, the secrets possibly read from files.
-type staticKeys struct {
+// keySource gives the access keys of each request, so that they can change without a new client:
+// configured ones, the secrets possibly read from files, or the temporary keys of a metadata service.
+type keySource struct {
 	accessKey                string
 	secretKey, securityToken *secret
+	metadata                 *metadataProvider // nil: configured keys
+	caller                   httpCaller        // asks metadata
 }
 
-func (k *staticKeys) keys(ctx context.Context) (accessKeys, error) {
+func (k *keySource) keys(ctx context.Context) (accessKeys, error) {
+	if k.metadata != nil {
+		t, err := k.metadata.keys.get(ctx, func(ctx context.Context) (*temporaryKeys, error) { return k.metadata.fetchKeys(ctx, k.caller) })
+		if err != nil {
+			return accessKeys{}, err
+		}
+		return t.keys, nil
+	}
 	op := operationFrom(ctx)
 	sk, err := k.secretKey.get(op)
 	if err != nil {
@@ -128,12 +130,27 @@ func (k *staticKeys) keys(ctx context.Context) (accessKeys, error) {
 	return accessKeys{accessKey: k.accessKey, secretKey: sk, securityToken: token}, nil
 }
 
-func (k *staticKeys) secrets() []string {
-	return []string{k.secretKey.current(), k.securityToken.current()}
+// secrets are the secret key and security token in use, to scrub from errors.
+func (k *keySource) secrets() []string {
+	if k.metadata == nil {
+		return []string{k.secretKey.current(), k.securityToken.current()}
+	}
+	if t := k.metadata.keys.current(); t != nil {
+		return []string{t.keys.secretKey, t.keys.securityToken}
+	}
+	return nil
 }
 
-// refused does nothing: configured keys change when their files do.
-func (k *staticKeys) refused(accessKeys) {}
+// refused drops the temporary keys the cloud refused, unless already replaced: the next call
+// asks for new keys. Configured keys change when their files do.
+func (k *keySource) refused(keys accessKeys) {
+	if k.metadata == nil {
+		return
+	}
+	if cur := k.metadata.keys.current(); cur != nil && cur.keys == keys {
+		k.metadata.keys.invalidate(cur)
+	}
+}
 
 // credentialKind is the way Credentials authenticate.
 type credentialKind int

@@ -4,6 +4,7 @@
 package modelarts
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 )
@@ -75,30 +76,23 @@ func (e *APIError) Error() string {
 		s += ": " + e.Cause.Error()
 	}
 	if e.Class == ErrEndpoint {
-		setting := "modelarts_endpoint and region"
-		switch e.Operation {
-		case OpCreateToken, OpListProjects:
-			setting = "iam_endpoint and region"
-		case OpMetadataToken, OpSecurityKey:
-			setting = "metadata_endpoint"
-		}
 		if e.URL != "" {
 			s += ": called " + e.URL
 		}
-		s += "; check " + setting
+		s += "; check " + cmp.Or(endpointSetting[e.Operation], "modelarts_endpoint and region")
 	}
 	return s
 }
 
+// endpointSetting names the setting of the endpoint of each operation but ModelArts'.
+var endpointSetting = map[string]string{
+	OpCreateToken: "iam_endpoint and region", OpListProjects: "iam_endpoint and region",
+	OpMetadataToken: "metadata_endpoint", OpSecurityKey: "metadata_endpoint",
+}
+
 // FromIAM reports whether the call failed at IAM or the metadata service
 // rather than at ModelArts.
-func (e *APIError) FromIAM() bool {
-	switch e.Operation {
-	case OpCreateToken, OpListProjects, OpMetadataToken, OpSecurityKey:
-		return true
-	}
-	return false
-}
+func (e *APIError) FromIAM() bool { return endpointSetting[e.Operation] != "" }
 
 // Unwrap lets errors.Is match both the class and the cause (e.g. context.DeadlineExceeded).
 func (e *APIError) Unwrap() []error {

@@ -120,6 +120,6 @@ func assertNoSecrets(t *testing.T, err error) {
 }
 
 // fixedKeys are configured access keys, without files.
-func fixedKeys(accessKey, secretKey, securityToken string) *staticKeys {
-	return &staticKeys{accessKey: accessKey, secretKey: &secret{value: secretKey}, securityToken: &secret{value: securityToken}}
+func fixedKeys(accessKey, secretKey, securityToken string) *keySource {
+	return &keySource{accessKey: accessKey, secretKey: &secret{value: secretKey}, securityToken: &secret{value: securityToken}}
 }

@@ -57,7 +57,16 @@ func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metada
 
 // fetchKeys asks the service for keys through c, to be refreshed metadataRefreshMargin
 // before they expire or at half their lifetime, whichever is earlier.
-func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller) (*temporaryKeys, error) {
+func (p *metadataProvider) fetchKeys(ctx context.Context, c httpCaller) (_ *temporaryKeys, err error) {
+	defer func() {
+		if e := AsAPIError(err); e != nil { // every error of send is one
+			cause := errors.New("the ECS metadata service could not give credentials")
+			if e.Cause != nil {
+				cause = fmt.Errorf("%w: %w", cause, e.Cause)
+			}
+			e.Cause = cause
+		}
+	}()
 	start := p.keys.now()
 	session, err := p.sessionToken(ctx, c)
 	if err != nil {
@@ -116,42 +125,4 @@ func (p *metadataProvider) sessionToken(ctx context.Context, c httpCaller) (stri
 		}
 	}
 	return string(token), err
-}
-
-// metadataKeys are the temporary keys of one client: the shared provider, asked through its caller.
-type metadataKeys struct {
-	provider *metadataProvider
-	caller   httpCaller
-}
-
-func (m *metadataKeys) keys(ctx context.Context) (accessKeys, error) {
-	k, err := m.provider.keys.get(ctx, func(ctx context.Context) (*temporaryKeys, error) {
-		k, err := m.provider.fetchKeys(ctx, m.caller)
-		if e := AsAPIError(err); e != nil { // every error of send is one
-			cause := errors.New("the ECS metadata service could not give credentials")
-			if e.Cause != nil {
-				cause = fmt.Errorf("%w: %w", cause, e.Cause)
-			}
-			e.Cause = cause
-		}
-		return k, err
-	})
-	if err != nil {
-		return accessKeys{}, err
-	}
-	return k.keys, nil
-}
-
-func (m *metadataKeys) secrets() []string {
-	if k := m.provider.keys.current(); k != nil {
-		return []string{k.keys.secretKey, k.keys.securityToken}
-	}
-	return nil
-}
-
-// refused drops k, unless already replaced: the next call asks for new keys.
-func (m *metadataKeys) refused(k accessKeys) {
-	if cur := m.provider.keys.current(); cur != nil && cur.keys == k {
-		m.provider.keys.invalidate(cur)
-	}
 }

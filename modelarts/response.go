@@ -31,13 +31,8 @@ const (
 	maxRequestIDLen = 128 // of APIError.RequestID, in bytes
 
 	codeProjectMismatch = "ModelArts.0210"
+	codeBadKey          = "ModelArts.0206" // with 403: the AK/SK signature is refused
 	codeEndOfList       = "ModelArts.6400"
-)
-
-// The error codes that decide the class of an answer, as the Err* values say.
-var (
-	notFoundCodes = map[string]bool{"ModelArts.6404": true, "ModelArts.6797": true}
-	refusedCodes  = map[string]bool{"ModelArts.0203": true, "ModelArts.0206": true, "ModelArts.2784": true}
 )
 
 // httpCaller is how a client sends a request: its HTTP client and settings.
@@ -93,28 +88,20 @@ func (c httpCaller) send(ctx context.Context, r request, out any) (*http.Respons
 }
 
 // readBody reads at most limit bytes of body, announced as size bytes long (-1: unknown),
-// and reports whether it was longer.
+// and reports whether it was longer. A body of announced size fills one buffer, not one grown by doubling.
 func readBody(body io.Reader, size, limit int64) ([]byte, bool, error) {
-	r := io.LimitReader(body, limit+1)
-	var buf []byte
-	var err error
-	if size < 0 || size > limit {
-		buf, err = io.ReadAll(r)
-	} else { // fill a buffer of the announced size, not one grown by doubling
-		buf = make([]byte, size)
-		var n int
-		if n, err = io.ReadFull(r, buf); err != nil { // shorter than announced
-			buf = buf[:n]
-		} else { // nothing more, unless longer than announced
-			var rest []byte
-			rest, err = io.ReadAll(r)
-			buf = append(buf, rest...)
-		}
+	var buf bytes.Buffer
+	if size >= 0 && size <= limit {
+		buf.Grow(int(size) + bytes.MinRead) // room for the read that finds the end
 	}
-	if int64(len(buf)) > limit {
-		return buf[:limit], true, nil
+	_, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if b := buf.Bytes(); int64(len(b)) > limit {
+		return b[:limit], true, nil
 	}
-	return buf, false, err
+	if err == nil && int64(buf.Len()) < size {
+		err = io.ErrUnexpectedEOF // shorter than announced, whatever the transport says
+	}
+	return buf.Bytes(), false, err
 }
 
 // decodeResponse reads and decodes the body of a 2xx answer into out.
@@ -227,7 +214,7 @@ func classify(status int, errorCode string) error {
 		return ErrNotFound
 	case status == http.StatusNotFound:
 		return ErrEndpoint
-	case status == http.StatusBadRequest && notFoundCodes[errorCode]:
+	case status == http.StatusBadRequest && (errorCode == "ModelArts.6404" || errorCode == "ModelArts.6797"):
 		return ErrNotFound
 	case status == http.StatusBadRequest && errorCode == codeEndOfList:
 		return ErrEndOfList
@@ -235,7 +222,7 @@ func classify(status int, errorCode string) error {
 		return ErrForbidden
 	case status == http.StatusUnauthorized:
 		return ErrUnauthorized
-	case status == http.StatusForbidden && refusedCodes[errorCode]:
+	case status == http.StatusForbidden && (errorCode == codeBadKey || isTokenRefusal(errorCode)):
 		return ErrUnauthorized
 	case status == http.StatusForbidden:
 		return ErrForbidden
@@ -246,6 +233,11 @@ func classify(status int, errorCode string) error {
 	default:
 		return ErrUnexpectedStatus
 	}
+}
+
+// isTokenRefusal reports whether a 403 with errorCode refuses the token: expired or revoked.
+func isTokenRefusal(errorCode string) bool {
+	return errorCode == "ModelArts.0203" || errorCode == "ModelArts.2784"
 }
 
 // calledURL returns scheme://host/path of the request resp answers; "" when resp does not tell.
@@ -262,8 +254,10 @@ func requestID(resp *http.Response, bodyID string, secrets ...string) string {
 	return cleanText(redact(cmp.Or(resp.Header.Get("X-Request-Id"), bodyID), secrets), maxRequestIDLen)
 }
 
-// titleRE finds the <title> of an HTML page (gateways answer 502 with one).
-var titleRE = regexp.MustCompile(`(?is)<title>(.*?)</title>`)
+var (
+	titleRE = regexp.MustCompile(`(?is)<title>(.*?)</title>`) // gateways answer 502 with an HTML page
+	tagRE   = regexp.MustCompile(`<[^>]*>?|>`)                // a tag, unclosed at the end, or a stray ">"
+)
 
 // summarizeNonJSON describes a body that is not JSON by its start, or its HTML title; never with markup.
 func summarizeNonJSON(body []byte) string {
@@ -271,27 +265,10 @@ func summarizeNonJSON(body []byte) string {
 	if len(trimmed) == 0 || trimmed[0] != '<' {
 		return cleanText(string(trimmed), maxMessageLen)
 	}
-	if m := titleRE.FindSubmatch(trimmed); m != nil {
-		return cleanText(stripTags(string(m[1])), maxMessageLen)
+	if m := titleRE.FindSubmatch(trimmed); m != nil { // []rune: invalid UTF-8 as U+FFFD, byte by byte
+		return cleanText(tagRE.ReplaceAllString(string([]rune(string(m[1]))), ""), maxMessageLen)
 	}
 	return ""
-}
-
-// stripTags drops everything between "<" and ">", and stray angle brackets.
-func stripTags(s string) string {
-	var b strings.Builder
-	inTag := false
-	for _, r := range s {
-		switch {
-		case r == '<':
-			inTag = true
-		case r == '>':
-			inTag = false
-		case !inTag:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // cleanText collapses whitespace and control characters into single spaces,

@@ -20,7 +20,7 @@ type Shared struct {
 	mu        sync.Mutex
 	keys      map[keyID]*refusalGuard      // refusals of an access key
 	passwords map[passwordID]*refusalGuard // IAM's refusals of a password, whatever the scope
-	iam       map[passwordID]*iamBackoff   // IAM's failures, whatever the scope and password
+	iam       map[passwordID]*refusalGuard // IAM's failures, whatever the scope and password
 	tokens    map[tokenID]*tokenSource     // IAM tokens, cached across reloads
 	metadata  map[string]*metadataProvider // temporary keys, by metadata endpoint
 }
@@ -69,13 +69,13 @@ func sharedEntry[K comparable, V any](s *Shared, m *map[K]V, key K, stale func(V
 func guardEntry[K comparable](s *Shared, m *map[K]*refusalGuard, id K, secret [sha256.Size]byte, text refusalText) *refusalGuard {
 	return sharedEntry(s, m, id,
 		func(g *refusalGuard) bool { return g.secret != secret },
-		func() *refusalGuard { return &refusalGuard{text: text, secret: secret, gate: make(chan struct{}, 1)} })
+		func() *refusalGuard { g := newGuard(refusalPause, text); g.secret = secret; return g })
 }
 
-// keyGuard returns the guard of the access keys k. A nil Shared has none.
+// keyGuard returns the guard of the access keys k; a nil Shared (tests) gives a new one.
 func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
 	if s == nil {
-		return nil
+		s = NewShared()
 	}
 	id := keyID{accessKey: k.accessKey}
 	if k.metadata != "" {
@@ -90,9 +90,10 @@ func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
 // credential, shared by every client of the process across reloads, answers its last
 // refusal for refusalPause instead of sending anything, and while the credential has never
 // been accepted (at start, after a pause) lets one call at a time go (firstContact): the
-// cloud sees one bad signature however many projects start at once. The nil guard lets
-// everything through.
+// cloud sees one bad signature however many projects start at once. With the pause
+// renewRetryInterval, a guard also asks a failing IAM once per interval (iamFailure).
 type refusalGuard struct {
+	pause  time.Duration
 	text   refusalText
 	secret [sha256.Size]byte // hash of the secret guarded
 	gate   chan struct{}     // held by the call that makes first contact
@@ -101,6 +102,10 @@ type refusalGuard struct {
 	refusedAt time.Time
 	refusal   *APIError // nil: no refusal yet
 	known     bool      // the credential was accepted once
+}
+
+func newGuard(pause time.Duration, text refusalText) *refusalGuard {
+	return &refusalGuard{pause: pause, text: text, gate: make(chan struct{}, 1)}
 }
 
 const (
@@ -112,27 +117,35 @@ const (
 // errPaused is in the chain of the errors of calls a guard kept from being sent.
 var errPaused = errors.New("not sent")
 
-// refusalText words the error of a call a refusal kept from being sent.
-type refusalText struct{ subject, action, why, fix string }
+// refusalText words the error of a call a guard kept from being sent after a refusal at at.
+type refusalText func(at, until time.Time, pause time.Duration) string
+
+// lockout words the refusal of a credential that the cloud locks after repeated failures.
+func lockout(subject, action, why, fix string) refusalText {
+	return func(at, until time.Time, pause time.Duration) string {
+		return fmt.Sprintf("%s at %s; the exporter waits %s before %s again, until %s (%s); %s",
+			subject, at.UTC().Format(time.RFC3339), pause, action, until.UTC().Format(time.RFC3339), why, fix)
+	}
+}
 
 var (
-	keyRefusal = refusalText{"this access key was refused", "signing with it",
+	keyRefusal = lockout("this access key was refused", "signing with it",
 		fmt.Sprintf("the cloud locks a key after %d bad signatures", keyLockoutFailures),
-		"fix the key and reload; a changed secret key is tried at once"}
-	passwordRefusal = refusalText{"IAM refused this password", "logging in with it",
+		"fix the key and reload; a changed secret key is tried at once")
+	passwordRefusal = lockout("IAM refused this password", "logging in with it",
 		"IAM locks a user after repeated failed logins",
-		"fix the password and reload; a changed password is tried at once"}
-	freshTokenRefusal = refusalText{"ModelArts refused a token that IAM had just issued in place of a refused one",
+		"fix the password and reload; a changed password is tried at once")
+	freshTokenRefusal = lockout("ModelArts refused a token that IAM had just issued in place of a refused one",
 		"sending or renewing the token", "a new token would be refused too",
-		"check that the user has ModelArts permissions and that the token is scoped to the right project"}
+		"check that the user has ModelArts permissions and that the token is scoped to the right project")
+	iamFailure refusalText = func(at, _ time.Time, pause time.Duration) string {
+		return fmt.Sprintf("IAM failed at %s, the exporter asks again after %s", at.UTC().Format(time.RFC3339), pause)
+	}
 )
 
 // firstContact waits, while the credential has never been accepted, at most
 // firstContactWait for the gate, and returns what releases it.
 func (g *refusalGuard) firstContact(ctx context.Context) (release func()) {
-	if g == nil {
-		return func() {}
-	}
 	g.mu.Lock()
 	known := g.known
 	g.mu.Unlock()
@@ -156,64 +169,19 @@ func (g *refusalGuard) accepted() {
 
 // check returns the remembered refusal while the pause lasts, else nil.
 func (g *refusalGuard) check(op string, now time.Time) error {
-	if g == nil {
-		return nil
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	until := g.refusedAt.Add(refusalPause)
+	until := g.refusedAt.Add(g.pause)
 	if g.refusal == nil || !now.Before(until) {
 		return nil
 	}
-	return &APIError{
-		Operation: op,
-		Class:     ErrUnauthorized,
-		Cause: fmt.Errorf("%w: %s at %s; the exporter waits %s before %s again, until %s (%s); %s: %w",
-			errPaused, g.text.subject, g.refusedAt.UTC().Format(time.RFC3339), refusalPause, g.text.action,
-			until.UTC().Format(time.RFC3339), g.text.why, g.text.fix, g.refusal),
-	}
+	return &APIError{Operation: op, Class: g.refusal.Class,
+		Cause: fmt.Errorf("%w: %s: %w", errPaused, g.text(g.refusedAt, until, g.pause), g.refusal)}
 }
 
 // refused remembers refusal, received at now.
 func (g *refusalGuard) refused(now time.Time, refusal *APIError) {
-	if g == nil || refusal == nil {
-		return
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refusedAt, g.refusal, g.known = now, refusal, false // after the pause, first contact again
-}
-
-// iamBackoff remembers IAM's last failure (5xx, 429) for renewRetryInterval for
-// every token source of one user: a failing IAM is asked once per interval.
-type iamBackoff struct {
-	mu       sync.Mutex
-	failedAt time.Time
-	failure  *APIError // nil: none
-}
-
-// check returns the remembered failure while the interval lasts, else nil.
-func (b *iamBackoff) check(now time.Time) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failure == nil || !now.Before(b.failedAt.Add(renewRetryInterval)) {
-		return nil
-	}
-	return &APIError{
-		Operation: OpCreateToken,
-		Class:     b.failure.Class,
-		Cause: fmt.Errorf("%w: IAM failed at %s, the exporter asks again after %s: %w",
-			errPaused, b.failedAt.UTC().Format(time.RFC3339), renewRetryInterval, b.failure),
-	}
-}
-
-// failed remembers err, received at now, when it says IAM is failing.
-func (b *iamBackoff) failed(now time.Time, err error) {
-	e := AsAPIError(err)
-	if e == nil || !errors.Is(e, ErrServer) && !errors.Is(e, ErrThrottled) {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.failedAt, b.failure = now, e
 }

@@ -11,9 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -128,16 +129,9 @@ func canonicalURI(escapedPath string) string {
 
 // canonicalQuery returns the sorted k=v pairs, percent-encoded (a space as %20), joined by "&".
 func canonicalQuery(query url.Values) string {
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var pairs []string
-	for _, k := range keys {
-		values := append([]string(nil), query[k]...)
-		sort.Strings(values)
-		for _, v := range values {
+	for _, k := range slices.Sorted(maps.Keys(query)) {
+		for _, v := range slices.Sorted(slices.Values(query[k])) {
 			pairs = append(pairs, percentEncode(k)+"="+percentEncode(v))
 		}
 	}
@@ -207,14 +201,12 @@ func payloadHash(req *http.Request) (string, error) {
 
 // percentEncode encodes every byte but A-Z a-z 0-9 - _ . ~ as %XX (uppercase hex).
 func percentEncode(s string) string {
-	const hexDigits = "0123456789ABCDEF"
 	var b strings.Builder
-	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; isUnreserved(c) {
 			b.WriteByte(c)
 		} else {
-			b.Write([]byte{'%', hexDigits[c>>4], hexDigits[c&0x0f]})
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
 	return b.String()
@@ -229,15 +221,15 @@ func sortedLower(names []string) []string {
 	for i, n := range names {
 		out[i] = strings.ToLower(strings.TrimSpace(n))
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
 // signingRoundTripper signs a clone of every request with the current access
 // keys, unless the key's guard (see refusalGuard) stops it; it never retries.
 type signingRoundTripper struct {
-	keys    keySource
-	shared  *Shared // nil: no guard (tests only)
+	keys    *keySource
+	shared  *Shared
 	now     func() time.Time
 	maxBody int64 // of a refused answer, read to describe it
 	next    http.RoundTripper
@@ -262,7 +254,7 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
-	if err == nil && guard != nil {
+	if err == nil {
 		switch refused, accepted := verdict(op, resp, rt.maxBody, rt.keys.secrets()); {
 		case refused != nil:
 			guard.refused(rt.now(), refused)

@@ -4,6 +4,7 @@
 package modelarts
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,11 +29,15 @@ const (
 
 // token is a cached IAM token. Times are on the local clock.
 type token struct {
-	value       string
-	projectID   string
-	expiresAt   time.Time
-	renewAt     time.Time
-	replacement atomic.Bool // made in place of a refused token and not accepted since
+	value     string
+	projectID string
+	expiresAt time.Time
+	renewAt   time.Time
+	// replacement: made in place of a refused token and not accepted since.
+	// Once accepted, its refusal is an ordinary one (revoked, expired on the
+	// service's side): it is renewed. So a 401 that only some requests get
+	// costs one new token per scrape, not a pause of every call.
+	replacement atomic.Bool
 }
 
 func (t *token) due(now time.Time) bool { return t == nil || !now.Before(t.renewAt) }
@@ -48,8 +53,8 @@ type tokenSource struct {
 	body          []byte        // the request body; holds the password, never printed
 	password      string        // only to scrub it from IAM's messages
 	passwordGuard *refusalGuard // IAM's refusals of the password, shared by every scope
-	iam           *iamBackoff   // IAM's failures, shared by every scope
-	fresh         refusalGuard  // the API's refusal of a token that replaced a refused one
+	iam           *refusalGuard // IAM's failures, shared by every scope
+	fresh         *refusalGuard // the API's refusal of a token that replaced a refused one
 	tokens        renewing[*token]
 	replacing     atomic.Bool  // the next token made replaces a refused one
 	dropped       atomic.Value // the value of the last token dropped after a refusal
@@ -64,14 +69,8 @@ func (ts *tokenSource) Token(ctx context.Context, iam httpCaller) (*token, error
 func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, error) {
 	defer ts.passwordGuard.firstContact(ctx)()
 	start := ts.tokens.now()
-	err := ts.passwordGuard.check(OpCreateToken, start)
-	if err == nil {
-		err = ts.fresh.check(OpCreateToken, start)
-	}
-	if err == nil {
-		err = ts.iam.check(start)
-	}
-	if err != nil {
+	if err := cmp.Or(ts.passwordGuard.check(OpCreateToken, start), ts.fresh.check(OpCreateToken, start),
+		ts.iam.check(OpCreateToken, start)); err != nil {
 		return nil, err
 	}
 	var body struct {
@@ -91,8 +90,10 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	case errors.Is(err, ErrUnauthorized):
 		ts.passwordGuard.refused(ts.tokens.now(), AsAPIError(err))
 		return nil, err
+	case errors.Is(err, ErrServer) || errors.Is(err, ErrThrottled):
+		ts.iam.refused(ts.tokens.now(), AsAPIError(err))
+		return nil, err
 	case err != nil:
-		ts.iam.failed(ts.tokens.now(), err)
 		return nil, err
 	}
 	ts.passwordGuard.accepted()
@@ -131,7 +132,7 @@ func expiry(field, expiresAt, issuedAt string, start time.Time) (time.Time, time
 	return expires, lifetime, nil
 }
 
-// passwordAuth is the password authentication of one client.
+// passwordAuth is the password authentication of one client, and the round tripper that sends it.
 type passwordAuth struct {
 	shared            *Shared
 	id                passwordID
@@ -139,6 +140,7 @@ type passwordAuth struct {
 	password          *secret
 	iam               httpCaller
 	now               func() time.Time
+	next              http.RoundTripper
 }
 
 // source returns the token source of the current password.
@@ -157,7 +159,7 @@ func (a *passwordAuth) sourceFor(pass string) *tokenSource {
 		id.scope = "id:" + a.projectID
 	}
 	guard := guardEntry(a.shared, &a.shared.passwords, a.id, secretHash(pass), passwordRefusal)
-	iam := sharedEntry(a.shared, &a.shared.iam, a.id, nil, func() *iamBackoff { return &iamBackoff{} })
+	iam := sharedEntry(a.shared, &a.shared.iam, a.id, nil, func() *refusalGuard { return newGuard(renewRetryInterval, iamFailure) })
 	return sharedEntry(a.shared, &a.shared.tokens, id,
 		func(ts *tokenSource) bool { return ts.passwordGuard != guard }, // another password, or a guard replaced since
 		func() *tokenSource {
@@ -169,7 +171,7 @@ func (a *passwordAuth) sourceFor(pass string) *tokenSource {
 				"scope":    map[string]any{"project": scope},
 			}})
 			return &tokenSource{url: a.id.iamURL, body: body, password: pass, passwordGuard: guard, iam: iam,
-				fresh: refusalGuard{text: freshTokenRefusal}, tokens: newRenewing[*token](OpCreateToken, a.now)}
+				fresh: newGuard(refusalPause, freshTokenRefusal), tokens: newRenewing[*token](OpCreateToken, a.now)}
 		})
 }
 
@@ -196,76 +198,61 @@ func (a *passwordAuth) secrets() []string {
 	return out
 }
 
-// tokenRoundTripper sends every request with X-Auth-Token. When the API refuses the token, it
-// gets a new one and retries once; a refused replacement pauses the tokens (freshTokenRefusal).
-type tokenRoundTripper struct {
-	auth *passwordAuth
-	next http.RoundTripper
-}
-
-func (rt *tokenRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip sends req with X-Auth-Token. When the API refuses the token, it gets a new one
+// and retries once; a refused replacement pauses the tokens (freshTokenRefusal).
+func (a *passwordAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, op := req.Context(), operationFrom(req.Context())
-	ts, err := rt.auth.source(op)
+	ts, err := a.source(op)
 	if err == nil {
-		err = ts.fresh.check(op, rt.auth.now())
+		err = ts.fresh.check(op, a.now())
 	}
-	var tok *token
-	if err == nil {
-		tok, err = ts.Token(ctx, rt.auth.iam)
-	}
-	if err != nil {
-		closeRequestBody(req)
-		return nil, err
-	}
-	resp, err := rt.send(req, tok, req.Body)
-	if err != nil || rt.settled(ts, tok, req, resp) || req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
-		return resp, err // final, or cannot be sent again
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // so that the connection can be reused
-	_ = resp.Body.Close()
-	if err := ts.fresh.check(op, rt.auth.now()); err != nil {
-		return nil, err // a replacement was refused meanwhile: no new token
-	}
-	ts.replacing.Store(true)
-	ts.tokens.invalidate(tok)
-	if tok, err = ts.Token(ctx, rt.auth.iam); err != nil {
-		return nil, err
-	}
-	body := req.Body
-	if req.GetBody != nil {
-		if body, err = req.GetBody(); err != nil {
+	for retry := false; ; retry = true {
+		var tok *token
+		var resp *http.Response
+		if err == nil {
+			tok, err = ts.Token(ctx, a.iam)
+		}
+		clone := req.Clone(ctx)
+		if err == nil && retry && req.GetBody != nil {
+			clone.Body, err = req.GetBody()
+		}
+		if err != nil {
+			if !retry {
+				closeRequestBody(req)
+			}
 			return nil, err
 		}
+		clone.Header.Set(headerAuthToken, tok.value)
+		resp, err = a.next.RoundTrip(clone)
+		if err != nil || a.settled(ts, tok, req, resp) || retry || req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
+			return resp, err // final, or cannot be sent again
+		}
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // so that the connection can be reused
+		_ = resp.Body.Close()
+		if err = ts.fresh.check(op, a.now()); err != nil {
+			return nil, err // a replacement was refused meanwhile: no new token
+		}
+		ts.replacing.Store(true)
+		ts.tokens.invalidate(tok)
 	}
-	if resp, err = rt.send(req, tok, body); err == nil {
-		rt.settled(ts, tok, req, resp)
-	}
-	return resp, err
 }
 
 // settled reports whether resp, the answer to req sent with tok, is final: it does not
 // refuse the token, or it refuses a replacement, which ts then remembers and drops.
-func (rt *tokenRoundTripper) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
-	refused, accepted := verdict(operationFrom(req.Context()), resp, rt.auth.iam.maxBody, rt.auth.secrets())
+func (a *passwordAuth) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
+	refused, accepted := verdict(operationFrom(req.Context()), resp, a.iam.maxBody, a.secrets())
 	if accepted {
 		tok.replacement.Store(false)
 	}
 	// Other refusals (an AK/SK code) a new token does not mend.
-	if refused == nil || refused.StatusCode != http.StatusUnauthorized && refused.ErrorCode != "ModelArts.0203" && refused.ErrorCode != "ModelArts.2784" {
+	if refused == nil || refused.StatusCode != http.StatusUnauthorized && !isTokenRefusal(refused.ErrorCode) {
 		return true
 	}
 	if tok.replacement.Load() {
-		ts.fresh.refused(rt.auth.now(), refused)
+		ts.fresh.refused(a.now(), refused)
 		ts.dropped.Store(tok.value)
 		ts.tokens.invalidate(tok)
 		return true
 	}
 	return false
-}
-
-func (rt *tokenRoundTripper) send(req *http.Request, tok *token, body io.ReadCloser) (*http.Response, error) {
-	clone := req.Clone(req.Context())
-	clone.Body = body
-	clone.Header.Set(headerAuthToken, tok.value)
-	return rt.next.RoundTrip(clone)
 }
