@@ -4,9 +4,9 @@
 package main
 
 import (
-	"bufio"
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -195,39 +195,74 @@ var flateWriters = sync.Pool{New: func() any {
 
 // deflater compresses what is written to it into w and keeps the CRC-32
 // and size of the gzip member it belongs to, continued from crc and size.
-// It compresses on a goroutine of its own, a block of chunkSize at a time
-// handed over a pipe, so that encoding an answer and compressing it use two cores.
+// It compresses on a goroutine of its own, a block at a time, so that
+// encoding an answer and compressing it use two cores.
 type deflater struct {
-	*bufio.Writer // fills the blocks, into pw
-	pw            *io.PipeWriter
-	fw            *flate.Writer
-	crc, size     uint32     // final once end returned
-	done          chan error // the first error of fw, when the goroutine ends
+	fw        *flate.Writer
+	crc, size uint32 // final once end returned
+
+	block  []byte      // being filled
+	blocks chan []byte // full, to compress
+	free   chan []byte // compressed, to fill again
+	done   chan error  // the first error of fw, when the goroutine ends
+	failed atomic.Bool // fw failed: the writer stops taking data
 }
+
+// deflaterBlocks is how many blocks of chunkSize one deflater uses.
+const deflaterBlocks = 3
 
 func newDeflater(w io.Writer, crc, size uint32) *deflater {
 	fw := flateWriters.Get().(*flate.Writer)
 	fw.Reset(w)
-	pr, pw := io.Pipe()
-	d := &deflater{Writer: bufio.NewWriterSize(pw, chunkSize), pw: pw, fw: fw, crc: crc, size: size, done: make(chan error, 1)}
-	go func() {
-		_, err := io.CopyBuffer(writerFunc(func(p []byte) (int, error) {
-			d.crc = crc32.Update(d.crc, crc32.IEEETable, p)
-			d.size += uint32(len(p)) // mod 2^32, as gzip's ISIZE
-			return fw.Write(p)
-		}), pr, make([]byte, chunkSize))
-		pr.CloseWithError(err) // after an error of fw, writing fails
-		d.done <- err
-	}()
+	d := &deflater{fw: fw, crc: crc, size: size, blocks: make(chan []byte, deflaterBlocks),
+		free: make(chan []byte, deflaterBlocks), done: make(chan error, 1)}
+	for range deflaterBlocks - 1 {
+		d.free <- make([]byte, 0, chunkSize)
+	}
+	d.block = make([]byte, 0, chunkSize)
+	go d.compress()
 	return d
+}
+
+func (d *deflater) compress() {
+	var err error
+	for b := range d.blocks {
+		if err == nil {
+			d.crc = crc32.Update(d.crc, crc32.IEEETable, b)
+			d.size += uint32(len(b)) // mod 2^32, as gzip's ISIZE
+			if _, err = d.fw.Write(b); err != nil {
+				d.failed.Store(true)
+			}
+		}
+		d.free <- b[:0]
+	}
+	d.done <- err
+}
+
+func (d *deflater) Write(p []byte) (int, error) {
+	if d.failed.Load() {
+		return 0, errors.New("compressing the answer failed")
+	}
+	n := len(p)
+	for len(p) > 0 {
+		k := copy(d.block[len(d.block):cap(d.block)], p)
+		d.block, p = d.block[:len(d.block)+k], p[k:]
+		if len(d.block) == cap(d.block) {
+			d.blocks <- d.block
+			d.block = <-d.free
+		}
+	}
+	return n, nil
 }
 
 // end compresses what is left, then ends the stream at a sync flush (so
 // that another can follow) or, when last, with the final block, and gives
 // the flate.Writer back. It returns the first error of w.
 func (d *deflater) end(last bool) error {
-	_ = d.Flush() // fails only after fw did, which done reports
-	_ = d.pw.Close()
+	if len(d.block) > 0 {
+		d.blocks <- d.block
+	}
+	close(d.blocks)
 	err := <-d.done
 	if err == nil && last {
 		err = d.fw.Close()
@@ -238,10 +273,6 @@ func (d *deflater) end(last bool) error {
 	flateWriters.Put(d.fw)
 	return err
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // chunkSize is the size of the pieces of a chunks value.
 const chunkSize = 64 << 10
