@@ -298,8 +298,13 @@ func switchFaults(ctx context.Context, simURL string, faultedIDs []string, toggl
 
 // faults are switched on, one after the other, for the faulted images only.
 var faults = []map[string]any{
-	{"kind": "status", "status": 429},
-	{"kind": "status", "status": 429, "error_code": "ModelArts.4206"},
+	// Aimed at ShowImage only. A throttled ListImage page is retried after
+	// 2-5 s when that fits the shared fetch's deadline, which the health
+	// samples (no timeout header: global.scrape_timeout, 5s) stretch past the
+	// scrapers' 3s. While it waits, the page holds every image it lists, and
+	// the scrapes that end first rightly see them down.
+	{"kind": "status", "status": 429, "operation": "ShowImage"},
+	{"kind": "status", "status": 429, "error_code": "ModelArts.4206", "operation": "ShowImage"},
 	{"kind": "status", "status": 500},
 	{"kind": "raw", "status": 502},
 	{"kind": "raw", "status": 503},
