@@ -365,12 +365,10 @@ func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state
 	if h.inFlight != nil {
 		<-h.inFlight
 	}
-	renderStart := time.Now()
-	x.serve(w, r, results)
-	render := time.Since(renderStart)
-	x.lastRender.Store(int64(render))
+	api := time.Since(scrapeStart)
+	render := x.serve(w, r, results)
 	level.Debug(h.e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,
-		"api", renderStart.Sub(scrapeStart), "render", render)
+		"api", api, "render", render)
 }
 
 // maxHeaderTimeout: a longer X-Prometheus-Scrape-Timeout-Seconds is absurd and ignored.

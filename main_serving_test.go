@@ -113,6 +113,23 @@ func TestStalledReadersCannotLockPrometheusOut(t *testing.T) {
 	if strings.Contains(logs.String(), "level=error") {
 		t.Errorf("clients that went away were logged as errors:\n%s", logs.String())
 	}
+
+	// What the stalled answers took until their deadline says nothing of
+	// rendering: the next scrape keeps for its render what the last answer
+	// sent in full took, not seconds.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	_, field, _ := strings.Cut(lines[len(lines)-1], "last_render=")
+	field, _, _ = strings.Cut(field, " ")
+	if last, err := time.ParseDuration(field); err != nil || last >= timeout {
+		t.Errorf("the scrape after the stalled answers kept %q (%v) for its render, want what a full answer took, under %v:\n%s",
+			field, err, timeout, lines[len(lines)-1])
+	}
 }
 
 // TestIdleConnectionsAreClosed: the exporter's server closes a keep-alive

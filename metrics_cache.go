@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -43,13 +44,15 @@ func newExposition(logger log.Logger, own prometheus.Gatherer) *exposition {
 
 // serve answers r with the metrics of results, or the families its name[]
 // parameters select. As promhttp's ContinueOnError, it serves what was gathered.
-func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []collector.ProjectResult) {
+// It returns how long the answer took.
+func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []collector.ProjectResult) time.Duration {
+	start := time.Now()
 	own, err := x.own.Gather()
 	if err != nil {
 		level.Error(x.logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
 		if len(own) == 0 && len(results) == 0 {
 			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
-			return
+			return time.Since(start)
 		}
 	}
 	format := expfmt.NegotiateAccept(r.Header, x.formats...)
@@ -87,6 +90,11 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 			level.Error(x.logger).Log("msg", "Error encoding metrics", "err", err)
 		}
 	}
+	took := time.Since(start)
+	if out.err == nil { // a client that stopped reading says nothing of the time a render takes
+		x.lastRender.Store(int64(took))
+	}
+	return took
 }
 
 // emitFresh emits own and the scrape families of results, by name.
