@@ -154,10 +154,9 @@ func scrubSecrets(errs []error, secrets []string) error {
 	secrets = slices.SortedFunc(slices.Values(secrets), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	var pairs []string
 	for _, s := range secrets {
-		if s == "" {
-			continue
+		if s != "" {
+			pairs = append(pairs, "`"+s+"`", "`"+redacted+"`", strconv.Quote(s), strconv.Quote(redacted))
 		}
-		pairs = append(pairs, "`"+s+"`", "`"+redacted+"`", strconv.Quote(s), strconv.Quote(redacted))
 		if len(s) > 10 {
 			pairs = append(pairs, "`"+s[:7]+"...`", "`"+redacted+"`")
 		}
@@ -176,11 +175,7 @@ func scrubSecrets(errs []error, secrets []string) error {
 
 // urlPassword returns the password in a URL as written, "" if none; the URL need not parse.
 func urlPassword(s string) string {
-	_, rest, ok := strings.Cut(s, "://")
-	at := strings.LastIndex(rest, "@")
-	if !ok || at < 0 {
-		return ""
-	}
-	_, pw, _ := strings.Cut(rest[:at], ":")
+	_, rest, _ := strings.Cut(s, "://")
+	_, pw, _ := strings.Cut(rest[:max(strings.LastIndex(rest, "@"), 0)], ":") // no "@", no password
 	return pw
 }

@@ -49,48 +49,38 @@ type errorList []error
 
 func (l *errorList) addf(format string, args ...any) { *l = append(*l, fmt.Errorf(format, args...)) }
 
-// projectPath names a project in messages: `projects[1] "prod"`, or `projects[1]`.
-func projectPath(i int, name string) string {
-	if name == "" {
-		return fmt.Sprintf("projects[%d]", i)
+// addIf adds the message if bad, and returns bad.
+func (l *errorList) addIf(bad bool, format string, args ...any) bool {
+	if bad {
+		l.addf(format, args...)
 	}
-	return fmt.Sprintf("projects[%d] %q", i, name)
+	return bad
+}
+
+// projectPath names a project in messages: `projects[1] "prod"`, or `projects[1]`
+// (no other name quotes to a string ending in ` ""`).
+func projectPath(i int, name string) string {
+	return strings.TrimSuffix(fmt.Sprintf("projects[%d] %q", i, name), ` ""`)
 }
 
 // finish validates a decoded configuration, completes it (normalised names,
 // secrets, endpoints) and returns every problem found.
 func (c *Config) finish(baseDir string, env lookupEnv) []error {
 	var errs errorList
-	g := c.Global
-	if g.Concurrency < 1 || g.Concurrency > 256 {
-		errs.addf("global.concurrency: %d is out of range; use 1 to 256 (default %d)", g.Concurrency, DefaultGlobalConfig.Concurrency)
-	}
-	if g.ScrapeTimeout <= 0 {
-		errs.addf("global.scrape_timeout: %s must be greater than 0s; use e.g. %s (the default)", g.ScrapeTimeout, DefaultGlobalConfig.ScrapeTimeout)
-	}
-	if g.MinRefreshInterval < 0 {
-		errs.addf("global.min_refresh_interval: must not be negative; use 0s to refresh on every scrape")
-	}
-	if g.ServeStaleFor < 0 {
-		errs.addf("global.serve_stale_for: must not be negative; use 0s to never serve stale values")
-	}
-	if len(c.Projects) == 0 {
-		errs.addf("projects: no project configured; add at least one entry under projects")
-	}
-	seen := map[string]int{}
+	g, d := c.Global, DefaultGlobalConfig
+	errs.addIf(g.Concurrency < 1 || g.Concurrency > 256, "global.concurrency: %d is out of range; use 1 to 256 (default %d)", g.Concurrency, d.Concurrency)
+	errs.addIf(g.ScrapeTimeout <= 0, "global.scrape_timeout: %s must be greater than 0s; use e.g. %s (the default)", g.ScrapeTimeout, d.ScrapeTimeout)
+	errs.addIf(g.MinRefreshInterval < 0, "global.min_refresh_interval: must not be negative; use 0s to refresh on every scrape")
+	errs.addIf(g.ServeStaleFor < 0, "global.serve_stale_for: must not be negative; use 0s to never serve stale values")
+	errs.addIf(len(c.Projects) == 0, "projects: no project configured; add at least one entry under projects")
 	for i := range c.Projects {
 		p := &c.Projects[i]
 		path := projectPath(i, p.Name)
-		j, dup := seen[p.Name]
-		switch {
-		case p.Name == "":
-			errs.addf(`%s.name: required; give every project a unique name (it is the value of the "project" label)`, path)
-		case !projectNameRE.MatchString(p.Name):
-			errs.addf("%s.name: %q is not a safe label value; use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", path, p.Name)
-		case dup:
-			errs.addf("%s.name: %q is already the name of projects[%d]; project names must be unique", path, p.Name, j)
-		default:
-			seen[p.Name] = i
+		if !errs.addIf(p.Name == "", `%s.name: required; give every project a unique name (it is the value of the "project" label)`, path) &&
+			!errs.addIf(!projectNameRE.MatchString(p.Name),
+				"%s.name: %q is not a safe label value; use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", path, p.Name) {
+			j := slices.IndexFunc(c.Projects[:i], func(q ProjectConfig) bool { return q.Name == p.Name })
+			errs.addIf(j >= 0, "%s.name: %q is already the name of projects[%d]; project names must be unique", path, p.Name, j)
 		}
 		p.finish(path, baseDir, env, &errs)
 	}
@@ -103,22 +93,18 @@ func (c *Config) finish(baseDir string, env lookupEnv) []error {
 // refused access key or user (not a pair), the wrong one would be retried at
 // every scrape.
 func checkSharedCredentials(projects []ProjectConfig, errs *errorList) {
-	type use struct {
-		index  int
-		secret string
+	// uses are a project's access key and IAM user, each with its secret ("" if none).
+	uses := func(p ProjectConfig) [2]struct{ what, secret string } {
+		return [2]struct{ what, secret string }{
+			{"access key " + p.Auth.AccessKey + " with another secret key", string(p.Auth.SecretKey)},
+			{"IAM user " + p.Auth.DomainName + "/" + p.Auth.Username + " of " + p.IAMEndpoint + " with another password", string(p.Auth.Password)},
+		}
 	}
-	seen := map[string]use{}
 	for i, p := range projects {
-		a := p.Auth
-		for _, c := range []struct{ what, secret string }{
-			{"access key " + a.AccessKey + " with another secret key", string(a.SecretKey)},
-			{"IAM user " + a.DomainName + "/" + a.Username + " of " + p.IAMEndpoint + " with another password", string(a.Password)},
-		} {
-			if first, ok := seen[c.what]; !ok && c.secret != "" {
-				seen[c.what] = use{i, c.secret}
-			} else if ok && c.secret != "" && c.secret != first.secret {
-				errs.addf("%s.auth: uses %s than projects[%d]; one of them is wrong: give both the same", projectPath(i, p.Name), c.what, first.index)
-			}
+		for k, u := range uses(p) {
+			j := slices.IndexFunc(projects[:i], func(q ProjectConfig) bool { v := uses(q)[k]; return v.what == u.what && v.secret != "" })
+			errs.addIf(j >= 0 && u.secret != "" && u.secret != uses(projects[j])[k].secret,
+				"%s.auth: uses %s than projects[%d]; one of them is wrong: give both the same", projectPath(i, p.Name), u.what, j)
 		}
 	}
 }
@@ -127,51 +113,35 @@ func (p *ProjectConfig) finish(path, baseDir string, env lookupEnv, errs *errorL
 	p.finishPlace(path, errs)
 	p.finishProjectID(path, p.Auth.finish(path+".auth", baseDir, env, errs), env, errs)
 	p.checkImages(path, errs)
-	if math.IsNaN(p.RateLimit) || math.IsInf(p.RateLimit, 0) || p.RateLimit < 0 {
-		errs.addf("%s.rate_limit: %v is not allowed; use 0 for no limit, or the number of API requests per second", path, p.RateLimit)
-	}
-	if p.RateBurst < 0 {
-		errs.addf("%s.rate_burst: %d is negative; use 0 (meaning 1) or more", path, p.RateBurst)
-	} else if p.RateBurst == 0 && p.RateLimit > 0 {
+	errs.addIf(math.IsNaN(p.RateLimit) || math.IsInf(p.RateLimit, 0) || p.RateLimit < 0,
+		"%s.rate_limit: %v is not allowed; use 0 for no limit, or the number of API requests per second", path, p.RateLimit)
+	if !errs.addIf(p.RateBurst < 0, "%s.rate_burst: %d is negative; use 0 (meaning 1) or more", path, p.RateBurst) && p.RateBurst == 0 && p.RateLimit > 0 {
 		p.RateBurst = 1
 	}
 	p.TLSConfig.SetDirectory(baseDir)
-	if u := p.ProxyURL.URL; u != nil && (!slices.Contains([]string{"http", "https", "socks5"}, u.Scheme) || u.Host == "") {
-		errs.addf(`%s.proxy_url: %q is not a proxy URL; write it like "http://proxy.example.com:3128" (http, https or socks5)`, path, p.ProxyURL.Redacted())
-	}
+	u := p.ProxyURL.URL
+	errs.addIf(u != nil && (!slices.Contains([]string{"http", "https", "socks5"}, u.Scheme) || u.Host == ""),
+		`%s.proxy_url: %q is not a proxy URL; write it like "http://proxy.example.com:3128" (http, https or socks5)`, path, p.ProxyURL.Redacted())
 }
 
 // finishPlace checks the cloud, region and endpoints and fills in the endpoints.
 func (p *ProjectConfig) finishPlace(path string, errs *errorList) {
-	ok := true
-	if cloud := strings.ToLower(cmp.Or(p.Cloud, cloudOTC)); cloud == cloudOTC || cloud == cloudHuaweiCloud {
-		p.Cloud = cloud
-	} else {
-		errs.addf(`%s.cloud: unknown cloud %q; use "otc" (Open Telekom Cloud, the default) or "huaweicloud"`, path, p.Cloud)
-		ok = false
-	}
-	if p.Region == "" {
-		errs.addf(`%s.region: required; set the region of the project, e.g. "eu-de"`, path)
-		ok = false
-	} else if !regionRE.MatchString(p.Region) {
-		errs.addf(`%s.region: %q is not a region name; use lowercase letters, digits and '-', e.g. "eu-de"`, path, p.Region)
-		ok = false
-	}
+	cloud := strings.ToLower(cmp.Or(p.Cloud, cloudOTC))
+	ok := !errs.addIf(cloud != cloudOTC && cloud != cloudHuaweiCloud, `%s.cloud: unknown cloud %q; use "otc" (Open Telekom Cloud, the default) or "huaweicloud"`, path, p.Cloud)
+	ok = !errs.addIf(p.Region == "", `%s.region: required; set the region of the project, e.g. "eu-de"`, path) &&
+		!errs.addIf(!regionRE.MatchString(p.Region), `%s.region: %q is not a region name; use lowercase letters, digits and '-', e.g. "eu-de"`, path, p.Region) && ok
+	p.Cloud = cloud
 	p.ModelArtsEndpoint = checkEndpoint(p.ModelArtsEndpoint, path+".modelarts_endpoint", "https://modelarts.eu-de.otc.t-systems.com", errs)
 	p.IAMEndpoint = checkEndpoint(p.IAMEndpoint, path+".iam_endpoint", "https://iam.eu-de.otc.t-systems.com", errs)
-	if !ok || (p.ModelArtsEndpoint != "" && p.IAMEndpoint != "") {
-		return
-	}
 	e, known := otcRegions[p.Region]
 	if p.Cloud == cloudHuaweiCloud {
 		e, known = endpoints{cmp.Or(huaweiModelArts[p.Region], "https://modelarts."+p.Region+".myhuaweicloud.com"), "https://iam." + p.Region + ".myhuaweicloud.com"}, true
 	}
-	if !known {
-		errs.addf("%s.region: %q is not an Open Telekom Cloud region with known endpoints (%s); for another region set both modelarts_endpoint and iam_endpoint",
-			path, p.Region, strings.Join(slices.Sorted(maps.Keys(otcRegions)), ", "))
-		return
+	if ok && (p.ModelArtsEndpoint == "" || p.IAMEndpoint == "") && // a valid place and an endpoint to fill in
+		!errs.addIf(!known, "%s.region: %q is not an Open Telekom Cloud region with known endpoints (%s); for another region set both modelarts_endpoint and iam_endpoint",
+			path, p.Region, strings.Join(slices.Sorted(maps.Keys(otcRegions)), ", ")) {
+		p.ModelArtsEndpoint, p.IAMEndpoint = cmp.Or(p.ModelArtsEndpoint, e.modelArts), cmp.Or(p.IAMEndpoint, e.iam)
 	}
-	p.ModelArtsEndpoint, p.IAMEndpoint = cmp.Or(p.ModelArtsEndpoint, e.modelArts), cmp.Or(p.IAMEndpoint, e.iam)
 }
 
 // endpoints are the ModelArts and IAM endpoints of one region.
@@ -197,83 +167,66 @@ var huaweiModelArts = map[string]string{
 // finishProjectID checks project_id, taken from the environment for
 // credentials_from: environment; kind is the authentication that needs one.
 func (p *ProjectConfig) finishProjectID(path, kind string, env lookupEnv, errs *errorList) {
-	note := "" // where the ID came from, or where it could
-	if v, _ := env(envProjectID); p.ProjectID == "" && p.Auth.CredentialsFrom == fromEnvironment {
-		p.ProjectID, note = v, " (from "+envProjectID+")"
-		if v == "" {
-			note = ", or set " + envProjectID
-		}
+	from, orSet := "", "" // where the ID came from, or where it could
+	if p.ProjectID == "" && p.Auth.CredentialsFrom == fromEnvironment {
+		p.ProjectID, _ = env(envProjectID)
+		from, orSet = " (from "+envProjectID+")", ", or set "+envProjectID
 	}
-	switch {
-	case p.ProjectID == "" && kind != "":
-		errs.addf("%s.project_id: required with %s; copy the ID of the project from the console: My Credentials → Projects%s", path, kind, note)
-	case p.ProjectID == "":
-	case projectIDRE.MatchString(p.ProjectID):
+	if p.ProjectID == "" {
+		errs.addIf(kind != "", "%s.project_id: required with %s; copy the ID of the project from the console: My Credentials → Projects%s", path, kind, orSet)
+	} else if !errs.addIf(!projectIDRE.MatchString(p.ProjectID),
+		"%s.project_id: %q%s is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects", path, p.ProjectID, from) {
 		p.ProjectID = strings.ToLower(p.ProjectID)
-	default:
-		errs.addf("%s.project_id: %q%s is not a project ID; it is 32 hexadecimal characters, shown in the console under My Credentials → Projects", path, p.ProjectID, note)
 	}
 }
 
 // checkImages lowercases the image IDs and checks them and the discovery filters.
 func (p *ProjectConfig) checkImages(path string, errs *errorList) {
-	firstAt := map[string]int{}
 	for i, id := range p.Images {
-		if !uuidRE.MatchString(id) {
-			errs.addf("%s.images[%d]: %q is not an image ID; image IDs are UUIDs like 0f3c8a2e-5b7d-4e1a-9c6f-2d8b4a1e7c93", path, i, id)
-			continue
-		}
-		p.Images[i] = strings.ToLower(id)
-		if j, dup := firstAt[p.Images[i]]; dup {
-			errs.addf("%s.images[%d]: %s is already listed as images[%d]; remove one of the two", path, i, p.Images[i], j)
-		} else {
-			firstAt[p.Images[i]] = i
+		if !errs.addIf(!uuidRE.MatchString(id), "%s.images[%d]: %q is not an image ID; image IDs are UUIDs like 0f3c8a2e-5b7d-4e1a-9c6f-2d8b4a1e7c93", path, i, id) {
+			p.Images[i] = strings.ToLower(id) // no earlier ID left as written is a UUID
+			j := slices.Index(p.Images[:i], p.Images[i])
+			errs.addIf(j >= 0, "%s.images[%d]: %s is already listed as images[%d]; remove one of the two", path, i, p.Images[i], j)
 		}
 	}
 	if d := p.Discovery; d != nil {
 		d.Type = checkEnum(d.Type, []string{"BUILD_IN", "DEDICATED"}, path+".discovery.type", "an image type", "both", errs)
 		d.ServiceType = checkEnum(d.ServiceType, []string{"COMMON", "INFERENCE", "TRAIN", "DEV", "UNKNOWN"}, path+".discovery.service_type", "a service type", "all", errs)
-	} else if len(p.Images) == 0 {
-		errs.addf("%s: nothing to export; list image IDs under images, or add \"discovery: {}\" to export every image of the project", path)
 	}
+	errs.addIf(p.Discovery == nil && len(p.Images) == 0, "%s: nothing to export; list image IDs under images, or add \"discovery: {}\" to export every image of the project", path)
 }
 
 // finish checks the credentials and reads the secret files or the environment.
 // It returns the authentication that needs a project_id, or "" (a password or wrong credentials).
 func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) string {
 	for _, s := range a.secretFields() {
-		if *s.value != "" && *s.file != "" {
-			errs.addf("%s: %s and %s_file are both set; keep only one of them", path, s.name, s.name)
-		}
+		errs.addIf(*s.value != "" && *s.file != "", "%s: %s and %s_file are both set; keep only one of them", path, s.name, s.name)
 	}
-	if a.MetadataEndpoint != "" && !strings.EqualFold(a.CredentialsFrom, fromECSMetadata) {
-		errs.addf("%s.metadata_endpoint: only used with credentials_from: %s; remove it", path, fromECSMetadata)
-	}
+	errs.addIf(a.MetadataEndpoint != "" && !strings.EqualFold(a.CredentialsFrom, fromECSMetadata),
+		"%s.metadata_endpoint: only used with credentials_from: %s; remove it", path, fromECSMetadata)
 	ak := names(flag{a.AccessKey != "", "access_key"}, flag{a.SecretKey != "", "secret_key"}, flag{a.SecretKeyFile != "", "secret_key_file"})
 	pw := names(flag{a.DomainName != "", "domain_name"}, flag{a.Username != "", "username"}, flag{a.Password != "", "password"}, flag{a.PasswordFile != "", "password_file"})
 	token := names(flag{a.SecurityToken != "" && a.SecurityTokenFile == "", "security_token"}, flag{a.SecurityTokenFile != "", "security_token_file"})
-	switch {
-	case a.CredentialsFrom != "":
-		return a.finishFrom(path, slices.Concat(ak, token, pw), env, errs)
-	case len(ak) > 0 && len(pw) > 0:
-		errs.addf("%s: set either the access key fields (%s) or the password fields (%s), not both", path, strings.Join(ak, ", "), strings.Join(pw, ", "))
-		return ""
-	case len(ak)+len(pw)+len(token) == 0:
-		errs.addf("%s: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file), or credentials_from (%s or %s)",
-			path, fromECSMetadata, fromEnvironment)
+	if a.CredentialsFrom != "" {
+		return a.finishFrom(path, names(flag{ak != "", ak}, flag{token != "", token}, flag{pw != "", pw}), env, errs)
+	}
+	if errs.addIf(ak != "" && pw != "", "%s: set either the access key fields (%s) or the password fields (%s), not both", path, ak, pw) ||
+		errs.addIf(ak+pw+token == "",
+			"%s: no credentials; set access_key and secret_key (or secret_key_file), or domain_name, username and password (or password_file), or credentials_from (%s or %s)",
+			path, fromECSMetadata, fromEnvironment) {
 		return ""
 	}
 	kind := "access_key authentication"
-	if len(pw) > 0 {
+	if pw != "" {
 		kind = ""
-		for _, t := range token {
-			errs.addf("%s.%s: only used with access key authentication (temporary AK/SK); remove it", path, t)
-		}
-		if missing := names(flag{a.DomainName == "", "domain_name"}, flag{a.Username == "", "username"}, flag{a.Password == "" && a.PasswordFile == "", "password"}); len(missing) > 0 {
-			errs.addf("%s: password authentication needs domain_name, username and password (or password_file); missing: %s", path, strings.Join(missing, ", "))
-		}
-	} else if missing := names(flag{a.AccessKey == "", "access_key"}, flag{a.SecretKey == "" && a.SecretKeyFile == "", "secret_key"}); len(missing) > 0 {
-		errs.addf("%s: access key authentication needs access_key and secret_key (or secret_key_file); missing: %s", path, strings.Join(missing, ", "))
+		// token names one field at most: security_token counts only without security_token_file.
+		errs.addIf(token != "", "%s.%s: only used with access key authentication (temporary AK/SK); remove it", path, token)
+		missing := names(flag{a.DomainName == "", "domain_name"}, flag{a.Username == "", "username"}, flag{a.Password == "" && a.PasswordFile == "", "password"})
+		errs.addIf(missing != "",
+			"%s: password authentication needs domain_name, username and password (or password_file); missing: %s", path, missing)
+	} else {
+		missing := names(flag{a.AccessKey == "", "access_key"}, flag{a.SecretKey == "" && a.SecretKeyFile == "", "secret_key"})
+		errs.addIf(missing != "", "%s: access key authentication needs access_key and secret_key (or secret_key_file); missing: %s", path, missing)
 	}
 	a.readSecretFiles(path, baseDir, errs)
 	return kind
@@ -285,42 +238,38 @@ type flag struct {
 	name string
 }
 
-// names returns the names of the flags set.
-func names(flags ...flag) []string {
+// names lists the names of the flags set, for a message: "a, b".
+func names(flags ...flag) string {
 	var out []string
 	for _, f := range flags {
 		if f.set {
 			out = append(out, f.name)
 		}
 	}
-	return out
+	return strings.Join(out, ", ")
 }
 
 // finishFrom checks credentials_from, given the other credential fields set,
 // and reads the credentials of the environment.
-func (a *AuthConfig) finishFrom(path string, others []string, env lookupEnv, errs *errorList) string {
+func (a *AuthConfig) finishFrom(path, others string, env lookupEnv, errs *errorList) string {
 	from := strings.ToLower(a.CredentialsFrom)
-	if from != fromECSMetadata && from != fromEnvironment {
-		errs.addf("%s.credentials_from: unknown source %q; use %q (the temporary keys of the ECS or CCE node's agency) or %q (%s and %s)",
-			path, a.CredentialsFrom, fromECSMetadata, fromEnvironment, envAccessKey, envSecretKey)
+	if errs.addIf(from != fromECSMetadata && from != fromEnvironment,
+		"%s.credentials_from: unknown source %q; use %q (the temporary keys of the ECS or CCE node's agency) or %q (%s and %s)",
+		path, a.CredentialsFrom, fromECSMetadata, fromEnvironment, envAccessKey, envSecretKey) {
 		return ""
 	}
-	a.CredentialsFrom = from
-	if len(others) > 0 {
-		errs.addf("%s: set either credentials_from or the credential fields (%s), not both", path, strings.Join(others, ", "))
+	a.CredentialsFrom = from // even when refusing the other fields below: finishProjectID reads it
+	if errs.addIf(others != "", "%s: set either credentials_from or the credential fields (%s), not both", path, others) {
 		return ""
 	}
 	if from == fromECSMetadata {
 		a.MetadataEndpoint = cmp.Or(checkEndpoint(a.MetadataEndpoint, path+".metadata_endpoint", defaultMetadataEndpoint, errs), defaultMetadataEndpoint)
 		return "credentials_from: " + from
 	}
-	ak, _ := env(envAccessKey)
-	sk, _ := env(envSecretKey)
-	token, _ := env(envSecurityToken)
-	a.AccessKey, a.SecretKey, a.SecurityToken = ak, commonconfig.Secret(sk), commonconfig.Secret(token)
-	if missing := names(flag{ak == "", envAccessKey}, flag{sk == "", envSecretKey}); len(missing) > 0 {
-		errs.addf("%s: credentials_from: %s needs the environment variables %s and %s; not set: %s",
-			path, from, envAccessKey, envSecretKey, strings.Join(missing, ", "))
+	getenv := func(name string) string { v, _ := env(name); return v }
+	a.AccessKey, a.SecretKey, a.SecurityToken = getenv(envAccessKey), commonconfig.Secret(getenv(envSecretKey)), commonconfig.Secret(getenv(envSecurityToken))
+	missing := names(flag{a.AccessKey == "", envAccessKey}, flag{a.SecretKey == "", envSecretKey})
+	if errs.addIf(missing != "", "%s: credentials_from: %s needs the environment variables %s and %s; not set: %s", path, from, envAccessKey, envSecretKey, missing) {
 		return ""
 	}
 	return "credentials_from: " + from
@@ -369,21 +318,17 @@ func (a *AuthConfig) readSecretFiles(path, baseDir string, errs *errorList) {
 		case v == "":
 			errs.addf("%s.%s_file: %q is empty; write the secret into it", path, s.name, file)
 		default:
-			*s.value = commonconfig.Secret(v)
-			if abs, err := filepath.Abs(file); err == nil {
-				*s.file = abs
-			}
+			abs, _ := filepath.Abs(file) // "" only without a working directory: then keep the path as written
+			*s.value, *s.file = commonconfig.Secret(v), cmp.Or(abs, *s.file)
 		}
 	}
 }
 
 // checkEndpoint checks an endpoint override and returns it without trailing slashes.
 func checkEndpoint(s, path, example string, errs *errorList) string {
-	if s == "" {
-		return ""
-	}
 	u, err := url.Parse(s)
 	switch {
+	case s == "": // not set: the caller's default applies
 	case err == nil && u.User != nil:
 		errs.addf("%s: must not contain a user name or password; credentials belong under auth", path)
 	case err != nil && strings.Contains(s, "@"): // the value may hold a password: not repeated
@@ -402,9 +347,7 @@ func checkEndpoint(s, path, example string, errs *errorList) string {
 
 // checkEnum normalises an optional enumerated value to upper case and checks it.
 func checkEnum(v string, valid []string, path, what, emptyMeans string, errs *errorList) string {
-	if up := strings.ToUpper(v); v == "" || slices.Contains(valid, up) {
-		return up
-	}
-	errs.addf("%s: %q is not %s; use one of %s, or leave it out for %s", path, v, what, strings.Join(valid, ", "), emptyMeans)
-	return v
+	up := strings.ToUpper(v)
+	errs.addIf(v != "" && !slices.Contains(valid, up), "%s: %q is not %s; use one of %s, or leave it out for %s", path, v, what, strings.Join(valid, ", "), emptyMeans)
+	return up
 }
