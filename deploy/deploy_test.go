@@ -537,17 +537,3 @@ func yamlFields(typ reflect.Type) []string {
 	}
 	return out
 }
-
-// TestSystemdUnit checks the hardening the unit promises.
-func TestSystemdUnit(t *testing.T) {
-	text := string(readFile(t, "systemd/modelarts_exporter.service"))
-	for _, want := range []string{
-		"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-		"PrivateTmp=yes", "PrivateDevices=yes", "CapabilityBoundingSet=\n", "RestrictAddressFamilies=",
-		"SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "ExecReload=/bin/kill -HUP $MAINPID",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("the unit lacks %q", strings.TrimSpace(want))
-		}
-	}
-}
