@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -43,7 +44,6 @@ const exporterName = "modelarts_exporter"
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-// flags are the settings of the command line.
 type flags struct {
 	configFile, metricsPath, logLevel, logFormat string
 	configCheck, lifecycle                       bool
@@ -99,8 +99,7 @@ func run(args []string) int {
 	return 0
 }
 
-// parseFlags parses the command line; on a usage error it says what is
-// wrong on standard error and returns false.
+// parseFlags returns false after saying on standard error what is wrong.
 func parseFlags(args []string) (*flags, bool) {
 	app := kingpin.New(exporterName, "Prometheus exporter for ModelArts development images on Open Telekom Cloud and Huawei Cloud.")
 	f := &flags{}
@@ -127,8 +126,7 @@ func parseFlags(args []string) (*flags, bool) {
 	return f, true
 }
 
-// reportConfigErrors says why the configuration file did not load, one
-// problem a line: on standard error for --config.check, else in the log.
+// reportConfigErrors says why the configuration file did not load, one problem a line.
 func reportConfigErrors(logger log.Logger, f *flags, err error) {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -146,10 +144,9 @@ func reportConfigErrors(logger log.Logger, f *flags, err error) {
 	}
 }
 
-// newLogger returns the process's logger, writing to w, and exporter-toolkit's
-// slog logger bridged to it. ts and caller go on top of the level filter, or
-// caller would name level.go; the bridge, which adds its own time and source,
-// gets the filtered logger without them.
+// newLogger returns the logger writing to w and exporter-toolkit's slog bridge to it. ts and
+// caller go on top of the level filter, or caller would name level.go; the bridge, which adds
+// its own time and source, gets the filtered logger without them.
 func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	var logger log.Logger
 	if format == "json" {
@@ -164,8 +161,7 @@ func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), toolkit
 }
 
-// serve runs the HTTP server with exporter-toolkit (TLS, basic auth, systemd
-// socket activation) until it fails.
+// serve runs server with exporter-toolkit (TLS, basic auth, socket activation) until it fails.
 func serve(server *http.Server, toolkit *web.FlagConfig, logger *slog.Logger) error {
 	if err := web.ListenAndServe(server, toolkit, logger); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -243,8 +239,7 @@ func (e *exporter) reload() error {
 	return nil
 }
 
-// routes returns the exporter's HTTP routes; POST /-/reload reloads only with
-// lifecycle (--web.enable-lifecycle), and the status page is at / unless the metrics are.
+// routes returns the exporter's HTTP routes; the status page is at / unless the metrics are.
 func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle bool) (*http.ServeMux, error) {
 	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, metricsPath) {
 		return nil, fmt.Errorf("--web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics", metricsPath)
@@ -289,23 +284,20 @@ func newServer(handler http.Handler, idle time.Duration) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: idle}
 }
 
-// scrapeHandler answers the metrics path (ServeHTTP) and /probe (serveProbe)
-// under the same limits: at most cap(inFlight) scrapes do API work at once,
-// the excess gets 503. A slot is freed before the answer is written, so a
-// client that does not read cannot hold one.
+// scrapeHandler answers the metrics path (ServeHTTP) and /probe (serveProbe): at most cap(inFlight)
+// scrapes do API work at once, the excess gets 503. A slot is freed before the answer is
+// written, so a client that does not read cannot hold one.
 type scrapeHandler struct {
 	e                  *exporter
 	offset, maxTimeout time.Duration
-	inFlight           chan struct{} // nil: no limit
+	inFlight           chan struct{}
 }
 
-// metricsHandler serves the exporter's own metrics and those of every project.
 func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) *scrapeHandler {
-	h := &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout}
-	if maxRequests > 0 {
-		h.inFlight = make(chan struct{}, maxRequests)
+	if maxRequests == 0 {
+		maxRequests = math.MaxInt // no limit: a channel of struct{} allocates no buffer
 	}
-	return h
+	return &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout, inFlight: make(chan struct{}, maxRequests)}
 }
 
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -335,36 +327,31 @@ func (h *scrapeHandler) serveProbe(w http.ResponseWriter, r *http.Request) {
 // probeExposition is the answer of /probe?project=name, without the
 // exporter's own metrics: one per project, so that each keeps its values cached.
 func (e *exporter) probeExposition(name string) *exposition {
-	if x, ok := e.probes.Load(name); ok {
-		return x.(*exposition)
+	x, ok := e.probes.Load(name)
+	if !ok {
+		x, _ = e.probes.LoadOrStore(name, newExposition(e.logger, prometheus.Gatherers{}))
 	}
-	x, _ := e.probes.LoadOrStore(name, newExposition(e.logger, prometheus.Gatherers{}))
 	return x.(*exposition)
 }
 
 // answer runs scrape within the request's deadline and the slots, and serves its results with x.
 func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition, scrape func(context.Context) []collector.ProjectResult) {
-	if h.inFlight != nil {
-		select {
-		case h.inFlight <- struct{}{}:
-		default:
-			h.e.rejected.Inc()
-			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(h.inFlight)), http.StatusServiceUnavailable)
-			return
-		}
+	select {
+	case h.inFlight <- struct{}{}:
+	default:
+		h.e.rejected.Inc()
+		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(h.inFlight)), http.StatusServiceUnavailable)
+		return
 	}
 	lastRender := time.Duration(x.lastRender.Load())
-	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), h.offset,
-		lastRender, st.scrapeTimeout, h.maxTimeout)
+	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), h.offset, lastRender, st.scrapeTimeout, h.maxTimeout)
 	scrapeStart := time.Now()
 	_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(max(wait, timeout) + time.Second))
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
 	results := scrape(ctx)
-	if h.inFlight != nil {
-		<-h.inFlight
-	}
+	<-h.inFlight
 	api := time.Since(scrapeStart)
 	render := x.serve(w, r, results)
 	level.Debug(h.e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -43,8 +44,8 @@ func newExposition(logger log.Logger, own prometheus.Gatherer) *exposition {
 }
 
 // serve answers r with the metrics of results, or the families its name[]
-// parameters select. As promhttp's ContinueOnError, it serves what was gathered.
-// It returns how long the answer took.
+// parameters select, and returns how long that took. As promhttp's
+// ContinueOnError, it serves what was gathered.
 func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []collector.ProjectResult) time.Duration {
 	start := time.Now()
 	own, err := x.own.Gather()
@@ -58,8 +59,7 @@ func (x *exposition) serve(w http.ResponseWriter, r *http.Request, results []col
 	format := expfmt.NegotiateAccept(r.Header, x.formats...)
 	gz := negotiateEncoding(r.Header["Accept-Encoding"], []string{"identity", "gzip"}) == "gzip"
 	h := w.Header()
-	h.Add("Vary", "Accept")
-	h.Add("Vary", "Accept-Encoding")
+	h["Vary"] = append(h["Vary"], "Accept", "Accept-Encoding")
 	h.Set("Content-Type", string(format))
 	if gz {
 		h.Set("Content-Encoding", "gzip")
@@ -113,29 +113,19 @@ func emitFresh(own []*dto.MetricFamily, results []collector.ProjectResult, partI
 	return err
 }
 
-// values returns the value families of results encoded in format, from the
-// cache when their fingerprint is the one cached.
+// values returns the value families of results encoded, from the cache when their fingerprint is.
 func (x *exposition) values(format expfmt.Format, gz bool, results []collector.ProjectResult) encodedPart {
 	build := func() (part encodedPart) {
-		var w io.Writer = &part.data
-		var d *deflater
-		if gz {
-			d = newDeflater(&part.data, 0, 0)
-			w = d
-		}
-		enc := collector.NewEncoder(w, format)
-		err := collector.EmitValueFamilies(results, enc.PartImages(), func(mf *dto.MetricFamily, continued bool) error {
-			if !continued {
-				x.valueFamiliesEncoded.Add(1)
-			}
-			return enc.Emit(mf, continued)
+		var err error
+		part.crc, part.size, err = encode(&part.data, gz, false, 0, 0, func(w io.Writer) error {
+			enc := collector.NewEncoder(w, format)
+			return collector.EmitValueFamilies(results, enc.PartImages(), func(mf *dto.MetricFamily, continued bool) error {
+				if !continued {
+					x.valueFamiliesEncoded.Add(1)
+				}
+				return enc.Emit(mf, continued)
+			})
 		})
-		if d != nil {
-			if endErr := d.end(false); err == nil {
-				err = endErr
-			}
-			part.crc, part.size = d.crc, d.size
-		}
 		if err != nil {
 			level.Error(x.logger).Log("msg", "Error encoding the image metrics", "err", err)
 		}
@@ -158,36 +148,39 @@ type encodedPart struct {
 // writeBody writes values, then what fresh emits encoded in format, then
 // what ends the format (OpenMetrics' # EOF); with gz, as one gzip member.
 func writeBody(w io.Writer, format expfmt.Format, gz bool, values encodedPart, fresh func(*collector.Encoder) error) error {
+	head := values.data
 	if gz {
-		if _, err := w.Write(gzipHeader); err != nil {
+		head = append(chunks{gzipHeader}, head...)
+	}
+	if _, err := head.WriteTo(w); err != nil {
+		return err
+	}
+	crc, size, err := encode(w, gz, true, values.crc, values.size, func(w io.Writer) error {
+		enc := collector.NewEncoder(w, format)
+		if err := fresh(enc); err != nil {
 			return err
 		}
-	}
-	if _, err := values.data.WriteTo(w); err != nil {
+		return enc.Close()
+	})
+	if err != nil || !gz {
 		return err
 	}
-	if !gz {
-		return encodeLast(w, format, fresh)
-	}
-	d := newDeflater(w, values.crc, values.size)
-	err := encodeLast(d, format, fresh)
-	if endErr := d.end(true); err == nil {
-		err = endErr
-	}
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, d.crc), d.size))
+	_, err = w.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, crc), size))
 	return err
 }
 
-// encodeLast encodes what families emits in format, and ends the format.
-func encodeLast(w io.Writer, format expfmt.Format, families func(*collector.Encoder) error) error {
-	enc := collector.NewEncoder(w, format)
-	if err := families(enc); err != nil {
-		return err
+// encode runs write on w or, with gz, on a deflater into w that continues crc
+// and size and ends as end(last) does; it returns the CRC-32 and size then.
+func encode(w io.Writer, gz, last bool, crc, size uint32, write func(io.Writer) error) (uint32, uint32, error) {
+	if !gz {
+		return crc, size, write(w)
 	}
-	return enc.Close()
+	d := newDeflater(w, crc, size)
+	err := write(d)
+	if endErr := d.end(last); err == nil {
+		err = endErr
+	}
+	return d.crc, d.size, err
 }
 
 // gzipHeader is what compress/gzip writes at flate.BestSpeed: no name, no
@@ -201,9 +194,8 @@ var flateWriters = sync.Pool{New: func() any {
 	return fw
 }}
 
-// deflater compresses what is written to it into w and keeps the CRC-32
-// and size of the gzip member it belongs to, continued from crc and size.
-// It compresses on a goroutine of its own, a block at a time, so that
+// deflater compresses into w and keeps the CRC-32 and size of its gzip member, continued
+// from crc and size. It compresses on a goroutine of its own, a block at a time, so that
 // encoding an answer and compressing it use two cores.
 type deflater struct {
 	fw        *flate.Writer
@@ -216,8 +208,7 @@ type deflater struct {
 	failed atomic.Bool // fw failed: the writer stops taking data
 }
 
-// deflaterBlocks is how many blocks of chunkSize one deflater uses.
-const deflaterBlocks = 3
+const deflaterBlocks = 3 // of chunkSize
 
 func newDeflater(w io.Writer, crc, size uint32) *deflater {
 	fw := flateWriters.Get().(*flate.Writer)
@@ -263,13 +254,10 @@ func (d *deflater) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// end compresses what is left, then ends the stream at a sync flush (so
-// that another can follow) or, when last, with the final block, and gives
-// the flate.Writer back. It returns the first error of w.
+// end compresses what is left, ends the stream at a sync flush (so that another can follow)
+// or, when last, with the final block, and gives the flate.Writer back; it returns w's first error.
 func (d *deflater) end(last bool) error {
-	if len(d.block) > 0 {
-		d.blocks <- d.block
-	}
+	d.blocks <- d.block // maybe empty: writes nothing
 	close(d.blocks)
 	err := <-d.done
 	if err == nil && last {
@@ -282,7 +270,6 @@ func (d *deflater) end(last bool) error {
 	return err
 }
 
-// chunkSize is the size of the pieces of a chunks value.
 const chunkSize = 64 << 10
 
 // chunks is a byte sequence kept in pieces, so that growing it never copies.
@@ -296,22 +283,15 @@ func (c *chunks) Write(p []byte) (int, error) {
 		}
 		last := &(*c)[len(*c)-1]
 		k := min(len(p), chunkSize-len(*last))
-		*last = append(*last, p[:k]...)
-		p = p[k:]
+		*last, p = append(*last, p[:k]...), p[k:]
 	}
 	return n, nil
 }
 
+// WriteTo writes a clone: net.Buffers consumes what it writes, and c is shared.
 func (c chunks) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	for _, b := range c {
-		k, err := w.Write(b)
-		n += int64(k)
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	b := net.Buffers(slices.Clone(c))
+	return b.WriteTo(w)
 }
 
 // errWriter remembers the first error of w and writes nothing after it.
@@ -329,14 +309,12 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// partKey says what an encodedPart is encoded as.
 type partKey struct {
 	format expfmt.Format
 	gzip   bool
 }
 
-// maxCachedParts bounds the memory of a valueCache: asking for a further
-// format or encoding drops the others.
+// maxCachedParts bounds the memory of a valueCache: a further format or encoding drops the others.
 const maxCachedParts = 4
 
 // valueCache keeps the encoded value families of the last values seen
@@ -348,8 +326,6 @@ type valueCache struct {
 	parts map[partKey]func() encodedPart // sync.OnceValue
 }
 
-// get returns the part of key for values of fingerprint fp, built by build
-// when it is not cached.
 func (c *valueCache) get(key partKey, fp uint64, build func() encodedPart) encodedPart {
 	c.mu.Lock()
 	p := c.parts[key]

@@ -17,8 +17,7 @@ import (
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
 )
 
-// newProjects builds one API client per configured project; it fails only on
-// what building a client finds out, such as a tls_config file without a certificate.
+// newProjects builds one API client per project; it fails only on what building one finds out (tls_config).
 func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shared *modelarts.Shared) ([]collector.Project, error) {
 	projects := make([]collector.Project, 0, len(cfg.Projects))
 	for _, pc := range cfg.Projects {

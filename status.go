@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"html/template"
 	"net/http"
@@ -30,12 +31,8 @@ const maxStatusImages = 1000
 // statusPage serves each project's and image's newest results, without an API call.
 func (e *exporter) statusPage(metricsPath string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		data := statusData{
-			Name:        "ModelArts Exporter",
-			Description: "Prometheus exporter for ModelArts development images",
-			Version:     version.Info(),
-			MetricsPath: metricsPath,
-		}
+		data := statusData{Name: "ModelArts Exporter", Description: "Prometheus exporter for ModelArts development images",
+			Version: version.Info(), MetricsPath: metricsPath}
 		if st := e.state.Load(); st != nil {
 			data.Loaded = true
 			now := time.Now()
@@ -87,24 +84,23 @@ func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
 	sp.Err, sp.RequestID = errorText(p.Err)
 	up := func(r *collector.ImageResult) bool { return r.Err == nil && r.Image != nil } // as modelarts_image_up
 	images := slices.Clone(p.Images)
-	slices.SortFunc(images, func(a, b collector.ImageResult) int {
-		if up(&a) != up(&b) {
-			if up(&a) {
-				return 1
-			}
-			return -1
+	down := func(r *collector.ImageResult) int {
+		if up(r) {
+			return 0
 		}
-		return strings.Compare(a.ID, b.ID)
+		return 1
+	}
+	slices.SortFunc(images, func(a, b collector.ImageResult) int { // the down ones first, then by ID
+		return cmp.Or(down(&b)-down(&a), strings.Compare(a.ID, b.ID))
 	})
-	for i := range images {
-		r := &images[i]
-		if !up(r) {
+	for _, r := range images {
+		if !up(&r) {
 			sp.Down++
 		}
 		if len(sp.Images) == maxStatusImages {
 			continue
 		}
-		si := statusImage{ID: r.ID, Up: up(r), LastSuccess: "never"}
+		si := statusImage{ID: r.ID, Up: up(&r), LastSuccess: "never"}
 		if r.Image != nil {
 			si.Name, si.Status = r.Image.Name, r.Image.Status
 		}

@@ -39,14 +39,14 @@ type projectState struct {
 	mu           sync.Mutex
 	inFlight     *flight                // the fetch concurrent scrapes share; nil when none runs
 	last         *ProjectResult         // the newest complete fetch's result
-	latest       *ProjectResult         // the newest fetch's result, complete or cut short
+	latest       ProjectResult          // the newest fetch's result, complete or cut short
 	known        map[string]ImageResult // last good values (Image, LastSuccess) of the exported images
 	gone         map[string]error       // ShowImage last said they do not exist
-	discovered   []string               // the exported IDs discovery found beyond the configured ones
+	ids          []string               // the exported IDs: the configured ones, then those discovery found
 	pages        map[string]int         // per type, what a listing took, at pagesAt
 	pagesAt      time.Time
-	fallbackNext int                        // see fetchOutcome
-	warned       map[string]map[string]bool // data problems logged, by image
+	fallbackNext int                // see fetchOutcome
+	warned       map[[2]string]bool // data problems logged: image, problem
 }
 
 // flight is one fetch and the scrapes waiting for it.
@@ -60,8 +60,8 @@ type flight struct {
 }
 
 func newProjectState(p *Project, logger log.Logger, now func() time.Time) *projectState {
-	ps := &projectState{project: p, logger: logger, now: now, wanted: map[string]bool{},
-		known: map[string]ImageResult{}, gone: map[string]error{}, warned: map[string]map[string]bool{}}
+	ps := &projectState{project: p, logger: logger, now: now, wanted: map[string]bool{}, latest: ProjectResult{Name: p.Name}, ids: p.ImageIDs,
+		known: map[string]ImageResult{}, gone: map[string]error{}, warned: map[[2]string]bool{}}
 	for _, id := range p.ImageIDs {
 		ps.wanted[id] = true
 	}
@@ -93,12 +93,10 @@ func (ps *projectState) scrape(ctx context.Context) ProjectResult {
 			ps.inFlight = nil
 		}
 	}
-	f.fetcher.mu.Lock() // a copy: the fetch goes on
-	sofar := *f.fetcher.out
-	sofar.images, sofar.errs = maps.Clone(sofar.images), maps.Clone(sofar.errs)
-	f.fetcher.mu.Unlock()
-	res := ps.result(&sofar, f.start, waited, fmt.Errorf("the scrape ended before the API answered: %w", why))
-	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(sofar.images), "err", why)
+	f.fetcher.mu.Lock() // the fetch goes on once what it has learnt is taken
+	defer f.fetcher.mu.Unlock()
+	res := ps.result(f.fetcher.out, f.start, waited, fmt.Errorf("the scrape ended before the API answered: %w", why))
+	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(f.fetcher.out.images), "err", why)
 	return res
 }
 
@@ -156,22 +154,49 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	for _, id := range out.conflicts {
 		ps.warn(id, "listed twice with different values; exporting the most recently updated record", true)
 	}
-	if len(out.pages) > 0 {
-		ps.pages, ps.pagesAt = out.pages, f.start
+	pages, found := map[string]int{}, []string{}
+	for _, l := range out.lists {
+		switch {
+		case !listsEverything(l.opts):
+		case errors.Is(l.err, modelarts.ErrForbidden), errors.Is(l.err, errPageCap): // one by one until probed again
+			pages[l.opts.Type] = maxListPages
+		case l.size == 0:
+		case l.cut:
+			pages[l.opts.Type] = l.pages
+		case l.done:
+			pages[l.opts.Type] = max(l.read, 1)
+		}
+		if l.discovery {
+			found = append(found, l.ids...)
+		}
+	}
+	if len(pages) > 0 {
+		ps.pages, ps.pagesAt = pages, f.start
 	}
 	if out.fallbackNext >= 0 {
 		ps.fallbackNext = out.fallbackNext
 	}
 	if out.discoveryErr != nil { // keep the IDs an incomplete discovery missed
-		out.discovered = append(out.discovered, ps.discovered...)
+		found = append(found, ps.ids[len(ps.project.ImageIDs):]...)
 	}
-	ps.discovered = out.discovered // result removes the duplicates
-	var late error                 // a fetch cut short changes no memory of the images it did not reach
+	ids, keep := slices.Clip(ps.project.ImageIDs), maps.Clone(ps.wanted)
+	for _, id := range found {
+		if !keep[id] {
+			keep[id] = true
+			ids = append(ids, id)
+		}
+	}
+	ps.ids = ids
+	var late error // a fetch cut short changes no memory of the images it did not reach
 	if cut {
 		late = f.ctx.Err()
+	} else {
+		maps.DeleteFunc(ps.known, func(id string, _ ImageResult) bool { return !keep[id] })
+		maps.DeleteFunc(ps.gone, func(id string, _ error) bool { return !keep[id] })
+		maps.DeleteFunc(ps.warned, func(k [2]string, _ bool) bool { return !keep[k[0]] })
 	}
 	res := ps.result(out, f.start, took, late)
-	ps.latest = &res
+	ps.latest = res
 	if !cut {
 		ps.last = &res
 	}
@@ -180,19 +205,9 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 
 // result is the scrape result of out, from a fetch begun at start; late, if set, is the error of images not fetched yet.
 func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Duration, late error) ProjectResult {
-	ids, keep := ps.project.ImageIDs, ps.wanted // read only, unless images were discovered
-	if len(ps.discovered) > 0 {
-		ids, keep = slices.Clone(ids), maps.Clone(keep)
-	}
-	for _, id := range ps.discovered {
-		if !keep[id] {
-			keep[id] = true
-			ids = append(ids, id)
-		}
-	}
-	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ids)), Up: out.projectErr == nil && out.answered,
+	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ps.ids)), Up: out.projectErr == nil && out.answered,
 		Duration: took, Err: cmp.Or(out.projectErr, out.discoveryErr, late), Start: start}
-	for i, id := range ids {
+	for i, id := range ps.ids {
 		if img, ok := out.images[id]; ok {
 			img = ps.sanitize(id, img)
 			if k, ok := ps.known[id]; !ok || !k.LastSuccess.After(start) {
@@ -225,12 +240,6 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 	for i := 0; !res.Up && res.Err == nil && i < len(res.Images); i++ { // no call answered: say why
 		res.Err = res.Images[i].Err
 	}
-	if late == nil {
-		ps.discovered = ids[len(ps.project.ImageIDs):]
-		maps.DeleteFunc(ps.known, func(id string, _ ImageResult) bool { return !keep[id] })
-		maps.DeleteFunc(ps.gone, func(id string, _ error) bool { return !keep[id] })
-		maps.DeleteFunc(ps.warned, func(id string, _ map[string]bool) bool { return !keep[id] })
-	}
 	return res
 }
 
@@ -238,10 +247,7 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 func (ps *projectState) latestResult() ProjectResult {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.latest == nil {
-		return ProjectResult{Name: ps.project.Name}
-	}
-	return *ps.latest
+	return ps.latest
 }
 
 // sanitize returns img without a negative size or a timestamp out of range. ps.mu must be held.
@@ -268,12 +274,9 @@ func (ps *projectState) sanitize(id string, img *modelarts.Image) *modelarts.Ima
 // warn logs a problem of image id once while bad holds, and returns bad. ps.mu must be held.
 func (ps *projectState) warn(id, problem string, bad bool) bool {
 	if !bad {
-		delete(ps.warned[id], problem)
-	} else if !ps.warned[id][problem] {
-		if ps.warned[id] == nil {
-			ps.warned[id] = map[string]bool{}
-		}
-		ps.warned[id][problem] = true
+		delete(ps.warned, [2]string{id, problem})
+	} else if !ps.warned[[2]string{id, problem}] {
+		ps.warned[[2]string{id, problem}] = true
 		level.Warn(ps.logger).Log("msg", "Bad data from the API", "project", ps.project.Name, "image", id, "problem", problem)
 	}
 	return bad

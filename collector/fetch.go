@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/go-kit/log"
@@ -29,13 +28,12 @@ var errPageCap = fmt.Errorf("ListImage paging stopped at the cap of %d pages", m
 type fetchOutcome struct {
 	images       map[string]*modelarts.Image
 	errs         map[string]error
-	discovered   []string       // by the discovery listings, in their order
-	discoveryErr error          // one of them did not complete
-	pages        map[string]int // per image type, the calls a whole listing takes
-	fallbackNext int            // where the next turn of fallback IDs starts; -1: no turn taken
-	projectErr   error          // concerns every image: no call was made after it
-	answered     bool           // a call got an answer from ModelArts
-	conflicts    []string       // IDs listed twice with different values
+	lists        []*listing // the listings read, once no page of them is left to read
+	discoveryErr error      // one of the discovery listings did not complete
+	fallbackNext int        // where the next turn of fallback IDs starts; -1: no turn taken
+	projectErr   error      // concerns every image: no call was made after it
+	answered     bool       // a call got an answer from ModelArts
+	conflicts    []string   // IDs listed twice with different values
 }
 
 // fetcher runs one fetch of a project.
@@ -52,43 +50,30 @@ type fetcher struct {
 
 func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int) *fetcher {
 	return &fetcher{p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom, sem: make(chan struct{}, max(p.Concurrency, 1)),
-		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, pages: map[string]int{}, fallbackNext: -1}}
+		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, fallbackNext: -1}}
 }
 
 // run reads the listings worth reading, then calls ShowImage for the
 // configured IDs they did not cover.
 func (f *fetcher) run(ctx context.Context) *fetchOutcome {
-	ids := f.p.ImageIDs
-	if f.p.Discovery == nil && len(ids) == 0 {
-		f.out.answered = true // nothing to ask: nothing failed
-		return f.out
-	}
-	var lists, own []*listing // own: listings for the configured IDs alone
-	covered := 0              // types a discovery listing lists in full
-	if d := f.p.Discovery; d != nil {
-		types := imageTypes
-		if d.Type != "" {
-			types = []string{d.Type}
-		}
-		for _, t := range types {
+	ids, d := f.p.ImageIDs, f.p.Discovery
+	f.out.answered = d == nil && len(ids) == 0 // nothing to ask: nothing failed
+	var lists, own []*listing                  // own: listings for the configured IDs alone
+	covered, cost, left := 0, 0, 0             // covered: types a discovery listing lists in full
+	for _, t := range imageTypes {
+		if d != nil && (d.Type == "" || d.Type == t) {
 			opts := *d
 			opts.Type = t
 			lists = append(lists, &listing{opts: opts, discovery: true, seen: map[string]bool{}})
 			if listsEverything(opts) {
 				covered++
+				continue
 			}
 		}
+		own = append(own, &listing{opts: modelarts.ListOptions{Type: t}, seen: map[string]bool{}})
+		cost += max(f.pages[t], 1)
 	}
-	for _, t := range imageTypes {
-		if !slices.ContainsFunc(lists, func(l *listing) bool { return l.opts.Type == t && listsEverything(l.opts) }) {
-			own = append(own, &listing{opts: modelarts.ListOptions{Type: t}, seen: map[string]bool{}})
-		}
-	}
-	cost, left := 0, 0
-	for _, l := range own {
-		cost += max(f.pages[l.opts.Type], 1)
-	}
-	if len(ids) == 0 || len(ids) <= cost {
+	if len(ids) <= cost {
 		own = nil
 	}
 	lists = append(lists, own...)
@@ -98,7 +83,7 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 			left += l.pages - l.next
 		}
 	}
-	if len(own) > 0 && len(f.notFetched(ids)) <= left {
+	if len(f.notFetched(ids)) <= left {
 		for _, l := range own {
 			l.cut = l.open() && l.total <= maxListPages // one by one is cheaper, unless the total is absurd
 		}
@@ -108,42 +93,26 @@ func (f *fetcher) run(ctx context.Context) *fetchOutcome {
 	return f.out
 }
 
-// fallback records what the listings found beyond images and returns the IDs
-// to fetch one by one: after complete listings of every type, showImageBudget a
-// scrape in turns; after a failed listing, all of them only if few.
+// fallback hands the listings to out and returns the IDs to fetch one by one:
+// after complete listings of every type, showImageBudget a scrape in turns;
+// after a failed listing, all of them only if few.
 func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string {
 	missing := f.notFetched(ids)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.out.lists = lists
+	why, cut := errFallbackBudget, false
 	for _, l := range lists {
 		if l.discovery {
-			f.out.discovered = append(f.out.discovered, l.ids...) // result drops duplicates
-			if l.err != nil && f.out.discoveryErr == nil {
-				f.out.discoveryErr = l.err
-			}
-		}
-		switch {
-		case !listsEverything(l.opts):
-		case errors.Is(l.err, modelarts.ErrForbidden), errors.Is(l.err, errPageCap): // one by one until probed again
-			f.out.pages[l.opts.Type] = maxListPages
-		case l.size == 0:
-		case l.cut:
-			f.out.pages[l.opts.Type] = l.pages
-		case l.done:
-			f.out.pages[l.opts.Type] = max(l.read, 1)
-		}
-	}
-	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed {
-		return missing
-	}
-	why := errFallbackBudget
-	for _, l := range lists {
-		if l.cut {
-			return missing
+			f.out.discoveryErr = cmp.Or(f.out.discoveryErr, l.err)
 		}
 		if l.err != nil && (!l.discovery || listsEverything(l.opts)) {
 			why = fmt.Errorf("%w; fetched one by one in turns, %d a scrape", l.err, showImageBudget)
 		}
+		cut = cut || l.cut
+	}
+	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed || cut {
+		return missing
 	}
 	start := f.fallbackFrom % len(missing)
 	turn := append(missing[start:], missing[:start]...)
@@ -173,19 +142,17 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 		}
 	}
 	for _, id := range ids {
-		err := f.admit(ctx)
-		if err != nil {
-			if errors.Is(err, errNotStarted) {
-				late++
-			}
-			take(id, nil, err)
-			continue
-		}
-		wg.Go(func() {
+		err := f.spawn(ctx, &wg, func() {
 			img, err := f.p.Client.ShowImage(ctx, id)
 			f.done(err)
 			take(id, img, err)
 		})
+		if err != nil {
+			take(id, nil, err)
+		}
+		if errors.Is(err, errNotStarted) {
+			late++
+		}
 	}
 	wg.Wait()
 	if late > 0 {
@@ -193,10 +160,10 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 	}
 }
 
-// admit waits for a free slot of Concurrency; after a failure that concerns
-// the whole project, or once ctx has ended, it admits no more calls. Only
-// run's goroutine admits; each admitted call ends with done.
-func (f *fetcher) admit(ctx context.Context) error {
+// spawn runs call in wg once a slot of Concurrency is free; call ends with
+// done. After a failure that concerns the whole project, or once ctx has
+// ended, it runs no more calls and says why. Only run's goroutine spawns.
+func (f *fetcher) spawn(ctx context.Context, wg *sync.WaitGroup, call func()) error {
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -205,25 +172,27 @@ func (f *fetcher) admit(ctx context.Context) error {
 	f.mu.Lock()
 	err := f.out.projectErr
 	f.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil:
 		err = fmt.Errorf("not fetched: %w", err)
-	} else if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		err = fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+	default:
+		wg.Go(call)
+		return nil
 	}
-	if err != nil {
-		<-f.sem
-	}
+	<-f.sem
 	return err
 }
 
-// done ends an admitted call, taking what its answer says of the project.
+// done ends a spawned call, taking what its answer says of the project.
 func (f *fetcher) done(err error) {
 	defer func() { <-f.sem }() // after the answer is taken: the next call sees it
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	apiErr := modelarts.AsAPIError(err) // below: did an answer from ModelArts come back?
 	notAnswered := apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errNotStarted)
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 	f.out.answered = f.out.answered || !notAnswered
 	if projectWide(err) && f.out.projectErr == nil {
 		f.out.projectErr = err
@@ -292,91 +261,76 @@ type listing struct {
 
 func (l *listing) open() bool { return !l.done && !l.cut && l.err == nil && l.next < max(l.pages, 1) }
 
-type pageAnswer struct {
-	l    *listing
-	k    int
-	page *modelarts.ImageList
-	err  error
-}
-
-// readPages reads the first page of every listing, or the rest, in waves of at most Concurrency pages a listing.
+// readPages reads the first page of every listing, or the rest, in waves of
+// at most Concurrency pages a listing, taken in page order.
 func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 	for {
-		var wave []*pageAnswer
+		var wg sync.WaitGroup
+		var wave []func()
 		for _, l := range lists {
 			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && (!first || l.next == 0) && (!l.unsure || n == 0); n++ {
-				wave = append(wave, &pageAnswer{l: l, k: l.next})
+				opts, k := l.opts, l.next // size is 0 until the first page is read
+				opts.Limit, opts.Offset = cmp.Or(l.size, listLimit), k*l.size
+				var page *modelarts.ImageList
+				var err error
+				if e := f.spawn(ctx, &wg, func() { page, err = f.p.Client.ListImages(ctx, opts); f.done(err) }); e != nil {
+					err = e
+				}
+				wave = append(wave, func() { f.takePage(l, k, page, err) })
 				l.next++
 			}
 		}
-		if len(wave) == 0 {
-			return
-		}
-		var wg sync.WaitGroup
-		for _, a := range wave {
-			opts := a.l.opts // size is 0 until the first page is read
-			opts.Limit, opts.Offset = cmp.Or(a.l.size, listLimit), a.k*a.l.size
-			err := f.admit(ctx)
-			if a.err = err; err != nil {
-				continue
-			}
-			wg.Go(func() {
-				a.page, a.err = f.p.Client.ListImages(ctx, opts)
-				f.done(a.err)
-			})
-		}
 		wg.Wait()
-		for _, a := range wave { // in page order
-			f.takePage(a)
+		for _, take := range wave {
+			take()
 		}
-		if first {
+		if first || len(wave) == 0 {
 			return
 		}
 	}
 }
 
-// takePage takes one answer into its listing. A listing ends at its total,
-// on an empty or short page, or on ModelArts.6400 (a page past the end).
-func (f *fetcher) takePage(a *pageAnswer) {
-	l := a.l
+// takePage takes page k of l, or the error reading it. A listing ends at its
+// total, on an empty or short page, or on ModelArts.6400 (a page past the end).
+func (f *fetcher) takePage(l *listing, k int, page *modelarts.ImageList, err error) {
 	switch {
 	case l.done || l.err != nil:
 		return // an earlier page ended the listing
-	case errors.Is(a.err, modelarts.ErrEndOfList):
+	case errors.Is(err, modelarts.ErrEndOfList):
 		l.done = true
 		return
-	case a.err != nil:
-		l.err = fmt.Errorf("not listed: %w", a.err)
-		if !projectWide(a.err) {
-			level.Warn(f.logger).Log(append([]any{"msg", "Failed to list images", "project", f.p.Name, "type", l.opts.Type, "discovery", l.discovery}, apiErrorKV(a.err)...)...)
+	case err != nil:
+		l.err = fmt.Errorf("not listed: %w", err)
+		if !projectWide(err) {
+			level.Warn(f.logger).Log(append([]any{"msg", "Failed to list images", "project", f.p.Name, "type", l.opts.Type, "discovery", l.discovery}, apiErrorKV(err)...)...)
 		}
 		return
 	}
-	n := a.page.Records()
-	if a.k == 0 { // the page size is the size field; a page short of the total is a server's cap, or a lie
+	n := page.Records()
+	if k == 0 { // the page size is the size field; a page short of the total is a server's cap, or a lie
 		l.size = listLimit
-		if a.page.Size > 0 && a.page.Size <= listLimit {
-			l.size = a.page.Size
+		if page.Size > 0 && page.Size <= listLimit {
+			l.size = page.Size
 		}
-		if l.unsure = n > 0 && n < l.size && a.page.Total > int64(n); l.unsure {
+		if l.unsure = n > 0 && n < l.size && page.Total > int64(n); l.unsure {
 			l.size = n
 		}
-		l.total = int((a.page.Total + int64(l.size) - 1) / int64(l.size))
+		l.total = int((page.Total + int64(l.size) - 1) / int64(l.size))
 		l.pages = min(max(l.total, 1), maxListPages)
 	}
-	added := f.addRecords(l, a.page)
+	added := f.addRecords(l, page)
 	if added > 0 {
 		l.read++
-		l.unsure = l.unsure && a.k == 0
+		l.unsure = l.unsure && k == 0
 	}
 	switch {
 	case n == 0 || n < l.size:
 		l.done = true
-	case a.k > 0 && added == 0:
+	case k > 0 && added == 0:
 		l.err = errors.New("not listed: a ListImage page repeated only records already listed: the server ignores offset")
-	case a.k+1 >= l.pages && l.total > maxListPages:
+	case k+1 >= l.pages && l.total > maxListPages:
 		l.err = fmt.Errorf("not listed: %w", errPageCap)
-	case a.k+1 >= l.pages:
+	case k+1 >= l.pages:
 		l.done = true
 	}
 }
