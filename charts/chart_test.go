@@ -13,19 +13,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +34,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/modelarts-exporter/modelarts_exporter/internal/testca"
+	"github.com/modelarts-exporter/modelarts_exporter/internal/yamlpath"
 )
 
 const (
@@ -167,22 +163,7 @@ func render(t *testing.T, values string) map[string]map[string]any {
 }
 
 // get walks a decoded YAML value: keys for maps, indices for lists.
-func get(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[k]
-		case int:
-			l, _ := v.([]any)
-			if k >= len(l) {
-				return nil
-			}
-			v = l[k]
-		}
-	}
-	return v
-}
+var get = yamlpath.Get
 
 // A chart case: values, what helm template must make of them, and the
 // contents of the Secrets and ConfigMaps they name, which exist in the
@@ -759,36 +740,20 @@ func busyboxApplets(t *testing.T) string {
 	return appletsDir
 }
 
-// webConfigSecret is a web configuration Secret with TLS (a self-signed
-// certificate for 127.0.0.1) and basic auth for the probes' user.
+// webConfigSecret is a web configuration Secret with TLS (a certificate for
+// 127.0.0.1 from a test CA) and basic auth for the probes' user.
 func webConfigSecret(t *testing.T) map[string]string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	ca := testca.New(t, t.TempDir())
+	secret := map[string]string{"web-config.yml": webConfigFile(t, true)}
+	for name, path := range map[string]string{"tls.crt": ca.CertFile, "tls.key": ca.KeyFile} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret[name] = string(b)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "modelarts-exporter"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]string{
-		"web-config.yml": webConfigFile(t, true),
-		"tls.crt":        string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		"tls.key":        string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
-	}
+	return secret
 }
 
 // webConfigFile is exporter-toolkit's web configuration with basic auth for

@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/modelarts-exporter/modelarts_exporter/config"
+	"github.com/modelarts-exporter/modelarts_exporter/internal/yamlpath"
 )
 
 func readFile(t *testing.T, path string) []byte {
@@ -383,22 +384,7 @@ func manifests(t *testing.T) map[string]map[string]any {
 }
 
 // get walks a decoded YAML value: keys for maps, indices for lists.
-func get(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[k]
-		case int:
-			l, _ := v.([]any)
-			if k >= len(l) {
-				return nil
-			}
-			v = l[k]
-		}
-	}
-	return v
-}
+var get = yamlpath.Get
 
 func TestKubernetesManifests(t *testing.T) {
 	objs := manifests(t)
