@@ -104,7 +104,7 @@ func parseFlags(args []string) (*flags, bool) {
 	app := kingpin.New(exporterName, "Prometheus exporter for ModelArts development images on Open Telekom Cloud and Huawei Cloud.")
 	f := &flags{}
 	app.Flag("config.file", "Path to the configuration file.").Default("modelarts_exporter.yml").StringVar(&f.configFile)
-	app.Flag("config.check", "Validate the configuration file, print a summary and exit (0 when valid, 1 when not).").BoolVar(&f.configCheck)
+	app.Flag("config.check", "Validate the configuration file, print it as checked (secrets hidden) and exit: 0 when valid, 1 when not.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
 	app.Flag("scrape.timeout-offset", "Time kept from the scrape timeout (X-Prometheus-Scrape-Timeout-Seconds, else global.scrape_timeout), besides the last render's time, to render the answer.").Default("0.5s").DurationVar(&f.timeoutOffset)
 	app.Flag("scrape.max-timeout", "Upper bound of the time one scrape may spend on API calls (0: no bound).").Default("2m").DurationVar(&f.maxTimeout)
