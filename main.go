@@ -216,6 +216,12 @@ func (e *exporter) apply(cfg *config.Config) error {
 	if old != nil {
 		old.scraper.Close()
 	}
+	e.probes.Range(func(name, _ any) bool { // the cached answers of projects gone
+		if !slices.ContainsFunc(projects, func(p collector.Project) bool { return p.Name == name }) {
+			e.probes.Delete(name)
+		}
+		return true
+	})
 	e.reloadSuccess.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	return nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -135,6 +136,19 @@ func TestProbeCachesValuesPerProject(t *testing.T) {
 	}
 	if n := encoded(); n != first {
 		t.Errorf("%d value families encoded after probing each project 4 times, want %d (once per project)", n, first)
+	}
+
+	// A reload that drops beta drops its cached answer; alpha's stays.
+	if err := os.WriteFile(exp.configFile, []byte("global:\n  min_refresh_interval: 1h\nprojects:\n"+
+		akskProject(sim, "alpha", sim.URL, ids[:2], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, alpha := exp.probes.Load("alpha")
+	if _, beta := exp.probes.Load("beta"); beta || !alpha {
+		t.Errorf("after a reload without beta: alpha cached %v, beta cached %v; want true, false", alpha, beta)
 	}
 }
 
