@@ -123,18 +123,13 @@ func Load(path string) (*Config, error) {
 
 // LoadReader is Load for a configuration read from r, with relative paths from baseDir.
 func LoadReader(r io.Reader, baseDir string) (*Config, error) {
-	return load(r, baseDir, os.LookupEnv)
-}
-
-// load is LoadReader with the environment of credentials_from: environment.
-func load(r io.Reader, baseDir string, env lookupEnv) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
 	cfg, secrets, errs := decode(data)
 	if len(errs) == 0 { // checking a half-decoded file would only add noise
-		errs = cfg.finish(baseDir, env)
+		errs = cfg.finish(baseDir)
 	}
 	if len(errs) > 0 {
 		for _, p := range cfg.Projects { // and the secrets read from files and the environment

@@ -49,20 +49,6 @@ func mustURL(t *testing.T, s string) commonconfig.URL {
 	return commonconfig.URL{URL: u}
 }
 
-// noEnv is an empty environment.
-func noEnv(string) (string, bool) { return "", false }
-
-// loadFile loads testdata/name like Load, reading the environment from env.
-func loadFile(t *testing.T, name string, env lookupEnv) (*Config, error) {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	return load(f, "testdata", env)
-}
-
 // testdataPath is the absolute path of a file in testdata/, as Load keeps the *_file paths.
 func testdataPath(t *testing.T, name string) string {
 	t.Helper()
@@ -340,11 +326,12 @@ projects[1] "prod".name: "prod" is already the name of projects[0]; project name
 projects[1] "prod".auth: password authentication needs domain_name, username and password (or password_file); missing: domain_name, password
 projects[1] "prod": nothing to export; list image IDs under images, or add "discovery: {}" to export every image of the project`},
 	}
+	setEnv(t, nil)
 	seen := map[string]bool{}
 	for _, tt := range tests {
 		seen[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
-			cfg, err := loadFile(t, tt.file, noEnv)
+			cfg, err := Load(filepath.Join("testdata", tt.file))
 			if err == nil {
 				t.Fatalf("Load succeeded, want error %q\n%s", tt.want, cfg.Summary())
 			}

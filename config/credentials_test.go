@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,11 +14,11 @@ import (
 	commonconfig "github.com/prometheus/common/config"
 )
 
-// fakeEnv is an environment holding only vars.
-func fakeEnv(vars map[string]string) lookupEnv {
-	return func(name string) (string, bool) {
-		v, ok := vars[name]
-		return v, ok
+// setEnv gives the variables credentials_from: environment reads the values
+// in vars, "" (as good as unset) if not there, for the rest of the test.
+func setEnv(t *testing.T, vars map[string]string) {
+	for _, name := range []string{envAccessKey, envSecretKey, envSecurityToken, envProjectID} {
+		t.Setenv(name, vars[name])
 	}
 }
 
@@ -109,7 +110,8 @@ func TestCredentialSources(t *testing.T) {
 				id = "    project_id: " + tt.projectID + "\n"
 			}
 			in := fmt.Sprintf("projects:\n  - name: p\n    region: eu-de\n%s    auth: %s\n    discovery: {}\n", id, tt.auth)
-			cfg, err := load(strings.NewReader(in), dir, fakeEnv(tt.env))
+			setEnv(t, tt.env)
+			cfg, err := LoadReader(strings.NewReader(in), dir)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error\ngot:  %v\nwant: %s", err, tt.wantErr)
@@ -128,7 +130,7 @@ func TestCredentialSources(t *testing.T) {
 					}
 				}
 			}
-			wantID := cmpOr(tt.wantID, tt.projectID)
+			wantID := cmp.Or(tt.wantID, tt.projectID)
 			if p.ProjectID != wantID {
 				t.Errorf("project_id %q, want %q", p.ProjectID, wantID)
 			}
@@ -140,13 +142,6 @@ func TestCredentialSources(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // TestSecretsNeverInErrors gives every secret field the YAML tags and shapes
@@ -217,7 +212,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 						project += "    discovery: {}\n"
 					}
 					in := "projects:\n  - name: p\n    region: eu-de\n    project_id: " + fakeProjectID + "\n    auth:\n" + auth + project + sh.after
-					_, err := load(strings.NewReader(in), "", noEnv)
+					_, err := LoadReader(strings.NewReader(in), "")
 					if err == nil {
 						t.Fatalf("no error for\n%s", in)
 					}

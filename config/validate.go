@@ -41,9 +41,6 @@ var (
 	uuidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 )
 
-// lookupEnv reads an environment variable, like os.LookupEnv.
-type lookupEnv func(string) (string, bool)
-
 // errorList collects the problems of one file.
 type errorList []error
 
@@ -65,7 +62,7 @@ func projectPath(i int, name string) string {
 
 // finish validates a decoded configuration, completes it (normalised names,
 // secrets, endpoints) and returns every problem found.
-func (c *Config) finish(baseDir string, env lookupEnv) []error {
+func (c *Config) finish(baseDir string) []error {
 	var errs errorList
 	g, d := c.Global, DefaultGlobalConfig
 	errs.addIf(g.Concurrency < 1 || g.Concurrency > 256, "global.concurrency: %d is out of range; use 1 to 256 (default %d)", g.Concurrency, d.Concurrency)
@@ -82,7 +79,7 @@ func (c *Config) finish(baseDir string, env lookupEnv) []error {
 			j := slices.IndexFunc(c.Projects[:i], func(q ProjectConfig) bool { return q.Name == p.Name })
 			errs.addIf(j >= 0, "%s.name: %q is already the name of projects[%d]; project names must be unique", path, p.Name, j)
 		}
-		p.finish(path, baseDir, env, &errs)
+		p.finish(path, baseDir, &errs)
 	}
 	checkSharedCredentials(c.Projects, &errs)
 	return errs
@@ -109,9 +106,9 @@ func checkSharedCredentials(projects []ProjectConfig, errs *errorList) {
 	}
 }
 
-func (p *ProjectConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) {
+func (p *ProjectConfig) finish(path, baseDir string, errs *errorList) {
 	p.finishPlace(path, errs)
-	p.finishProjectID(path, p.Auth.finish(path+".auth", baseDir, env, errs), env, errs)
+	p.finishProjectID(path, p.Auth.finish(path+".auth", baseDir, errs), errs)
 	p.checkImages(path, errs)
 	errs.addIf(math.IsNaN(p.RateLimit) || math.IsInf(p.RateLimit, 0) || p.RateLimit < 0,
 		"%s.rate_limit: %v is not allowed; use 0 for no limit, or the number of API requests per second", path, p.RateLimit)
@@ -166,10 +163,10 @@ var huaweiModelArts = map[string]string{
 
 // finishProjectID checks project_id, taken from the environment for
 // credentials_from: environment; kind is the authentication that needs one.
-func (p *ProjectConfig) finishProjectID(path, kind string, env lookupEnv, errs *errorList) {
+func (p *ProjectConfig) finishProjectID(path, kind string, errs *errorList) {
 	from, orSet := "", "" // where the ID came from, or where it could
 	if p.ProjectID == "" && p.Auth.CredentialsFrom == fromEnvironment {
-		p.ProjectID, _ = env(envProjectID)
+		p.ProjectID = os.Getenv(envProjectID)
 		from, orSet = " (from "+envProjectID+")", ", or set "+envProjectID
 	}
 	if p.ProjectID == "" {
@@ -198,7 +195,7 @@ func (p *ProjectConfig) checkImages(path string, errs *errorList) {
 
 // finish checks the credentials and reads the secret files or the environment.
 // It returns the authentication that needs a project_id, or "" (a password or wrong credentials).
-func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList) string {
+func (a *AuthConfig) finish(path, baseDir string, errs *errorList) string {
 	for _, s := range a.secretFields() {
 		errs.addIf(*s.value != "" && *s.file != "", "%s: %s and %s_file are both set; keep only one of them", path, s.name, s.name)
 	}
@@ -208,7 +205,7 @@ func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList
 	pw := names(flag{a.DomainName != "", "domain_name"}, flag{a.Username != "", "username"}, flag{a.Password != "", "password"}, flag{a.PasswordFile != "", "password_file"})
 	token := names(flag{a.SecurityToken != "" && a.SecurityTokenFile == "", "security_token"}, flag{a.SecurityTokenFile != "", "security_token_file"})
 	if a.CredentialsFrom != "" {
-		return a.finishFrom(path, names(flag{ak != "", ak}, flag{token != "", token}, flag{pw != "", pw}), env, errs)
+		return a.finishFrom(path, names(flag{ak != "", ak}, flag{token != "", token}, flag{pw != "", pw}), errs)
 	}
 	if errs.addIf(ak != "" && pw != "", "%s: set either the access key fields (%s) or the password fields (%s), not both", path, ak, pw) ||
 		errs.addIf(ak+pw+token == "",
@@ -216,18 +213,16 @@ func (a *AuthConfig) finish(path, baseDir string, env lookupEnv, errs *errorList
 			path, fromECSMetadata, fromEnvironment) {
 		return ""
 	}
-	kind := "access_key authentication"
+	kind, needs := "access_key authentication", "access key authentication needs access_key and secret_key (or secret_key_file)"
+	missing := names(flag{a.AccessKey == "", "access_key"}, flag{a.SecretKey == "" && a.SecretKeyFile == "", "secret_key"})
 	if pw != "" {
-		kind = ""
 		// token names one field at most: security_token counts only without security_token_file.
 		errs.addIf(token != "", "%s.%s: only used with access key authentication (temporary AK/SK); remove it", path, token)
-		missing := names(flag{a.DomainName == "", "domain_name"}, flag{a.Username == "", "username"}, flag{a.Password == "" && a.PasswordFile == "", "password"})
-		errs.addIf(missing != "",
-			"%s: password authentication needs domain_name, username and password (or password_file); missing: %s", path, missing)
-	} else {
-		missing := names(flag{a.AccessKey == "", "access_key"}, flag{a.SecretKey == "" && a.SecretKeyFile == "", "secret_key"})
-		errs.addIf(missing != "", "%s: access key authentication needs access_key and secret_key (or secret_key_file); missing: %s", path, missing)
+		kind, needs = "", "password authentication needs domain_name, username and password (or password_file)"
+		missing = names(flag{a.DomainName == "", "domain_name"}, flag{a.Username == "", "username"},
+			flag{a.Password == "" && a.PasswordFile == "", "password"})
 	}
+	errs.addIf(missing != "", "%s: %s; missing: %s", path, needs, missing)
 	a.readSecretFiles(path, baseDir, errs)
 	return kind
 }
@@ -251,7 +246,7 @@ func names(flags ...flag) string {
 
 // finishFrom checks credentials_from, given the other credential fields set,
 // and reads the credentials of the environment.
-func (a *AuthConfig) finishFrom(path, others string, env lookupEnv, errs *errorList) string {
+func (a *AuthConfig) finishFrom(path, others string, errs *errorList) string {
 	from := strings.ToLower(a.CredentialsFrom)
 	if errs.addIf(from != fromECSMetadata && from != fromEnvironment,
 		"%s.credentials_from: unknown source %q; use %q (the temporary keys of the ECS or CCE node's agency) or %q (%s and %s)",
@@ -266,8 +261,8 @@ func (a *AuthConfig) finishFrom(path, others string, env lookupEnv, errs *errorL
 		a.MetadataEndpoint = cmp.Or(checkEndpoint(a.MetadataEndpoint, path+".metadata_endpoint", defaultMetadataEndpoint, errs), defaultMetadataEndpoint)
 		return "credentials_from: " + from
 	}
-	getenv := func(name string) string { v, _ := env(name); return v }
-	a.AccessKey, a.SecretKey, a.SecurityToken = getenv(envAccessKey), commonconfig.Secret(getenv(envSecretKey)), commonconfig.Secret(getenv(envSecurityToken))
+	a.AccessKey = os.Getenv(envAccessKey)
+	a.SecretKey, a.SecurityToken = commonconfig.Secret(os.Getenv(envSecretKey)), commonconfig.Secret(os.Getenv(envSecurityToken))
 	missing := names(flag{a.AccessKey == "", envAccessKey}, flag{a.SecretKey == "", envSecretKey})
 	if errs.addIf(missing != "", "%s: credentials_from: %s needs the environment variables %s and %s; not set: %s", path, from, envAccessKey, envSecretKey, missing) {
 		return ""
