@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -70,7 +69,7 @@ type Client struct {
 	base      http.RoundTripper // under the authentication: holds the connection pool
 
 	tokens      *passwordAuth      // password auth only
-	keys        *keySource         // AK/SK only
+	secrets     func() []string    // the secrets and the IAM token in use, scrubbed from the answers errors quote
 	projects    renewing[*project] // the project id looked up, when not configured
 	projectsURL string             // {iam}/v3/projects?name={region}
 	region      string
@@ -79,67 +78,44 @@ type Client struct {
 	retry   retryPolicy
 }
 
-// NewClient validates cfg and returns a Client; it makes no request. The IAM endpoint is
-// required for password auth and, with the region, whenever ProjectID is empty.
+// NewClient returns a Client for cfg as config validates it: one complete kind of credentials,
+// absolute http(s) endpoints, the IAM endpoint and the region; it makes no request.
 func NewClient(cfg Config) (*Client, error) {
-	endpoint, err := parseEndpoint("endpoint", cfg.Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	kind, err := cfg.Credentials.validate()
-	if err != nil {
-		return nil, err
-	}
-	var iamEndpoint string
-	if kind == kindPassword || cfg.ProjectID == "" || cfg.IAMEndpoint != "" {
-		if iamEndpoint, err = parseEndpoint("iam endpoint", cfg.IAMEndpoint); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.ProjectID == "" && cfg.Region == "" {
-		return nil, errors.New("region: required when the project id is not configured")
-	}
-	if math.IsNaN(cfg.RateLimit) || cfg.RateLimit < 0 || cfg.RateBurst < 0 {
-		return nil, fmt.Errorf("rate limit: must not be negative or NaN, got %v requests/s, burst %d", cfg.RateLimit, cfg.RateBurst)
-	}
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
 	c := &Client{
-		endpoint:    endpoint,
+		endpoint:    strings.TrimRight(cfg.Endpoint, "/"),
 		projectID:   cfg.ProjectID,
 		api:         httpCaller{userAgent: cmp.Or(cfg.UserAgent, "modelarts_exporter"), maxBody: cmp.Or(cfg.maxBodyBytes, DefaultMaxBodyBytes)},
 		maxList:     cmp.Or(cfg.maxBodyBytes, defaultMaxListBodyBytes),
 		base:        baseTransport(cfg.HTTPClient),
 		projects:    newRenewing[*project](OpListProjects, cfg.now),
-		projectsURL: iamURL(iamEndpoint, "projects") + "?" + canonicalQuery(url.Values{"name": {cfg.Region}}),
+		projectsURL: iamURL(cfg.IAMEndpoint, "projects") + "?" + canonicalQuery(url.Values{"name": {cfg.Region}}),
 		region:      cfg.Region,
 		retry:       *cmp.Or(cfg.retry, &defaultRetryPolicy),
 	}
 	if cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.RateBurst, 1))
 	}
-	auth, err := c.authenticator(cfg, kind, iamEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	c.api.client = withTransport(cfg.HTTPClient, auth)
+	c.api.client = withTransport(cfg.HTTPClient, c.authenticator(cfg))
 	return c, nil
 }
 
-// authenticator sets up the credentials of kind and returns the round tripper that sends them.
-func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint string) (http.RoundTripper, error) {
+// authenticator sets up the credentials and returns the round tripper that sends them.
+func (c *Client) authenticator(cfg Config) http.RoundTripper {
 	shared := cfg.Shared
 	if shared == nil {
 		shared = NewShared()
 	}
 	cr := cfg.Credentials
 	observed := &observingRoundTripper{observer: cfg.Observer, next: c.base}
-	switch kind {
-	case kindPassword:
+	rt := &signingRoundTripper{shared: shared, now: cfg.now, maxBody: c.api.maxBody, next: observed}
+	switch {
+	case cr.Username != "":
 		c.tokens = &passwordAuth{
 			shared:    shared,
-			id:        passwordID{iamURL: iamURL(iamEndpoint, "auth/tokens"), domain: cr.DomainName, user: cr.Username},
+			id:        passwordID{iamURL: iamURL(cfg.IAMEndpoint, "auth/tokens"), domain: cr.DomainName, user: cr.Username},
 			projectID: cfg.ProjectID,
 			region:    cfg.Region,
 			password:  &secret{value: cr.Password, file: cr.PasswordFile, what: "password file"},
@@ -147,26 +123,19 @@ func (c *Client) authenticator(cfg Config, kind credentialKind, iamEndpoint stri
 			now:       cfg.now,
 			next:      observed,
 		}
-		return c.tokens, nil
-	case kindMetadata:
-		endpoint, err := parseEndpoint("metadata endpoint", cr.MetadataEndpoint)
-		if err != nil {
-			return nil, err
-		}
-		provider := shared.metadataProvider(endpoint, cfg.now)
-		direct := &observingRoundTripper{observer: cfg.Observer, next: provider.transport}
-		c.keys = &keySource{
-			metadata: provider,
-			caller:   httpCaller{client: withTransport(nil, direct), userAgent: c.api.userAgent, maxBody: c.api.maxBody},
-		}
+		c.secrets = c.tokens.secrets
+		return c.tokens
+	case cr.MetadataEndpoint != "":
+		rt.metadata = shared.metadataProvider(strings.TrimRight(cr.MetadataEndpoint, "/"), cfg.now)
+		direct := &observingRoundTripper{observer: cfg.Observer, next: rt.metadata.transport}
+		rt.caller = httpCaller{client: withTransport(nil, direct), userAgent: c.api.userAgent, maxBody: c.api.maxBody}
 	default:
-		c.keys = &keySource{
-			accessKey:     cr.AccessKey,
-			secretKey:     &secret{value: cr.SecretKey, file: cr.SecretKeyFile, what: "secret key file"},
-			securityToken: &secret{value: cr.SecurityToken, file: cr.SecurityTokenFile, what: "security token file"},
-		}
+		rt.accessKey = cr.AccessKey
+		rt.secretKey = &secret{value: cr.SecretKey, file: cr.SecretKeyFile, what: "secret key file"}
+		rt.securityToken = &secret{value: cr.SecurityToken, file: cr.SecurityTokenFile, what: "security token file"}
 	}
-	return &signingRoundTripper{keys: c.keys, shared: shared, now: cfg.now, maxBody: c.api.maxBody, next: observed}, nil
+	c.secrets = rt.secrets
+	return rt
 }
 
 // CloseIdleConnections closes the idle connections of the client's pool; the client stays usable.
@@ -212,7 +181,9 @@ func (c *Client) lookUpProject(ctx context.Context) (*project, error) {
 			Name string `json:"name"`
 		} `json:"projects"`
 	}
-	resp, err := c.api.send(ctx, request{op: OpListProjects, method: http.MethodGet, url: c.projectsURL, ok: []int{http.StatusOK}, secrets: c.secrets}, &body)
+	resp, err := c.api.send(ctx, request{
+		op: OpListProjects, method: http.MethodGet, url: c.projectsURL, ok: []int{http.StatusOK}, secrets: c.secrets,
+	}, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +205,7 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 		return nil, fmt.Errorf("show image: %w", err)
 	}
 	var img Image
-	call := apiCall{op: OpShowImage, resource: "images/" + url.PathEscape(id), maxBody: c.api.maxBody}
-	resp, err := c.do(ctx, call, &img)
+	resp, err := c.do(ctx, OpShowImage, "images/"+url.PathEscape(id), 0, &img)
 	if err == nil {
 		err = checkShown(&img, id, resp, c.secrets())
 	}
@@ -247,68 +217,27 @@ func (c *Client) ShowImage(ctx context.Context, id string) (*Image, error) {
 
 // checkShown believes an answer to ShowImage of id only when it is about that image and has a status.
 func checkShown(img *Image, id string, resp *http.Response, secrets []string) error {
-	var cause error
 	switch missing := img.check(); {
-	case missing == "id":
-		cause = errors.New("answer has no id")
-	case !strings.EqualFold(img.ID, id):
-		cause = fmt.Errorf("answer is about image %s, not %s", cleanText(redact(img.ID, secrets), maxRequestIDLen), id)
+	case missing != "id" && !strings.EqualFold(img.ID, id):
+		return malformed(OpShowImage, resp, fmt.Errorf("answer is about image %s, not %s", cleanText(redact(img.ID, secrets), maxRequestIDLen), id))
 	case missing != "":
-		cause = errors.New("answer has no " + missing)
-	default:
-		return nil
+		return malformed(OpShowImage, resp, errors.New("answer has no "+missing))
 	}
-	return malformed(OpShowImage, resp, cause)
+	return nil
 }
 
-// ListImages returns one page of GET /v1/{project_id}/images, the non-zero options as its query.
+// ListImages returns one page of GET /v1/{project_id}/images, the non-zero options as its query
+// in its signed canonical form (space as %20, as Huawei's SDKs send it).
 func (c *Client) ListImages(ctx context.Context, opts ListOptions) (*ImageList, error) {
 	var list ImageList
-	call := apiCall{op: OpListImage, resource: "images", query: opts.query(), maxBody: c.maxList}
-	if _, err := c.do(ctx, call, &list); err != nil {
+	resource := "images"
+	if q := opts.query(); len(q) > 0 {
+		resource += "?" + canonicalQuery(q)
+	}
+	if _, err := c.do(ctx, OpListImage, resource, c.maxList, &list); err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	return &list, nil
-}
-
-// apiCall is one ModelArts request: GET {endpoint}/v1/{project_id}/{resource}?{query}.
-type apiCall struct {
-	op       string // one of the Op* names
-	resource string // the path below the project, escaped
-	query    url.Values
-	maxBody  int64 // what is read of the answer at most
-}
-
-// secrets are the secrets and the IAM token in use, scrubbed from the answers errors quote.
-func (c *Client) secrets() []string {
-	if c.tokens != nil {
-		return c.tokens.secrets()
-	}
-	return c.keys.secrets()
-}
-
-// parseEndpoint returns raw, an absolute http(s) URL without query, fragment or userinfo, without trailing slash.
-func parseEndpoint(what, raw string) (string, error) {
-	if raw == "" {
-		return "", fmt.Errorf("%s: required", what)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err // without the raw URL, which may hold userinfo
-		}
-		return "", fmt.Errorf("%s: invalid URL: %w", what, err)
-	}
-	switch {
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return "", fmt.Errorf("%s %q: must be an absolute http or https URL", what, u.Redacted())
-	case u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("%s %q: must not have a query or fragment", what, u.Redacted())
-	case u.User != nil:
-		return "", fmt.Errorf("%s %q: must not carry user information", what, u.Redacted())
-	}
-	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // iamURL joins an IAM base URL (perhaps OpenStack-style, ending in /v3) and a path under /v3.
@@ -410,14 +339,14 @@ func (p retryPolicy) backoff(ctx context.Context, retries int, now time.Time) (t
 	return wait, true
 }
 
-// do sends call when the rate limit allows, with the query in its signed canonical form (space
-// as %20, as Huawei's SDKs send it), retries throttling, and decodes a 200 answer into out; resp is
-// for its headers. A turn of the rate limit that would come after ctx's deadline fails at once.
+// do sends GET {endpoint}/v1/{project_id}/{resource} (resource escaped) when the rate limit allows,
+// retries throttling, and decodes a 200 answer, of at most maxBody bytes (0: the default), into out;
+// resp is for its headers. A turn of the rate limit that would come after ctx's deadline fails at once.
 // A panic while handling the answer fails the call: bad input must not end the scrape's goroutine.
-func (c *Client) do(ctx context.Context, call apiCall, out any) (resp *http.Response, err error) {
+func (c *Client) do(ctx context.Context, op, resource string, maxBody int64, out any) (resp *http.Response, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp, err = nil, &APIError{Operation: call.op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
+			resp, err = nil, &APIError{Operation: op, Class: ErrMalformedResponse, Cause: fmt.Errorf("internal error while handling the answer: %v", r)}
 		}
 	}()
 	for retries := 0; ; retries++ {
@@ -428,16 +357,12 @@ func (c *Client) do(ctx context.Context, call apiCall, out any) (resp *http.Resp
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
 				err = cmp.Or(ctx.Err(), fmt.Errorf("the client-side rate limit would delay the request past the deadline: %w", context.DeadlineExceeded))
-				return nil, &APIError{Operation: call.op, Class: ErrUnreachable, Cause: err}
+				return nil, &APIError{Operation: op, Class: ErrUnreachable, Cause: err}
 			}
 		}
-		u := c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + call.resource
-		if len(call.query) > 0 {
-			u += "?" + canonicalQuery(call.query)
-		}
 		resp, err = c.api.send(ctx, request{
-			op: call.op, method: http.MethodGet, url: u, header: map[string]string{headerProjectID: projectID},
-			ok: []int{http.StatusOK}, maxBody: call.maxBody, secrets: c.secrets,
+			op: op, method: http.MethodGet, url: c.endpoint + "/v1/" + url.PathEscape(projectID) + "/" + resource,
+			header: map[string]string{headerProjectID: projectID}, ok: []int{http.StatusOK}, maxBody: maxBody, secrets: c.secrets,
 		}, out)
 		if !errors.Is(err, ErrThrottled) {
 			return resp, err
@@ -446,11 +371,9 @@ func (c *Client) do(ctx context.Context, call apiCall, out any) (resp *http.Resp
 		if !ok {
 			return nil, err
 		}
-		t := time.NewTimer(wait)
 		select {
-		case <-t.C:
+		case <-time.After(wait):
 		case <-ctx.Done():
-			t.Stop()
 			return nil, err
 		}
 	}

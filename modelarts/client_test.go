@@ -712,47 +712,44 @@ func TestProjectLookupNotFound(t *testing.T) {
 	}
 }
 
-func TestNewClientValidation(t *testing.T) {
-	ak := Credentials{AccessKey: testAK, SecretKey: testSK}
-	pw := Credentials{DomainName: "dom", Username: "user", Password: testPassword}
+// TestNewClientPicksCredentials: NewClient takes the configuration as config
+// validates it, picks the kind of credentials and trims the endpoints.
+func TestNewClientPicksCredentials(t *testing.T) {
 	tests := []struct {
-		name    string
-		cfg     Config
-		wantErr string // empty: valid
+		name      string
+		creds     Credentials
+		wantKind  string // "password", "metadata" or "keys"
+		wantIAM   string // the token URL, for password auth
+		wantLocal string // the metadata endpoint
 	}{
-		{name: "AK/SK with project id", cfg: Config{Endpoint: "https://modelarts.eu-de.otc.t-systems.com", ProjectID: "p", Credentials: ak}},
-		{name: "AK/SK with region and IAM", cfg: Config{Endpoint: "http://127.0.0.1:8080/", IAMEndpoint: "http://127.0.0.1:8081", Region: "eu-de", Credentials: ak}},
-		{name: "password with region", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com/v3", Region: "eu-de", Credentials: pw}},
-		{name: "password with project id", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: pw}},
-		{name: "no endpoint", cfg: Config{ProjectID: "p", Credentials: ak}, wantErr: "endpoint: required"},
-		{name: "relative endpoint", cfg: Config{Endpoint: "modelarts.example.com", ProjectID: "p", Credentials: ak}, wantErr: `endpoint "modelarts.example.com": must be an absolute http or https URL`},
-		{name: "ftp endpoint", cfg: Config{Endpoint: "ftp://m.example.com", ProjectID: "p", Credentials: ak}, wantErr: "must be an absolute http or https URL"},
-		{name: "endpoint with query", cfg: Config{Endpoint: "https://m.example.com/?a=b", ProjectID: "p", Credentials: ak}, wantErr: "must not have a query or fragment"},
-		{name: "unparsable endpoint", cfg: Config{Endpoint: "https://m.example.com/%zz", ProjectID: "p", Credentials: ak}, wantErr: `endpoint: invalid URL: invalid URL escape "%zz"`},
-		{name: "endpoint with userinfo", cfg: Config{Endpoint: "https://u:" + testPassword + "@m.example.com", ProjectID: "p", Credentials: ak}, wantErr: "must not carry user information"},
-		{name: "no credentials", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p"}, wantErr: "credentials: none configured"},
-		{name: "both kinds", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: Credentials{AccessKey: testAK, SecretKey: testSK, Password: testPassword}}, wantErr: "credentials: both access key and password credentials are set"},
-		{name: "secret key alone", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: Credentials{SecretKey: testSK}}, wantErr: "credentials: access key missing for AK/SK signing"},
-		{name: "security token alone", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: Credentials{SecurityToken: "t"}}, wantErr: "credentials: access key and secret key missing for AK/SK signing"},
-		{name: "password without user", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: Credentials{DomainName: "d", Password: testPassword}}, wantErr: "credentials: username missing for password authentication"},
-		{name: "password without IAM", cfg: Config{Endpoint: "https://m.example.com", ProjectID: "p", Credentials: pw}, wantErr: "iam endpoint: required"},
-		{name: "no project id, no IAM", cfg: Config{Endpoint: "https://m.example.com", Region: "eu-de", Credentials: ak}, wantErr: "iam endpoint: required"},
-		{name: "no project id, no region", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", Credentials: ak}, wantErr: "region: required when the project id is not configured"},
-		{name: "bad IAM endpoint", cfg: Config{Endpoint: "https://m.example.com", IAMEndpoint: "iam", ProjectID: "p", Credentials: ak}, wantErr: `iam endpoint "iam": must be an absolute http or https URL`},
+		{name: "AK/SK", creds: Credentials{AccessKey: testAK, SecretKey: testSK}, wantKind: "keys"},
+		{name: "secret key file", creds: Credentials{AccessKey: testAK, SecretKeyFile: "f"}, wantKind: "keys"},
+		{name: "password", creds: Credentials{DomainName: "d", Username: "u", Password: testPassword}, wantKind: "password",
+			wantIAM: "https://iam.example.com/v3/auth/tokens"},
+		{name: "password file", creds: Credentials{DomainName: "d", Username: "u", PasswordFile: "f"}, wantKind: "password",
+			wantIAM: "https://iam.example.com/v3/auth/tokens"},
+		{name: "metadata", creds: Credentials{MetadataEndpoint: "http://169.254.169.254/"}, wantKind: "metadata",
+			wantLocal: "http://169.254.169.254"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(tt.cfg)
-			if tt.wantErr == "" {
-				if err != nil || c == nil {
-					t.Fatalf("NewClient = %v, %v", c, err)
-				}
-				return
+			c, err := NewClient(Config{Endpoint: "https://m.example.com/", IAMEndpoint: "https://iam.example.com/v3/", Region: "eu-de", Credentials: tt.creds})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			kind, iam, local := "keys", "", ""
+			switch {
+			case c.tokens != nil:
+				kind, iam = "password", c.tokens.id.iamURL
+			case c.api.client.Transport.(*signingRoundTripper).metadata != nil:
+				kind, local = "metadata", c.api.client.Transport.(*signingRoundTripper).metadata.endpoint
 			}
-			assertNoSecrets(t, err)
+			if kind != tt.wantKind || iam != tt.wantIAM || local != tt.wantLocal {
+				t.Errorf("kind %s, token URL %q, metadata endpoint %q; want %s, %q, %q", kind, iam, local, tt.wantKind, tt.wantIAM, tt.wantLocal)
+			}
+			if c.endpoint != "https://m.example.com" || c.projectsURL != "https://iam.example.com/v3/projects?name=eu-de" {
+				t.Errorf("endpoint %q, projects URL %q", c.endpoint, c.projectsURL)
+			}
 		})
 	}
 }

@@ -126,30 +126,3 @@ func TestPasswordFileIsReadAgainWhenItChanges(t *testing.T) {
 		t.Errorf("IAM saw passwords %v, want password-one, then password-two", got)
 	}
 }
-
-// TestCredentialsValidation: the credential files and the metadata endpoint
-// are one kind each.
-func TestCredentialsValidation(t *testing.T) {
-	tests := []struct {
-		name    string
-		creds   Credentials
-		wantErr string
-	}{
-		{name: "secret key and its file", creds: Credentials{AccessKey: "a", SecretKey: "s", SecretKeyFile: "f"}, wantErr: "credentials: both secret key and secret key file are set"},
-		{name: "password and its file", creds: Credentials{DomainName: "d", Username: "u", Password: "p", PasswordFile: "f"}, wantErr: "credentials: both password and password file are set"},
-		{name: "metadata with a key", creds: Credentials{MetadataEndpoint: "http://169.254.169.254", AccessKey: "a"}, wantErr: "credentials: the metadata endpoint gives the access keys"},
-		{name: "metadata with a token file", creds: Credentials{MetadataEndpoint: "http://169.254.169.254", SecurityTokenFile: "f"}, wantErr: "credentials: the metadata endpoint gives the access keys"},
-		{name: "metadata endpoint not a URL", creds: Credentials{MetadataEndpoint: "169.254.169.254"}, wantErr: "metadata endpoint"},
-		{name: "secret key file", creds: Credentials{AccessKey: "a", SecretKeyFile: "f"}},
-		{name: "password file", creds: Credentials{DomainName: "d", Username: "u", PasswordFile: "f"}},
-		{name: "metadata", creds: Credentials{MetadataEndpoint: "http://169.254.169.254"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewClient(Config{Endpoint: "https://m.example.com", IAMEndpoint: "https://iam.example.com", ProjectID: "p", Credentials: tt.creds})
-			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("err = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
-}

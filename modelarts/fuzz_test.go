@@ -25,7 +25,8 @@ const fuzzMaxBody = 4 << 10
 func fuzzResponse(status int, body []byte) *http.Response {
 	h := http.Header{}
 	h.Set("X-Request-Id", "0123456789abcdef0123456789abcdef")
-	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body))}
+	req, _ := http.NewRequest(http.MethodGet, "https://modelarts.example.com/v1/p/images", nil)
+	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), Request: req}
 }
 
 // checkDecode holds for any body decoded into out: an error is a

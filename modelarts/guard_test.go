@@ -198,14 +198,23 @@ func TestSharedForgetsReplacedSecrets(t *testing.T) {
 			}
 			shared.mu.Lock()
 			defer shared.mu.Unlock()
-			if len(shared.keys) != tt.keys || len(shared.passwords) != tt.passwords || len(shared.tokens) != tt.tokens {
-				t.Errorf("after five secrets: %d key guards, %d password guards, %d token sources; want %d, %d, %d",
-					len(shared.keys), len(shared.passwords), len(shared.tokens), tt.keys, tt.passwords, tt.tokens)
-			}
-			for _, ts := range shared.tokens {
-				if ts.password != "password-4" {
-					t.Error("a token source holds a replaced password")
+			var keys, passwords, tokens int
+			for id, entry := range shared.entries {
+				switch id.(type) {
+				case accessKeys:
+					keys++
+				case passwordID:
+					passwords++
+				case tokenID:
+					tokens++
+					if entry.(*tokenSource).password != "password-4" {
+						t.Error("a token source holds a replaced password")
+					}
 				}
+			}
+			if keys != tt.keys || passwords != tt.passwords || tokens != tt.tokens {
+				t.Errorf("after five secrets: %d key guards, %d password guards, %d token sources; want %d, %d, %d",
+					keys, passwords, tokens, tt.keys, tt.passwords, tt.tokens)
 			}
 		})
 	}

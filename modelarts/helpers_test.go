@@ -119,7 +119,13 @@ func assertNoSecrets(t *testing.T, err error) {
 	}
 }
 
-// fixedKeys are configured access keys, without files.
-func fixedKeys(accessKey, secretKey, securityToken string) *keySource {
-	return &keySource{accessKey: accessKey, secretKey: &secret{value: secretKey}, securityToken: &secret{value: securityToken}}
+// fixedKeys signs with configured access keys, without files, through next.
+func fixedKeys(accessKey, secretKey, securityToken string, next http.RoundTripper, now func() time.Time) *signingRoundTripper {
+	return &signingRoundTripper{accessKey: accessKey, secretKey: &secret{value: secretKey}, securityToken: &secret{value: securityToken},
+		shared: NewShared(), now: now, next: next}
+}
+
+// isUnreserved reports whether the canonical forms leave c as it is: A-Z a-z 0-9 - _ . ~.
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~", c) >= 0
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -145,16 +144,10 @@ type ListOptions struct {
 // query returns the non-zero options as ListImage query parameters.
 func (o ListOptions) query() url.Values {
 	q := url.Values{}
-	for key, value := range map[string]string{
-		"name": o.Name, "namespace": o.Namespace, "service_type": o.ServiceType, "type": o.Type, "workspace_id": o.WorkspaceID,
-	} {
-		if value != "" {
-			q.Set(key, value)
-		}
-	}
-	for key, value := range map[string]int{"limit": o.Limit, "offset": o.Offset} {
-		if value != 0 {
-			q.Set(key, strconv.Itoa(value))
+	for key, value := range map[string]any{"name": o.Name, "namespace": o.Namespace, "service_type": o.ServiceType,
+		"type": o.Type, "workspace_id": o.WorkspaceID, "limit": o.Limit, "offset": o.Offset} {
+		if value != "" && value != 0 { // a string "0" is not the int 0
+			q.Set(key, fmt.Sprint(value))
 		}
 	}
 	return q

@@ -44,12 +44,10 @@ type metadataProvider struct {
 
 // metadataProvider returns the provider of endpoint.
 func (s *Shared) metadataProvider(endpoint string, now func() time.Time) *metadataProvider {
-	return sharedEntry(s, &s.metadata, endpoint, nil, func() *metadataProvider {
-		transport := http.DefaultTransport
-		if t, ok := http.DefaultTransport.(*http.Transport); ok {
-			t = t.Clone()
+	return sharedEntry(s, endpoint, nil, func() *metadataProvider {
+		transport := baseTransport(nil)
+		if t, ok := transport.(*http.Transport); ok {
 			t.Proxy = nil
-			transport = t
 		}
 		return &metadataProvider{endpoint: endpoint, transport: transport, keys: newRenewing[*temporaryKeys](OpSecurityKey, now)}
 	})

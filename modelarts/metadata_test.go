@@ -212,3 +212,12 @@ func TestMetadataServiceDown(t *testing.T) {
 		t.Errorf("API saw keys %s", got)
 	}
 }
+
+// TestMetadataBypassesProxy: the metadata service (169.254.169.254) is asked
+// directly, never through the proxy of the environment.
+func TestMetadataBypassesProxy(t *testing.T) {
+	p := NewShared().metadataProvider("http://169.254.169.254", time.Now)
+	if tr, ok := p.transport.(*http.Transport); !ok || tr.Proxy != nil {
+		t.Errorf("metadata transport %T may use a proxy", p.transport)
+	}
+}

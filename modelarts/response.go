@@ -29,10 +29,6 @@ const (
 
 	maxMessageLen   = 200 // of APIError.Message, in characters
 	maxRequestIDLen = 128 // of APIError.RequestID, in bytes
-
-	codeProjectMismatch = "ModelArts.0210"
-	codeBadKey          = "ModelArts.0206" // with 403: the AK/SK signature is refused
-	codeEndOfList       = "ModelArts.6400"
 )
 
 // httpCaller is how a client sends a request: its HTTP client and settings.
@@ -58,11 +54,7 @@ type request struct {
 // it returns the answer, its body closed, for its headers. Every error is an *APIError.
 func (c httpCaller) send(ctx context.Context, r request, out any) (*http.Response, error) {
 	limit := cmp.Or(r.maxBody, c.maxBody)
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(withOperation(ctx, r.op), r.method, r.url, body)
+	req, err := http.NewRequestWithContext(withOperation(ctx, r.op), r.method, r.url, bytes.NewReader(r.body)) // none: http.NoBody
 	if err != nil {
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
 	}
@@ -71,11 +63,8 @@ func (c httpCaller) send(ctx context.Context, r request, out any) (*http.Respons
 	for name, value := range r.header {
 		req.Header.Set(name, value)
 	}
-	if err := ctx.Err(); err != nil { // e.g. the scrape ended while waiting for the rate limit
-		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
-	}
 	resp, err := c.client.Do(req)
-	if apiErr := AsAPIError(err); apiErr != nil { // from the authentication, e.g. IAM refused the password
+	if apiErr := AsAPIError(err); apiErr != nil { // from the authentication: a refusal, or the answer it read
 		return nil, apiErr
 	} else if err != nil {
 		return nil, &APIError{Operation: r.op, Class: ErrUnreachable, Cause: err}
@@ -109,7 +98,7 @@ func decodeResponse(ctx context.Context, op string, resp *http.Response, limit i
 	body, tooLarge, err := readBody(resp.Body, resp.ContentLength, limit)
 	switch {
 	case err != nil:
-		e := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: requestID(resp, ""), Class: ErrMalformedResponse, Cause: fmt.Errorf("read body: %w", err)}
+		e := malformed(op, resp, fmt.Errorf("read body: %w", err))
 		if ctxErr := ctx.Err(); ctxErr != nil { // the caller's deadline, not the answer, cut the body short
 			e.Class, e.Cause = ErrUnreachable, errors.Join(ctxErr, err)
 		}
@@ -181,30 +170,16 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// verdict returns resp's refusal of the credentials (ErrUnauthorized), or whether it accepts them:
-// a 2xx, or a 4xx with another ModelArts error code (ModelArts answers only past the signature
-// check). It reads at most limit bytes of a 4xx body and leaves resp a body that reads the same.
-func verdict(op string, resp *http.Response, limit int64, secrets []string) (refused *APIError, accepted bool) {
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+// authAnswer returns, unless resp is a 2xx, its *APIError, its body read (at most limit bytes) and
+// closed; and whether resp accepts the credentials: a 2xx, or a 4xx with another ModelArts error
+// code than a refusal (ModelArts answers only past the signature check).
+func authAnswer(op string, resp *http.Response, limit int64, secrets []string) (e *APIError, accepted bool) {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil, true
-	case resp.StatusCode < 400 || resp.StatusCode > 499:
-		return nil, false
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
-	rest := resp.Body
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), rest), rest}
-
-	answer := *resp
-	answer.Body = io.NopCloser(bytes.NewReader(body))
-	e := statusError(op, &answer, limit, secrets)
-	if e.Class == ErrUnauthorized {
-		return e, false
-	}
-	return nil, strings.HasPrefix(e.ErrorCode, "ModelArts.")
+	defer func() { _ = resp.Body.Close() }()
+	e = statusError(op, resp, limit, secrets)
+	return e, resp.StatusCode/100 == 4 && e.Class != ErrUnauthorized && strings.HasPrefix(e.ErrorCode, "ModelArts.")
 }
 
 // classify maps an HTTP status and an error code to an error class.
@@ -216,13 +191,13 @@ func classify(status int, errorCode string) error {
 		return ErrEndpoint
 	case status == http.StatusBadRequest && (errorCode == "ModelArts.6404" || errorCode == "ModelArts.6797"):
 		return ErrNotFound
-	case status == http.StatusBadRequest && errorCode == codeEndOfList:
+	case status == http.StatusBadRequest && errorCode == "ModelArts.6400":
 		return ErrEndOfList
-	case errorCode == codeProjectMismatch && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+	case errorCode == "ModelArts.0210" && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		return ErrForbidden
 	case status == http.StatusUnauthorized:
 		return ErrUnauthorized
-	case status == http.StatusForbidden && (errorCode == codeBadKey || isTokenRefusal(errorCode)):
+	case status == http.StatusForbidden && (errorCode == "ModelArts.0206" || isTokenRefusal(errorCode)): // 0206: the AK/SK signature
 		return ErrUnauthorized
 	case status == http.StatusForbidden:
 		return ErrForbidden
@@ -240,11 +215,8 @@ func isTokenRefusal(errorCode string) bool {
 	return errorCode == "ModelArts.0203" || errorCode == "ModelArts.2784"
 }
 
-// calledURL returns scheme://host/path of the request resp answers; "" when resp does not tell.
+// calledURL returns scheme://host/path of the request resp answers.
 func calledURL(resp *http.Response) string {
-	if resp.Request == nil || resp.Request.URL == nil {
-		return ""
-	}
 	u := resp.Request.URL
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
@@ -278,14 +250,8 @@ func cleanText(s string, maxChars int) string {
 	if len(s) > 8*maxChars { // no need to look at more; 8 bytes a character is generous
 		s, cut = s[:8*maxChars], true
 	}
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	blank := func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+	s = strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, ""), blank), " ")
 	if cut || utf8.RuneCountInString(s) > maxChars {
 		return string([]rune(s)[:min(maxChars-3, utf8.RuneCountInString(s))]) + "..."
 	}

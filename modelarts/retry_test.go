@@ -160,16 +160,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestRateLimitValidation(t *testing.T) {
-	_, err := NewClient(Config{
-		Endpoint: "https://modelarts.example.com", ProjectID: testProjectID,
-		Credentials: Credentials{AccessKey: testAK, SecretKey: testSK}, RateLimit: -1,
-	})
-	if err == nil {
-		t.Error("a negative rate limit was accepted")
-	}
-}
-
 // panickyOut panics while it is decoded, as a bug in handling some odd answer would.
 type panickyOut struct{}
 
@@ -181,7 +171,7 @@ func TestPanicWhileHandlingAnAnswerFailsTheCall(t *testing.T) {
 	c, _ := newAKSKClient(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"id":"x"}`)
 	}), nil)
-	_, err := c.do(context.Background(), apiCall{op: OpShowImage, resource: "images/x", maxBody: DefaultMaxBodyBytes}, &panickyOut{})
+	_, err := c.do(context.Background(), OpShowImage, "images/x", 0, &panickyOut{})
 	if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), "odd answer") {
 		t.Fatalf("err = %v, want a malformed response naming the panic", err)
 	}

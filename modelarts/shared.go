@@ -6,7 +6,6 @@ package modelarts
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,22 +16,19 @@ import (
 // (see refusalGuard), IAM tokens and temporary keys. Make one per process. An entry is keyed by a
 // credential without its secret and replaced when the secret changes: a new one is tried at once.
 type Shared struct {
-	mu        sync.Mutex
-	keys      map[keyID]*refusalGuard      // refusals of an access key
-	passwords map[passwordID]*refusalGuard // IAM's refusals of a password, whatever the scope
-	iam       map[passwordID]*refusalGuard // IAM's failures, whatever the scope and password
-	tokens    map[tokenID]*tokenSource     // IAM tokens, cached across reloads
-	metadata  map[string]*metadataProvider // temporary keys, by metadata endpoint
+	mu sync.Mutex
+	// By key type: accessKeys without secrets, the *refusalGuard of an access key; passwordID, of a
+	// password (whatever the scope); iamID, of IAM's failures (whatever the scope and password);
+	// tokenID, the *tokenSource of IAM tokens; string, the *metadataProvider of a metadata endpoint.
+	entries map[any]any
 }
 
 // NewShared returns an empty Shared.
-func NewShared() *Shared { return &Shared{} }
+func NewShared() *Shared { return &Shared{entries: make(map[any]any)} }
 
-// keyID identifies a configured access key, or the temporary keys of a metadata endpoint.
-type keyID struct{ accessKey, metadata string }
-
-// passwordID identifies an IAM user at one IAM token URL.
+// passwordID identifies an IAM user at one IAM token URL; iamID, that IAM for the user.
 type passwordID struct{ iamURL, domain, user string }
+type iamID passwordID
 
 // tokenID identifies the tokens of one user and one scope ("id:" project, or "name:" region).
 type tokenID struct {
@@ -40,48 +36,38 @@ type tokenID struct {
 	scope string
 }
 
-// secretHash is the SHA-256 of parts, each length-prefixed.
+// secretHash is the SHA-256 of parts, each quoted: two lists of parts never give the same text.
 func secretHash(parts ...string) [sha256.Size]byte {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
-		h.Write([]byte(p))
-	}
-	return [sha256.Size]byte(h.Sum(nil))
+	return sha256.Sum256(fmt.Appendf(nil, "%q", parts))
 }
 
-// sharedEntry returns the value of key in *m, made with create when missing or stale.
-func sharedEntry[K comparable, V any](s *Shared, m *map[K]V, key K, stale func(V) bool, create func() V) V {
+// sharedEntry returns the entry of key, made with create when missing or stale.
+func sharedEntry[V any](s *Shared, key any, stale func(V) bool, create func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if *m == nil {
-		*m = make(map[K]V)
-	}
-	v, ok := (*m)[key]
+	v, ok := s.entries[key].(V)
 	if !ok || stale != nil && stale(v) {
 		v = create()
-		(*m)[key] = v
+		s.entries[key] = v
 	}
 	return v
 }
 
-// guardEntry returns the guard of id in *m for the secret of hash secret.
-func guardEntry[K comparable](s *Shared, m *map[K]*refusalGuard, id K, secret [sha256.Size]byte, text refusalText) *refusalGuard {
-	return sharedEntry(s, m, id,
+// guardEntry returns the guard of id for the secret of hash secret.
+func guardEntry(s *Shared, id any, secret [sha256.Size]byte, text refusalText) *refusalGuard {
+	return sharedEntry(s, id,
 		func(g *refusalGuard) bool { return g.secret != secret },
 		func() *refusalGuard { g := newGuard(refusalPause, text); g.secret = secret; return g })
 }
 
-// keyGuard returns the guard of the access keys k; a nil Shared (tests) gives a new one.
+// keyGuard returns the guard of the access keys k: of a configured access key, or of
+// the temporary keys of a metadata endpoint, whatever their access key.
 func (s *Shared) keyGuard(k accessKeys) *refusalGuard {
-	if s == nil {
-		s = NewShared()
-	}
-	id := keyID{accessKey: k.accessKey}
+	id := accessKeys{accessKey: k.accessKey}
 	if k.metadata != "" {
-		id = keyID{metadata: k.metadata}
+		id = accessKeys{metadata: k.metadata}
 	}
-	return guardEntry(s, &s.keys, id, secretHash(k.accessKey, k.secretKey, k.securityToken), keyRefusal)
+	return guardEntry(s, id, secretHash(k.accessKey, k.secretKey, k.securityToken), keyRefusal)
 }
 
 // refusalGuard keeps the cloud from locking a credential: it locks an AK/SK pair after
@@ -117,30 +103,22 @@ const (
 // errPaused is in the chain of the errors of calls a guard kept from being sent.
 var errPaused = errors.New("not sent")
 
-// refusalText words the error of a call a guard kept from being sent after a refusal at at.
-type refusalText func(at, until time.Time, pause time.Duration) string
-
-// lockout words the refusal of a credential that the cloud locks after repeated failures.
-func lockout(subject, action, why, fix string) refusalText {
-	return func(at, until time.Time, pause time.Duration) string {
-		return fmt.Sprintf("%s at %s; the exporter waits %s before %s again, until %s (%s); %s",
-			subject, at.UTC().Format(time.RFC3339), pause, action, until.UTC().Format(time.RFC3339), why, fix)
-	}
-}
+// refusalText words the error of a call a guard kept from being sent after a refusal:
+// "{subject} at {time}; the exporter waits {pause} before {action} again, until {time} ({why}); {fix}".
+type refusalText struct{ subject, action, why, fix string }
 
 var (
-	keyRefusal = lockout("this access key was refused", "signing with it",
+	keyRefusal = refusalText{"this access key was refused", "signing with it",
 		fmt.Sprintf("the cloud locks a key after %d bad signatures", keyLockoutFailures),
-		"fix the key and reload; a changed secret key is tried at once")
-	passwordRefusal = lockout("IAM refused this password", "logging in with it",
+		"fix the key and reload; a changed secret key is tried at once"}
+	passwordRefusal = refusalText{"IAM refused this password", "logging in with it",
 		"IAM locks a user after repeated failed logins",
-		"fix the password and reload; a changed password is tried at once")
-	freshTokenRefusal = lockout("ModelArts refused a token that IAM had just issued in place of a refused one",
+		"fix the password and reload; a changed password is tried at once"}
+	freshTokenRefusal = refusalText{"ModelArts refused a token that IAM had just issued in place of a refused one",
 		"sending or renewing the token", "a new token would be refused too",
-		"check that the user has ModelArts permissions and that the token is scoped to the right project")
-	iamFailure refusalText = func(at, _ time.Time, pause time.Duration) string {
-		return fmt.Sprintf("IAM failed at %s, the exporter asks again after %s", at.UTC().Format(time.RFC3339), pause)
-	}
+		"check that the user has ModelArts permissions and that the token is scoped to the right project"}
+	iamFailure = refusalText{"IAM failed", "asking it", "a failing IAM gets one request per pause, not one per scrape",
+		"IAM's answer follows"}
 )
 
 // firstContact waits, while the credential has never been accepted, at most
@@ -152,9 +130,7 @@ func (g *refusalGuard) firstContact(ctx context.Context) (release func()) {
 	if known {
 		return func() {}
 	}
-	t := time.NewTimer(firstContactWait)
-	defer t.Stop()
-	if !lock(ctx, g.gate, t.C) {
+	if !lock(ctx, g.gate, time.After(firstContactWait)) {
 		return func() {}
 	}
 	return func() { <-g.gate }
@@ -175,8 +151,10 @@ func (g *refusalGuard) check(op string, now time.Time) error {
 	if g.refusal == nil || !now.Before(until) {
 		return nil
 	}
-	return &APIError{Operation: op, Class: g.refusal.Class,
-		Cause: fmt.Errorf("%w: %s: %w", errPaused, g.text(g.refusedAt, until, g.pause), g.refusal)}
+	t := g.text
+	cause := fmt.Errorf("%w: %s at %s; the exporter waits %s before %s again, until %s (%s); %s: %w", errPaused, t.subject,
+		g.refusedAt.UTC().Format(time.RFC3339), g.pause, t.action, until.UTC().Format(time.RFC3339), t.why, t.fix, g.refusal)
+	return &APIError{Operation: op, Class: g.refusal.Class, Cause: cause}
 }
 
 // refused remembers refusal, received at now.

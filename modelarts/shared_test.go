@@ -48,12 +48,15 @@ func TestIAMFailuresAreSharedAcrossClientsAndReloads(t *testing.T) {
 		body      string
 		scopes    []string // of the three projects
 		interval  time.Duration
-		perWindow int // token requests in each interval
+		perWindow int    // token requests in each interval
+		wantText  string // in the error of the last project, whose scope waits for another's failure
 	}{
 		{name: "wrong password, one scope", status: 401, body: wrong, scopes: []string{testProjectID, testProjectID, testProjectID}, interval: refusalPause, perWindow: 1},
-		{name: "wrong password, three scopes", status: 401, body: wrong, scopes: []string{testProjectID, "", "fedcba9876543210fedcba9876543210"}, interval: refusalPause, perWindow: 1},
+		{name: "wrong password, three scopes", status: 401, body: wrong, scopes: []string{testProjectID, "", "fedcba9876543210fedcba9876543210"}, interval: refusalPause, perWindow: 1,
+			wantText: "not sent: IAM refused this password at "},
 		{name: "IAM 500, one scope", status: 500, body: busy, scopes: []string{testProjectID, testProjectID, testProjectID}, interval: renewRetryInterval, perWindow: 1},
-		{name: "IAM 500, two scopes", status: 500, body: busy, scopes: []string{testProjectID, "", ""}, interval: renewRetryInterval, perWindow: 1},
+		{name: "IAM 500, two scopes", status: 500, body: busy, scopes: []string{testProjectID, "", ""}, interval: renewRetryInterval, perWindow: 1,
+			wantText: "; the exporter waits 30s before asking it again, until "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,15 +66,20 @@ func TestIAMFailuresAreSharedAcrossClientsAndReloads(t *testing.T) {
 			iamURL, apiURL := startServer(t, iam), startServer(t, &fakeAPI{t: t})
 			shared := NewShared()
 			for window := 1; window <= 2; window++ {
+				var last error
 				for scrape := range 8 { // a scrape and a reload, spread over the interval
 					for _, c := range reloadTokenClients(t, shared, iamURL, apiURL, clock, testPassword, tt.scopes) {
-						if _, err := c.ShowImage(context.Background(), "x"); AsAPIError(err) == nil || !AsAPIError(err).FromIAM() {
+						_, err := c.ShowImage(context.Background(), "x")
+						if AsAPIError(err) == nil || !AsAPIError(err).FromIAM() {
 							t.Fatalf("scrape %d: err = %v, want the IAM failure", scrape, err)
-						} else {
-							assertNoSecrets(t, err)
 						}
+						assertNoSecrets(t, err)
+						last = err
 					}
 					clock.Advance(tt.interval / 8)
+				}
+				if !strings.Contains(last.Error(), tt.wantText) {
+					t.Errorf("last error %q does not say %q", last, tt.wantText)
 				}
 				if n := iam.count(); n != tt.perWindow*window {
 					t.Fatalf("after %d intervals of %v: %d token requests, want %d", window, tt.interval, n, tt.perWindow*window)

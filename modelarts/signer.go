@@ -5,6 +5,7 @@ package modelarts
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -83,17 +84,17 @@ func (s *Signer) Sign(req *http.Request) error {
 	return nil
 }
 
-// String describes the signer without its secrets.
-func (s Signer) String() string {
-	return fmt.Sprintf("Signer{AccessKey: %q, SecretKey: <secret>, SecurityToken: %s}", s.AccessKey, redacted(s.SecurityToken))
+// Format prints the signer, in any verb, with its secrets as <secret>.
+func (s Signer) Format(f fmt.State, _ rune) {
+	type plain Signer // without Format
+	s.SecretKey, s.SecurityToken, s.Now = redacted(s.SecretKey), redacted(s.SecurityToken), nil
+	_, _ = fmt.Fprintf(f, "Signer%+v", plain(s))
 }
 
-// GoString is String, for %#v.
-func (s Signer) GoString() string { return s.String() }
-
+// redacted is "<secret>" in place of secret, unless it is empty.
 func redacted(secret string) string {
 	if secret == "" {
-		return `""`
+		return ""
 	}
 	return "<secret>"
 }
@@ -199,21 +200,10 @@ func payloadHash(req *http.Request) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// percentEncode encodes every byte but A-Z a-z 0-9 - _ . ~ as %XX (uppercase hex).
+// percentEncode encodes every byte but A-Z a-z 0-9 - _ . ~ as %XX (uppercase hex):
+// QueryEscape, with a space as %20 instead of "+".
 func percentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; isUnreserved(c) {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~", c) >= 0
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
 func sortedLower(names []string) []string {
@@ -225,10 +215,16 @@ func sortedLower(names []string) []string {
 	return out
 }
 
-// signingRoundTripper signs a clone of every request with the current access
-// keys, unless the key's guard (see refusalGuard) stops it; it never retries.
+// signingRoundTripper signs a clone of every request with the current access keys, unless the
+// key's guard (see refusalGuard) stops it; it never retries. An answer other than a 2xx it returns
+// as its *APIError. The keys can change without a new client: configured ones, the secrets
+// possibly read from files, or the temporary keys of a metadata service.
 type signingRoundTripper struct {
-	keys    *keySource
+	accessKey                string
+	secretKey, securityToken *secret
+	metadata                 *metadataProvider // nil: configured keys
+	caller                   httpCaller        // asks metadata
+
 	shared  *Shared
 	now     func() time.Time
 	maxBody int64 // of a refused answer, read to describe it
@@ -237,7 +233,7 @@ type signingRoundTripper struct {
 
 func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := operationFrom(req.Context())
-	keys, err := rt.keys.keys(req.Context())
+	keys, temporary, err := rt.keys(req.Context())
 	if err != nil {
 		closeRequestBody(req)
 		return nil, err
@@ -254,16 +250,55 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	resp, err := rt.next.RoundTrip(clone)
-	if err == nil {
-		switch refused, accepted := verdict(op, resp, rt.maxBody, rt.keys.secrets()); {
-		case refused != nil:
-			guard.refused(rt.now(), refused)
-			rt.keys.refused(keys)
-		case accepted:
-			guard.accepted()
+	if err != nil {
+		return nil, err
+	}
+	e, accepted := authAnswer(op, resp, rt.maxBody, rt.secrets())
+	if accepted {
+		guard.accepted()
+	}
+	if e == nil {
+		return resp, nil
+	}
+	if e.Class == ErrUnauthorized {
+		guard.refused(rt.now(), e)
+		if temporary != nil { // the next call asks for new keys; configured ones change when their files do
+			rt.metadata.keys.invalidate(temporary)
 		}
 	}
-	return resp, err
+	return nil, e
+}
+
+// keys returns the access keys of a request, and the temporary keys that hold them (nil: configured).
+func (rt *signingRoundTripper) keys(ctx context.Context) (accessKeys, *temporaryKeys, error) {
+	if rt.metadata != nil {
+		t, err := rt.metadata.keys.get(ctx, func(ctx context.Context) (*temporaryKeys, error) { return rt.metadata.fetchKeys(ctx, rt.caller) })
+		if err != nil {
+			return accessKeys{}, nil, err
+		}
+		return t.keys, t, nil
+	}
+	op := operationFrom(ctx)
+	sk, err := rt.secretKey.get(op)
+	if err != nil {
+		return accessKeys{}, nil, err
+	}
+	token, err := rt.securityToken.get(op)
+	if err != nil {
+		return accessKeys{}, nil, err
+	}
+	return accessKeys{accessKey: rt.accessKey, secretKey: sk, securityToken: token}, nil, nil
+}
+
+// secrets are the secret key and security token in use, to scrub from errors.
+func (rt *signingRoundTripper) secrets() []string {
+	if rt.metadata == nil {
+		return []string{rt.secretKey.current(), rt.securityToken.current()}
+	}
+	if t := rt.metadata.keys.current(); t != nil {
+		return []string{t.keys.secretKey, t.keys.securityToken}
+	}
+	return nil
 }
 
 // closeRequestBody closes the body of a request never sent, as a RoundTripper must.

@@ -279,7 +279,7 @@ func TestSigningRoundTripperSignsAClone(t *testing.T) {
 	}))
 	defer srv.Close()
 	clock := newFakeClock(time.Date(2024, 3, 9, 6, 5, 3, 0, time.UTC))
-	rt := &signingRoundTripper{keys: fixedKeys("ak", "sk", ""), now: clock.Now, next: http.DefaultTransport}
+	rt := fixedKeys("ak", "sk", "", http.DefaultTransport, clock.Now)
 	req := newRequest(t, http.MethodGet, srv.URL+"/v1/pid/images", nil)
 	for range 2 {
 		resp, err := rt.RoundTrip(req)

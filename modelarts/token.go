@@ -9,9 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -89,11 +87,10 @@ func (ts *tokenSource) create(ctx context.Context, iam httpCaller) (*token, erro
 	switch {
 	case errors.Is(err, ErrUnauthorized):
 		ts.passwordGuard.refused(ts.tokens.now(), AsAPIError(err))
-		return nil, err
 	case errors.Is(err, ErrServer) || errors.Is(err, ErrThrottled):
 		ts.iam.refused(ts.tokens.now(), AsAPIError(err))
-		return nil, err
-	case err != nil:
+	}
+	if err != nil {
 		return nil, err
 	}
 	ts.passwordGuard.accepted()
@@ -154,21 +151,20 @@ func (a *passwordAuth) source(op string) (*tokenSource, error) {
 
 // sourceFor returns the token source of pass and the client's scope.
 func (a *passwordAuth) sourceFor(pass string) *tokenSource {
-	id := tokenID{passwordID: a.id, scope: "name:" + a.region}
+	key, value := "name", a.region
 	if a.projectID != "" {
-		id.scope = "id:" + a.projectID
+		key, value = "id", a.projectID
 	}
-	guard := guardEntry(a.shared, &a.shared.passwords, a.id, secretHash(pass), passwordRefusal)
-	iam := sharedEntry(a.shared, &a.shared.iam, a.id, nil, func() *refusalGuard { return newGuard(renewRetryInterval, iamFailure) })
-	return sharedEntry(a.shared, &a.shared.tokens, id,
+	id := tokenID{passwordID: a.id, scope: key + ":" + value}
+	guard := guardEntry(a.shared, a.id, secretHash(pass), passwordRefusal)
+	iam := sharedEntry(a.shared, iamID(a.id), nil, func() *refusalGuard { return newGuard(renewRetryInterval, iamFailure) })
+	return sharedEntry(a.shared, id,
 		func(ts *tokenSource) bool { return ts.passwordGuard != guard }, // another password, or a guard replaced since
 		func() *tokenSource {
-			key, value, _ := strings.Cut(id.scope, ":")
-			scope := map[string]string{key: value}
 			user := map[string]any{"name": a.id.user, "password": pass, "domain": map[string]string{"name": a.id.domain}}
 			body, _ := json.Marshal(map[string]any{"auth": map[string]any{ // strings only: cannot fail
 				"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": user}},
-				"scope":    map[string]any{"project": scope},
+				"scope":    map[string]any{"project": map[string]string{key: value}},
 			}})
 			return &tokenSource{url: a.id.iamURL, body: body, password: pass, passwordGuard: guard, iam: iam,
 				fresh: newGuard(refusalPause, freshTokenRefusal), tokens: newRenewing[*token](OpCreateToken, a.now)}
@@ -223,12 +219,13 @@ func (a *passwordAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		clone.Header.Set(headerAuthToken, tok.value)
-		resp, err = a.next.RoundTrip(clone)
-		if err != nil || a.settled(ts, tok, req, resp) || retry || req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
+		final := true
+		if resp, err = a.next.RoundTrip(clone); err == nil {
+			final, resp, err = a.settle(ts, tok, op, resp)
+		}
+		if final || retry || req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
 			return resp, err // final, or cannot be sent again
 		}
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // so that the connection can be reused
-		_ = resp.Body.Close()
 		if err = ts.fresh.check(op, a.now()); err != nil {
 			return nil, err // a replacement was refused meanwhile: no new token
 		}
@@ -237,22 +234,25 @@ func (a *passwordAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// settled reports whether resp, the answer to req sent with tok, is final: it does not
-// refuse the token, or it refuses a replacement, which ts then remembers and drops.
-func (a *passwordAuth) settled(ts *tokenSource, tok *token, req *http.Request, resp *http.Response) bool {
-	refused, accepted := verdict(operationFrom(req.Context()), resp, a.iam.maxBody, a.secrets())
+// settle turns resp, the answer to a call of op sent with tok, into its outcome, final unless
+// it refuses the token and tok is no replacement; a refused replacement ts remembers and drops.
+func (a *passwordAuth) settle(ts *tokenSource, tok *token, op string, resp *http.Response) (final bool, _ *http.Response, _ error) {
+	refused, accepted := authAnswer(op, resp, a.iam.maxBody, a.secrets())
 	if accepted {
 		tok.replacement.Store(false)
 	}
+	if refused == nil {
+		return true, resp, nil
+	}
 	// Other refusals (an AK/SK code) a new token does not mend.
-	if refused == nil || refused.StatusCode != http.StatusUnauthorized && !isTokenRefusal(refused.ErrorCode) {
-		return true
+	if refused.Class != ErrUnauthorized || refused.StatusCode != http.StatusUnauthorized && !isTokenRefusal(refused.ErrorCode) {
+		return true, nil, refused
 	}
-	if tok.replacement.Load() {
-		ts.fresh.refused(a.now(), refused)
-		ts.dropped.Store(tok.value)
-		ts.tokens.invalidate(tok)
-		return true
+	if !tok.replacement.Load() {
+		return false, nil, refused
 	}
-	return false
+	ts.fresh.refused(a.now(), refused)
+	ts.dropped.Store(tok.value)
+	ts.tokens.invalidate(tok)
+	return true, nil, refused
 }
