@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -74,17 +73,12 @@ func run(args []string) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), versioncollector.NewCollector(exporterName))
-	exp := newExporter(logger, reg, f.configFile)
+	exp := newExporter(logger, reg, f)
 	if err := exp.apply(cfg); err != nil {
 		level.Error(logger).Log("msg", "Error setting up the configured projects", "err", err)
 		return 1
 	}
 	level.Info(logger).Log("msg", "Loaded configuration", "file", f.configFile, "projects", len(cfg.Projects))
-	mux, err := exp.routes(f.metricsPath, exp.metricsHandler(f.timeoutOffset, f.maxTimeout, f.maxRequests), f.lifecycle)
-	if err != nil {
-		level.Error(logger).Log("msg", "Error setting up the HTTP routes", "err", err)
-		return 1
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -92,7 +86,8 @@ func run(args []string) int {
 			_ = exp.reload()
 		}
 	}()
-	if err := serve(newServer(mux, idleTimeout), f.toolkit, toolkitLogger); err != nil {
+	// exporter-toolkit serves with TLS, basic auth and socket activation until the server fails.
+	if err := web.ListenAndServe(newServer(exp.routes(), idleTimeout), f.toolkit, toolkitLogger); !errors.Is(err, http.ErrServerClosed) {
 		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
 		return 1
 	}
@@ -123,6 +118,11 @@ func parseFlags(args []string) (*flags, bool) {
 		fmt.Fprintf(os.Stderr, "%s: --web.max-requests, --scrape.max-timeout and --scrape.timeout-offset must not be negative\n", exporterName)
 		return nil, false
 	}
+	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, f.metricsPath) {
+		fmt.Fprintf(os.Stderr, "%s: --web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics\n",
+			exporterName, f.metricsPath)
+		return nil, false
+	}
 	return f, true
 }
 
@@ -148,11 +148,9 @@ func reportConfigErrors(logger log.Logger, f *flags, err error) {
 // caller go on top of the level filter, or caller would name level.go; the bridge, which adds
 // its own time and source, gets the filtered logger without them.
 func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
-	var logger log.Logger
+	logger := log.NewLogfmtLogger(log.NewSyncWriter(w))
 	if format == "json" {
 		logger = log.NewJSONLogger(log.NewSyncWriter(w))
-	} else {
-		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
 	}
 	var slogLevel slog.Level // info unless lvl names another
 	_ = slogLevel.UnmarshalText([]byte(lvl))
@@ -161,21 +159,16 @@ func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), toolkit
 }
 
-// serve runs server with exporter-toolkit (TLS, basic auth, socket activation) until it fails.
-func serve(server *http.Server, toolkit *web.FlagConfig, logger *slog.Logger) error {
-	if err := web.ListenAndServe(server, toolkit, logger); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// exporter serves the applied configuration's state, which a reload swaps.
+// exporter serves the applied configuration's state, which a reload swaps. At most
+// f.maxRequests (0: any number of) scrapes of the metrics path and /probe do API work at
+// once, the excess gets 503. A scrape leaves inFlight before its answer is written, so a
+// client that does not read cannot hold a place.
 type exporter struct {
 	logger     log.Logger
-	configFile string
+	f          *flags
+	inFlight   atomic.Int64
 	exposition *exposition // the answer of the metrics path
-	probes     sync.Map    // project name → *exposition, see probeExposition
-	apiMetrics *apiMetrics
+	apiMetrics apiMetrics
 	shared     *modelarts.Shared // the credential guards, kept across reloads
 
 	reloadMu      sync.Mutex
@@ -189,11 +182,12 @@ type exporter struct {
 type state struct {
 	scraper       *collector.Scraper
 	scrapeTimeout time.Duration
+	probes        map[string]*exposition // by project: the answers of /probe, without the exporter's own metrics
 }
 
-func newExporter(logger log.Logger, reg *prometheus.Registry, configFile string) *exporter {
+func newExporter(logger log.Logger, reg *prometheus.Registry, f *flags) *exporter {
 	own := promauto.With(reg)
-	return &exporter{logger: logger, configFile: configFile, exposition: newExposition(logger, reg), apiMetrics: newAPIMetrics(reg), shared: modelarts.NewShared(),
+	return &exporter{logger: logger, f: f, exposition: newExposition(logger, reg), apiMetrics: newAPIMetrics(reg), shared: modelarts.NewShared(),
 		reloadSuccess: own.NewGauge(prometheus.GaugeOpts{Name: "modelarts_exporter_config_last_reload_successful",
 			Help: "1 when the last configuration load or reload succeeded, else 0."}),
 		reloadTime: own.NewGauge(prometheus.GaugeOpts{Name: "modelarts_exporter_config_last_reload_success_timestamp_seconds",
@@ -209,19 +203,22 @@ func (e *exporter) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	old := e.state.Swap(&state{
+	old := e.state.Load()
+	probes := make(map[string]*exposition, len(projects))
+	for _, p := range projects { // a project still configured keeps its cached answer
+		probes[p.Name] = newExposition(e.logger, prometheus.Gatherers{})
+		if old != nil && old.probes[p.Name] != nil {
+			probes[p.Name] = old.probes[p.Name]
+		}
+	}
+	e.state.Store(&state{
 		scraper:       collector.NewScraper(e.logger, projects),
 		scrapeTimeout: time.Duration(cfg.Global.ScrapeTimeout),
+		probes:        probes,
 	})
 	if old != nil {
 		old.scraper.Close()
 	}
-	e.probes.Range(func(name, _ any) bool { // the cached answers of projects gone
-		if !slices.ContainsFunc(projects, func(p collector.Project) bool { return p.Name == name }) {
-			e.probes.Delete(name)
-		}
-		return true
-	})
 	e.reloadSuccess.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	return nil
@@ -232,27 +229,24 @@ func (e *exporter) apply(cfg *config.Config) error {
 func (e *exporter) reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	cfg, err := config.Load(e.configFile)
+	cfg, err := config.Load(e.f.configFile)
 	if err == nil {
 		err = e.apply(cfg)
 	}
 	if err != nil {
 		e.reloadSuccess.Set(0)
-		level.Error(e.logger).Log("msg", "Error reloading configuration; the previous configuration keeps serving", "file", e.configFile, "err", err)
+		level.Error(e.logger).Log("msg", "Error reloading configuration; the previous configuration keeps serving", "file", e.f.configFile, "err", err)
 		return err
 	}
-	level.Info(e.logger).Log("msg", "Reloaded configuration", "file", e.configFile, "projects", len(cfg.Projects))
+	level.Info(e.logger).Log("msg", "Reloaded configuration", "file", e.f.configFile, "projects", len(cfg.Projects))
 	return nil
 }
 
 // routes returns the exporter's HTTP routes; the status page is at / unless the metrics are.
-func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle bool) (*http.ServeMux, error) {
-	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, metricsPath) {
-		return nil, fmt.Errorf("--web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics", metricsPath)
-	}
+func (e *exporter) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle(metricsPath, scrapes)
-	mux.HandleFunc("/probe", scrapes.serveProbe)
+	mux.HandleFunc(e.f.metricsPath, e.serveMetrics)
+	mux.HandleFunc("/probe", e.serveProbe)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if e.state.Load() == nil {
@@ -266,7 +260,7 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 		case r.Method != http.MethodPost:
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-		case !lifecycle:
+		case !e.f.lifecycle:
 			http.Error(w, "Lifecycle API is not enabled; start the exporter with --web.enable-lifecycle to reload over HTTP (SIGHUP always reloads).", http.StatusForbidden)
 		default:
 			if err := e.reload(); err != nil {
@@ -276,10 +270,10 @@ func (e *exporter) routes(metricsPath string, scrapes *scrapeHandler, lifecycle 
 			_, _ = fmt.Fprintln(w, "Configuration reloaded.")
 		}
 	})
-	if metricsPath != "/" {
-		mux.Handle("GET /{$}", e.statusPage(metricsPath))
+	if e.f.metricsPath != "/" {
+		mux.HandleFunc("GET /{$}", e.serveStatus)
 	}
-	return mux, nil
+	return mux
 }
 
 // idleTimeout outlasts the usual scrape intervals, yet idle clients cannot pile up connections.
@@ -290,77 +284,50 @@ func newServer(handler http.Handler, idle time.Duration) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: idle}
 }
 
-// scrapeHandler answers the metrics path (ServeHTTP) and /probe (serveProbe): at most cap(inFlight)
-// scrapes do API work at once, the excess gets 503. A slot is freed before the answer is
-// written, so a client that does not read cannot hold one.
-type scrapeHandler struct {
-	e                  *exporter
-	offset, maxTimeout time.Duration
-	inFlight           chan struct{}
-}
-
-func (e *exporter) metricsHandler(offset, maxTimeout time.Duration, maxRequests int) *scrapeHandler {
-	if maxRequests == 0 {
-		maxRequests = math.MaxInt // no limit: a channel of struct{} allocates no buffer
-	}
-	return &scrapeHandler{e: e, offset: offset, maxTimeout: maxTimeout, inFlight: make(chan struct{}, maxRequests)}
-}
-
-func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := h.e.state.Load()
-	h.answer(w, r, st, h.e.exposition, st.scraper.Scrape)
+func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	st := e.state.Load()
+	e.answer(w, r, st, e.exposition, st.scraper.Scrape)
 }
 
 // serveProbe answers GET /probe?project=NAME (blackbox_exporter's multi-target
 // pattern): that project's series alone, under the metrics path's limits.
-func (h *scrapeHandler) serveProbe(w http.ResponseWriter, r *http.Request) {
-	st := h.e.state.Load()
+func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
+	st := e.state.Load()
 	name := r.URL.Query().Get("project")
-	if names := st.scraper.ProjectNames(); !slices.Contains(names, name) {
+	if st.probes[name] == nil {
 		problem := "Missing project parameter"
 		if name != "" {
 			problem = fmt.Sprintf("Unknown project %q", name)
 		}
 		http.Error(w, fmt.Sprintf("%s: ask for /probe?project=NAME with one of the configured projects: %s.",
-			problem, strings.Join(names, ", ")), http.StatusBadRequest)
+			problem, strings.Join(st.scraper.ProjectNames(), ", ")), http.StatusBadRequest)
 		return
 	}
-	h.answer(w, r, st, h.e.probeExposition(name), func(ctx context.Context) []collector.ProjectResult {
+	e.answer(w, r, st, st.probes[name], func(ctx context.Context) []collector.ProjectResult {
 		return st.scraper.ScrapeProject(ctx, name)
 	})
 }
 
-// probeExposition is the answer of /probe?project=name, without the
-// exporter's own metrics: one per project, so that each keeps its values cached.
-func (e *exporter) probeExposition(name string) *exposition {
-	x, ok := e.probes.Load(name)
-	if !ok {
-		x, _ = e.probes.LoadOrStore(name, newExposition(e.logger, prometheus.Gatherers{}))
-	}
-	return x.(*exposition)
-}
-
-// answer runs scrape within the request's deadline and the slots, and serves its results with x.
-func (h *scrapeHandler) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition, scrape func(context.Context) []collector.ProjectResult) {
-	select {
-	case h.inFlight <- struct{}{}:
-	default:
-		h.e.rejected.Inc()
-		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(h.inFlight)), http.StatusServiceUnavailable)
+// answer runs scrape within the request's deadline and the limit, and serves its results with x.
+func (e *exporter) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition, scrape func(context.Context) []collector.ProjectResult) {
+	if n := e.inFlight.Add(1); e.f.maxRequests > 0 && n > int64(e.f.maxRequests) {
+		e.inFlight.Add(-1)
+		e.rejected.Inc()
+		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", e.f.maxRequests), http.StatusServiceUnavailable)
 		return
 	}
 	lastRender := time.Duration(x.lastRender.Load())
-	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), h.offset, lastRender, st.scrapeTimeout, h.maxTimeout)
+	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), e.f.timeoutOffset, lastRender, st.scrapeTimeout, e.f.maxTimeout)
 	scrapeStart := time.Now()
-	_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(max(wait, timeout) + time.Second))
+	_ = http.NewResponseController(w).SetWriteDeadline(scrapeStart.Add(wait + time.Second))
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
 	results := scrape(ctx)
-	<-h.inFlight
+	e.inFlight.Add(-1)
 	api := time.Since(scrapeStart)
 	render := x.serve(w, r, results)
-	level.Debug(h.e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,
+	level.Debug(e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,
 		"api", api, "render", render)
 }
 

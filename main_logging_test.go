@@ -5,7 +5,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,14 +102,11 @@ func TestLogLinesNameTheirCaller(t *testing.T) {
 		t.Run(tc.format+"/"+tc.level, func(t *testing.T) {
 			logs := &syncBuffer{}
 			logger, toolkitLogger := newLogger(logs, tc.level, tc.format)
-			exp := newExporter(logger, prometheus.NewRegistry(), path)
+			exp := newExporter(logger, prometheus.NewRegistry(), &flags{configFile: path, metricsPath: "/metrics", maxTimeout: time.Minute})
 			if err := exp.reload(); err != nil {
 				t.Fatal(err)
 			}
-			mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, 0), false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			mux := exp.routes()
 			if rec := get(mux, "/metrics", nil); rec.Code != 200 {
 				t.Fatalf("GET /metrics: %d", rec.Code)
 			}
@@ -116,7 +115,7 @@ func TestLogLinesNameTheirCaller(t *testing.T) {
 			addresses, systemd, webConfig := []string{"127.0.0.1:0"}, false, ""
 			served := make(chan error, 1)
 			go func() {
-				served <- serve(server, &web.FlagConfig{WebListenAddresses: &addresses, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}, toolkitLogger)
+				served <- web.ListenAndServe(server, &web.FlagConfig{WebListenAddresses: &addresses, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}, toolkitLogger)
 			}()
 			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "TLS is disabled."); time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
@@ -124,8 +123,8 @@ func TestLogLinesNameTheirCaller(t *testing.T) {
 				}
 			}
 			_ = server.Close()
-			if err := <-served; err != nil {
-				t.Errorf("serve after Close: %v, want nil", err)
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("serving after Close: %v, want %v", err, http.ErrServerClosed)
 			}
 
 			seen := map[string]bool{}

@@ -220,14 +220,12 @@ func startInProcess(t testing.TB, path string, o options) (exp *exporter, mux *h
 	}
 	logs = &syncBuffer{}
 	logger, _ := newLogger(logs, o.logLevel, "logfmt")
-	exp = newExporter(logger, prometheus.NewRegistry(), path)
+	exp = newExporter(logger, prometheus.NewRegistry(), &flags{configFile: path, metricsPath: "/metrics", lifecycle: o.lifecycle,
+		timeoutOffset: o.offset, maxTimeout: o.maxTimeout, maxRequests: o.maxRequests})
 	if err := exp.reload(); err != nil {
 		t.Fatal(err)
 	}
-	mux, err := exp.routes("/metrics", exp.metricsHandler(o.offset, o.maxTimeout, o.maxRequests), o.lifecycle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mux = exp.routes()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("exporter log:\n%s", logs)
@@ -620,7 +618,7 @@ func TestReloadClosesIdleConnections(t *testing.T) {
 	api.Start()
 	defer api.Close()
 	path := writeConfig(t, "projects:\n"+akskProject(sim, "p", api.URL, modelartstest.SampleIDs(), ""))
-	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), &flags{configFile: path})
 	if err := exp.reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +727,7 @@ func TestReloadRecordsOutcomeOnce(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
+			exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), &flags{configFile: path})
 			gauge := &setRecorder{Gauge: exp.reloadSuccess}
 			exp.reloadSuccess = gauge
 			err := exp.reload()

@@ -384,7 +384,7 @@ func TestValueCacheFollowsTheValues(t *testing.T) {
 		}
 		return n
 	}
-	encoded := &exp.exposition.valueFamiliesEncoded
+	encoded := &exp.exposition.valueEncodings
 	var last map[string]*dto.MetricFamily
 	for i, step := range []struct {
 		status, encoding string
@@ -407,7 +407,7 @@ func TestValueCacheFollowsTheValues(t *testing.T) {
 			t.Errorf("scrape %d made no API call; the test needs a fetch per scrape", i)
 		}
 		if n := encoded.Load() - before; (n > 0) != step.miss {
-			t.Errorf("scrape %d (%s, %q): %d value families encoded, want a miss: %v", i, step.status, step.encoding, n, step.miss)
+			t.Errorf("scrape %d (%s, %q): the value families encoded %d times, want a miss: %v", i, step.status, step.encoding, n, step.miss)
 		}
 	}
 }
@@ -439,14 +439,13 @@ func BenchmarkScrapeAnswer(b *testing.B) {
 		return size
 	}
 	scrape("identity") // the shared fetch
-	cache := exp.exposition.cache
 	for _, c := range []struct {
-		name  string
-		cache *valueCache
-	}{{"hit", cache}, {"off", nil}} {
+		name     string
+		uncached bool
+	}{{"hit", false}, {"off", true}} {
 		for _, encoding := range []string{"identity", "gzip"} {
 			b.Run(fmt.Sprintf("images=%d/%s/cache=%s", n, encoding, c.name), func(b *testing.B) {
-				exp.exposition.cache = c.cache
+				exp.exposition.uncached = c.uncached
 				size := scrape(encoding) // fills the cache
 				calls := sim.Stats().Requests
 				for b.Loop() {
@@ -459,5 +458,5 @@ func BenchmarkScrapeAnswer(b *testing.B) {
 			})
 		}
 	}
-	exp.exposition.cache = cache
+	exp.exposition.uncached = false
 }

@@ -114,10 +114,9 @@ func TestProbeCachesValuesPerProject(t *testing.T) {
 	exp, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
 		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
 	encoded := func() (n int64) {
-		exp.probes.Range(func(_, x any) bool {
-			n += x.(*exposition).valueFamiliesEncoded.Load()
-			return true
-		})
+		for _, x := range exp.state.Load().probes {
+			n += x.valueEncodings.Load()
+		}
 		return n
 	}
 	for _, p := range []string{"alpha", "beta"} {
@@ -127,7 +126,7 @@ func TestProbeCachesValuesPerProject(t *testing.T) {
 	}
 	first := encoded()
 	if first == 0 {
-		t.Fatal("no value family encoded by the first probes")
+		t.Fatal("no value families encoded by the first probes")
 	}
 	for range 3 {
 		for _, p := range []string{"alpha", "beta"} {
@@ -135,20 +134,21 @@ func TestProbeCachesValuesPerProject(t *testing.T) {
 		}
 	}
 	if n := encoded(); n != first {
-		t.Errorf("%d value families encoded after probing each project 4 times, want %d (once per project)", n, first)
+		t.Errorf("value families encoded %d times after probing each project 4 times, want %d (once per project)", n, first)
 	}
 
 	// A reload that drops beta drops its cached answer; alpha's stays.
-	if err := os.WriteFile(exp.configFile, []byte("global:\n  min_refresh_interval: 1h\nprojects:\n"+
+	alpha := exp.state.Load().probes["alpha"]
+	if err := os.WriteFile(exp.f.configFile, []byte("global:\n  min_refresh_interval: 1h\nprojects:\n"+
 		akskProject(sim, "alpha", sim.URL, ids[:2], "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := exp.reload(); err != nil {
 		t.Fatal(err)
 	}
-	_, alpha := exp.probes.Load("alpha")
-	if _, beta := exp.probes.Load("beta"); beta || !alpha {
-		t.Errorf("after a reload without beta: alpha cached %v, beta cached %v; want true, false", alpha, beta)
+	probes := exp.state.Load().probes
+	if _, beta := probes["beta"]; beta || probes["alpha"] != alpha {
+		t.Errorf("after a reload without beta: beta cached %v, alpha's cache kept %v; want false, true", beta, probes["alpha"] == alpha)
 	}
 }
 
@@ -199,11 +199,8 @@ func TestReady(t *testing.T) {
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	path := writeConfig(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], ""))
-	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), path)
-	mux, err := exp.routes("/metrics", exp.metricsHandler(0, time.Minute, 0), false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	exp := newExporter(log.NewNopLogger(), prometheus.NewRegistry(), &flags{configFile: path, metricsPath: "/metrics", maxTimeout: time.Minute})
+	mux := exp.routes()
 	if rec := get(mux, "/-/ready", nil); rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "Not ready: no configuration loaded yet.\n" {
 		t.Errorf("before the configuration: %d %q, want 503", rec.Code, rec.Body)
 	}

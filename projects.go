@@ -18,7 +18,7 @@ import (
 )
 
 // newProjects builds one API client per project; it fails only on what building one finds out (tls_config).
-func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shared *modelarts.Shared) ([]collector.Project, error) {
+func newProjects(cfg *config.Config, metrics apiMetrics, userAgent string, shared *modelarts.Shared) ([]collector.Project, error) {
 	projects := make([]collector.Project, 0, len(cfg.Projects))
 	for _, pc := range cfg.Projects {
 		// Without a proxy_url, HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply; a signed request must not follow a redirect.
@@ -35,7 +35,7 @@ func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shar
 			ProjectID:   pc.ProjectID,
 			Credentials: credentials(pc.Auth),
 			HTTPClient:  httpClient,
-			Observer:    projectObserver{metrics, pc.Name},
+			Observer:    apiMetrics{metrics.requests.MustCurryWith(prometheus.Labels{"project": pc.Name}), metrics.duration},
 			UserAgent:   userAgent,
 			RateLimit:   pc.RateLimit,
 			RateBurst:   pc.RateBurst,
@@ -61,24 +61,18 @@ func newProjects(cfg *config.Config, metrics *apiMetrics, userAgent string, shar
 	return projects, nil
 }
 
-// credentials leaves out a secret that came from a file: the client reads the file itself.
+// credentials are those of a project; where a secret has a file, the client reads the file again.
 func credentials(a config.AuthConfig) modelarts.Credentials {
-	unlessFile := func(secret commonconfig.Secret, file string) string {
-		if file != "" {
-			return ""
-		}
-		return string(secret)
-	}
 	return modelarts.Credentials{
 		AccessKey:         a.AccessKey,
-		SecretKey:         unlessFile(a.SecretKey, a.SecretKeyFile),
+		SecretKey:         string(a.SecretKey),
 		SecretKeyFile:     a.SecretKeyFile,
-		SecurityToken:     unlessFile(a.SecurityToken, a.SecurityTokenFile),
+		SecurityToken:     string(a.SecurityToken),
 		SecurityTokenFile: a.SecurityTokenFile,
 		MetadataEndpoint:  a.MetadataEndpoint,
 		DomainName:        a.DomainName,
 		Username:          a.Username,
-		Password:          unlessFile(a.Password, a.PasswordFile),
+		Password:          string(a.Password),
 		PasswordFile:      a.PasswordFile,
 	}
 }
@@ -86,15 +80,16 @@ func credentials(a config.AuthConfig) modelarts.Credentials {
 // idleConnTimeout is net/http's default (prometheus/common's is 5 minutes), so pools shrink soon after a burst.
 const idleConnTimeout = 90 * time.Second
 
-// apiMetrics counts the exporter's API traffic on its own registry.
+// apiMetrics counts the exporter's API traffic on its own registry; curried with a project,
+// it is what that project's client reports its requests to.
 type apiMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
+func newAPIMetrics(reg prometheus.Registerer) apiMetrics {
 	own := promauto.With(reg)
-	return &apiMetrics{
+	return apiMetrics{
 		requests: own.NewCounterVec(prometheus.CounterOpts{
 			Name: "modelarts_api_requests_total",
 			Help: "HTTP requests the exporter sent to the ModelArts and IAM APIs, by project, operation and HTTP status code (\"error\" when no response arrived).",
@@ -107,17 +102,11 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 	}
 }
 
-// projectObserver is what a project's client reports its requests to.
-type projectObserver struct {
-	metrics *apiMetrics
-	project string
-}
-
-func (o projectObserver) ObserveRequest(operation string, statusCode int, d time.Duration) {
+func (m apiMetrics) ObserveRequest(operation string, statusCode int, d time.Duration) {
 	code := "error"
 	if statusCode > 0 {
 		code = strconv.Itoa(statusCode)
 	}
-	o.metrics.requests.WithLabelValues(o.project, operation, code).Inc()
-	o.metrics.duration.WithLabelValues(operation).Observe(d.Seconds())
+	m.requests.WithLabelValues(operation, code).Inc()
+	m.duration.WithLabelValues(operation).Observe(d.Seconds())
 }

@@ -131,11 +131,11 @@ func TestOutboundProxy(t *testing.T) {
 				}
 				logs := &syncBuffer{}
 				// The environment is read when the projects are built, as on a (re)load.
-				exp := newExporter(log.NewLogfmtLogger(logs), prometheus.NewRegistry(), path)
+				exp := newExporter(log.NewLogfmtLogger(logs), prometheus.NewRegistry(), &flags{configFile: path, maxTimeout: time.Minute})
 				if err := exp.reload(); err != nil {
 					t.Fatal(err)
 				}
-				rec := get(exp.metricsHandler(0, time.Minute, 0), "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"5"}})
+				rec := get(http.HandlerFunc(exp.serveMetrics), "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"5"}})
 				families := parseText(t, rec.Body.String())
 
 				want := 0.0

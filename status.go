@@ -5,7 +5,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	_ "embed"
 	"html/template"
 	"net/http"
@@ -28,36 +27,29 @@ var statusTemplate = template.Must(template.New("status").Parse(statusHTML))
 // maxStatusImages bounds the images listed per project, the down ones first.
 const maxStatusImages = 1000
 
-// statusPage serves each project's and image's newest results, without an API call.
-func (e *exporter) statusPage(metricsPath string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		data := statusData{Name: "ModelArts Exporter", Description: "Prometheus exporter for ModelArts development images",
-			Version: version.Info(), MetricsPath: metricsPath}
-		if st := e.state.Load(); st != nil {
-			data.Loaded = true
-			now := time.Now()
-			for _, p := range st.scraper.Latest() {
-				data.Projects = append(data.Projects, statusOfProject(p, now))
-			}
-		}
-		var page bytes.Buffer
-		if err := statusTemplate.Execute(&page, data); err != nil {
-			level.Error(e.logger).Log("msg", "Error rendering the status page", "err", err)
-			http.Error(w, "Error rendering the status page; see the exporter's log.", http.StatusInternalServerError)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		_, _ = page.WriteTo(w)
-	})
+// serveStatus serves each project's and image's newest results, without an API call.
+func (e *exporter) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	data := statusData{Version: version.Info(), MetricsPath: e.f.metricsPath}
+	now := time.Now()
+	for _, p := range e.state.Load().scraper.Latest() { // routes are served once a configuration is applied
+		data.Projects = append(data.Projects, statusOfProject(p, now))
+	}
+	var page bytes.Buffer
+	if err := statusTemplate.Execute(&page, data); err != nil {
+		level.Error(e.logger).Log("msg", "Error rendering the status page", "err", err)
+		http.Error(w, "Error rendering the status page; see the exporter's log.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = page.WriteTo(w)
 }
 
 type statusData struct {
-	Name, Description, Version, MetricsPath string
-	Loaded                                  bool
-	Projects                                []statusProject
+	Version, MetricsPath string
+	Projects             []statusProject
 }
 
 type statusProject struct {
@@ -82,25 +74,8 @@ func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
 		sp.Age, sp.Duration = ago(now, p.Start), p.Duration.Round(time.Millisecond).String()
 	}
 	sp.Err, sp.RequestID = errorText(p.Err)
-	up := func(r *collector.ImageResult) bool { return r.Err == nil && r.Image != nil } // as modelarts_image_up
-	images := slices.Clone(p.Images)
-	down := func(r *collector.ImageResult) int {
-		if up(r) {
-			return 0
-		}
-		return 1
-	}
-	slices.SortFunc(images, func(a, b collector.ImageResult) int { // the down ones first, then by ID
-		return cmp.Or(down(&b)-down(&a), strings.Compare(a.ID, b.ID))
-	})
-	for _, r := range images {
-		if !up(&r) {
-			sp.Down++
-		}
-		if len(sp.Images) == maxStatusImages {
-			continue
-		}
-		si := statusImage{ID: r.ID, Up: up(&r), LastSuccess: "never"}
+	for _, r := range p.Images {
+		si := statusImage{ID: r.ID, Up: r.Err == nil && r.Image != nil, LastSuccess: "never"} // Up as modelarts_image_up
 		if r.Image != nil {
 			si.Name, si.Status = r.Image.Name, r.Image.Status
 		}
@@ -108,21 +83,34 @@ func statusOfProject(p collector.ProjectResult, now time.Time) statusProject {
 			si.LastSuccess = ago(now, r.LastSuccess)
 		}
 		si.Err, si.RequestID = errorText(r.Err)
+		if !si.Up {
+			sp.Down++
+		}
 		sp.Images = append(sp.Images, si)
 	}
-	sp.More = len(p.Images) - len(sp.Images)
+	slices.SortFunc(sp.Images, func(a, b statusImage) int { // the down ones first, then by ID
+		if a.Up == b.Up {
+			return strings.Compare(a.ID, b.ID)
+		}
+		if a.Up {
+			return 1
+		}
+		return -1
+	})
+	sp.More = max(len(sp.Images)-maxStatusImages, 0)
+	sp.Images = sp.Images[:len(sp.Images)-sp.More]
 	return sp
 }
 
 // errorText returns err's text and the request id of the failed API call, if any.
 func errorText(err error) (text, requestID string) {
-	if err == nil {
-		return "", ""
+	if err != nil {
+		text = err.Error()
 	}
 	if apiErr := modelarts.AsAPIError(err); apiErr != nil {
 		requestID = apiErr.RequestID
 	}
-	return err.Error(), requestID
+	return text, requestID
 }
 
 func ago(now, t time.Time) string {

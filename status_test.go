@@ -107,7 +107,7 @@ func TestStatusPageCapsImages(t *testing.T) {
 		t.Errorf("first listed: %+v, want the down image", first)
 	}
 	var page strings.Builder
-	if err := statusTemplate.Execute(&page, statusData{Loaded: true, Projects: []statusProject{p}}); err != nil {
+	if err := statusTemplate.Execute(&page, statusData{Projects: []statusProject{p}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(page.String(), "… and 5 more") {
@@ -123,14 +123,12 @@ func TestStatusPageNotOnMetricsPath(t *testing.T) {
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	defer sim.Close()
 	exp, _, _ := startInProcess(t, writeConfig(t, "projects:\n"+akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:1], "")), options{})
-	mux, err := exp.routes("/", exp.metricsHandler(0, time.Minute, 0), false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	exp.f.metricsPath = "/"
+	mux := exp.routes()
 	if rec := get(mux, "/", nil); !strings.Contains(rec.Body.String(), "modelarts_exporter_config_last_reload_successful") {
 		t.Errorf("GET / with the metrics at /: %d\n%s", rec.Code, rec.Body)
 	}
-	if _, err := exp.routes("/probe", exp.metricsHandler(0, time.Minute, 0), false); err == nil {
+	if _, ok := parseFlags([]string{"--web.telemetry-path=/probe"}); ok {
 		t.Error("--web.telemetry-path=/probe accepted")
 	}
 }
