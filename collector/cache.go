@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -26,7 +27,7 @@ const (
 	maxTimestampMillis  = 253402300799999        // the end of year 9999
 	listLimit           = 1000                   // asked of a first page; the server may page with less
 	maxListPages        = 200                    // read of one listing, whatever its total says
-	showImageBudget     = 50                     // see fetcher.fallback
+	showImageBudget     = 50                     // see flight.fallback
 )
 
 // projectState is what a Scraper keeps of one project between scrapes.
@@ -36,32 +37,23 @@ type projectState struct {
 	now     func() time.Time
 	wanted  map[string]bool // the configured IDs
 
-	mu           sync.Mutex
-	inFlight     *flight                // the fetch concurrent scrapes share; nil when none runs
-	last         *ProjectResult         // the newest complete fetch's result
-	latest       ProjectResult          // the newest fetch's result, complete or cut short
-	known        map[string]ImageResult // last good values (Image, LastSuccess) of the exported images
-	gone         map[string]error       // ShowImage last said they do not exist
-	ids          []string               // the exported IDs: the configured ones, then those discovery found
-	pages        map[string]int         // per type, what a listing took, at pagesAt
+	mu       sync.Mutex
+	inFlight *flight        // the fetch concurrent scrapes share; nil when none runs
+	last     *ProjectResult // the newest complete fetch's result
+	latest   ProjectResult  // the newest fetch's result, complete or cut short
+	// images holds, per exported image, its last good values (Image,
+	// LastSuccess), or ShowImage's last answer that it does not exist (Err).
+	images       map[string]ImageResult
+	ids          []string       // the exported IDs: the configured ones, then those discovery found
+	pages        map[string]int // per type, what a listing took, at pagesAt
 	pagesAt      time.Time
-	fallbackNext int                // see fetchOutcome
+	fallbackNext int                // see flight
 	warned       map[[2]string]bool // data problems logged: image, problem
-}
-
-// flight is one fetch and the scrapes waiting for it.
-type flight struct {
-	fetcher *fetcher
-	ctx     *fetchContext
-	start   time.Time     // by the state's clock
-	done    chan struct{} // closed when result is set
-	result  ProjectResult
-	waiters int // scrapes that joined and have not given up; under projectState.mu
 }
 
 func newProjectState(p *Project, logger log.Logger, now func() time.Time) *projectState {
 	ps := &projectState{project: p, logger: logger, now: now, wanted: map[string]bool{}, latest: ProjectResult{Name: p.Name}, ids: p.ImageIDs,
-		known: map[string]ImageResult{}, gone: map[string]error{}, warned: map[[2]string]bool{}}
+		images: map[string]ImageResult{}, warned: map[[2]string]bool{}}
 	for _, id := range p.ImageIDs {
 		ps.wanted[id] = true
 	}
@@ -93,10 +85,10 @@ func (ps *projectState) scrape(ctx context.Context) ProjectResult {
 			ps.inFlight = nil
 		}
 	}
-	f.fetcher.mu.Lock() // the fetch goes on once what it has learnt is taken
-	defer f.fetcher.mu.Unlock()
-	res := ps.result(f.fetcher.out, f.start, waited, fmt.Errorf("the scrape ended before the API answered: %w", why))
-	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(f.fetcher.out.images), "err", why)
+	f.mu.Lock() // the fetch goes on once what it has learnt is taken
+	defer f.mu.Unlock()
+	res := ps.result(f, waited, fmt.Errorf("the scrape ended before the API answered: %w", why))
+	level.Warn(ps.logger).Log("msg", "Scrape ended before the API answered", "project", ps.project.Name, "images", len(res.Images)-len(f.images), "err", why)
 	return res
 }
 
@@ -129,33 +121,34 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 	if now.Sub(ps.pagesAt) >= listPagesTTL {
 		pages = nil
 	}
-	f := &flight{ctx: newFetchContext(ctx, deadline), start: now, done: make(chan struct{}), waiters: 1,
-		fetcher: newFetcher(ps.project, ps.logger, ps.wanted, pages, ps.fallbackNext)}
+	f := &flight{ps: ps, ctx: newFetchContext(ctx, deadline), start: now, pages: pages, fallbackNext: ps.fallbackNext,
+		sem: make(chan struct{}, max(ps.project.Concurrency, 1)), done: make(chan struct{}), waiters: 1,
+		images: map[string]*modelarts.Image{}, errs: map[string]error{}}
 	ps.inFlight = f
 	go func() {
 		began := time.Now()
-		out := f.fetcher.run(f.ctx)
+		f.run(f.ctx)
 		cut := f.ctx.Err() != nil
 		f.ctx.cancel()
-		f.result = ps.record(f, out, cut, time.Since(began))
+		f.result = ps.record(f, cut, time.Since(began))
 		close(f.done)
 	}()
 	return f, ProjectResult{}
 }
 
-// record takes the outcome of f into the state and returns the result; cut,
+// record takes what f learnt into the state and returns the result; cut,
 // it is not cached for MinRefreshInterval.
-func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time.Duration) ProjectResult {
+func (ps *projectState) record(f *flight, cut bool, took time.Duration) ProjectResult {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.inFlight == f {
 		ps.inFlight = nil
 	}
-	for _, id := range out.conflicts {
+	for _, id := range f.conflicts {
 		ps.warn(id, "listed twice with different values; exporting the most recently updated record", true)
 	}
 	pages, found := map[string]int{}, []string{}
-	for _, l := range out.lists {
+	for _, l := range f.lists {
 		switch {
 		case !listsEverything(l.opts):
 		case errors.Is(l.err, modelarts.ErrForbidden), errors.Is(l.err, errPageCap): // one by one until probed again
@@ -173,10 +166,8 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	if len(pages) > 0 {
 		ps.pages, ps.pagesAt = pages, f.start
 	}
-	if out.fallbackNext >= 0 {
-		ps.fallbackNext = out.fallbackNext
-	}
-	if out.discoveryErr != nil { // keep the IDs an incomplete discovery missed
+	ps.fallbackNext = f.fallbackNext
+	if f.discoveryErr != nil { // keep the IDs an incomplete discovery missed
 		found = append(found, ps.ids[len(ps.project.ImageIDs):]...)
 	}
 	ids, keep := slices.Clip(ps.project.ImageIDs), maps.Clone(ps.wanted)
@@ -191,11 +182,10 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	if cut {
 		late = f.ctx.Err()
 	} else {
-		maps.DeleteFunc(ps.known, func(id string, _ ImageResult) bool { return !keep[id] })
-		maps.DeleteFunc(ps.gone, func(id string, _ error) bool { return !keep[id] })
+		maps.DeleteFunc(ps.images, func(id string, _ ImageResult) bool { return !keep[id] })
 		maps.DeleteFunc(ps.warned, func(k [2]string, _ bool) bool { return !keep[k[0]] })
 	}
-	res := ps.result(out, f.start, took, late)
+	res := ps.result(f, took, late)
 	ps.latest = res
 	if !cut {
 		ps.last = &res
@@ -203,36 +193,35 @@ func (ps *projectState) record(f *flight, out *fetchOutcome, cut bool, took time
 	return res
 }
 
-// result is the scrape result of out, from a fetch begun at start; late, if set, is the error of images not fetched yet.
-func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Duration, late error) ProjectResult {
-	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ps.ids)), Up: out.projectErr == nil && out.answered,
-		Duration: took, Err: cmp.Or(out.projectErr, out.discoveryErr, late), Start: start}
+// result is the scrape result of what f has learnt; late, if set, is the error of images not fetched yet.
+func (ps *projectState) result(f *flight, took time.Duration, late error) ProjectResult {
+	res := ProjectResult{Name: ps.project.Name, Images: make([]ImageResult, len(ps.ids)), Up: f.projectErr == nil && f.answered,
+		Duration: took, Err: cmp.Or(f.projectErr, f.discoveryErr, late), Start: f.start}
 	for i, id := range ps.ids {
-		if img, ok := out.images[id]; ok {
+		if img, ok := f.images[id]; ok {
 			img = ps.sanitize(id, img)
-			if k, ok := ps.known[id]; !ok || !k.LastSuccess.After(start) {
-				ps.known[id] = ImageResult{Image: img, LastSuccess: start}
-				delete(ps.gone, id)
+			if !ps.images[id].LastSuccess.After(f.start) {
+				ps.images[id] = ImageResult{Image: img, LastSuccess: f.start}
 			}
-			res.Images[i] = ImageResult{ID: id, Image: img, LastSuccess: start}
+			res.Images[i] = ImageResult{ID: id, Image: img, LastSuccess: f.start}
 			continue
 		}
-		err := cmp.Or(out.errs[id], out.discoveryErr, late, errors.New("not fetched in this scrape")) // the last: not expected
+		err := cmp.Or(f.errs[id], f.discoveryErr, late, errors.New("not fetched in this scrape")) // the last: not expected
 		switch {
 		case late != nil: // the state is kept
 		case imageNotFound(err):
-			ps.gone[id] = err
-			delete(ps.known, id)
-		case !errors.Is(err, errFallbackBudget):
-			delete(ps.gone, id)
+			ps.images[id] = ImageResult{Err: err}
+		case ps.images[id].Err != nil && !errors.Is(err, errFallbackBudget):
+			delete(ps.images, id)
 		}
-		if gone, ok := ps.gone[id]; ok && errors.Is(err, errFallbackBudget) {
-			err = fmt.Errorf("not in the listing, and not found by ShowImage in an earlier scrape: %w", gone)
+		k := ps.images[id]
+		if k.Err != nil && errors.Is(err, errFallbackBudget) {
+			err = fmt.Errorf("not in the listing, and not found by ShowImage in an earlier scrape: %w", k.Err)
 		}
 		res.Images[i] = ImageResult{ID: id, Err: err}
-		if k, ok := ps.known[id]; ok && !imageNotFound(err) {
+		if k.Image != nil && !imageNotFound(err) {
 			res.Images[i].LastSuccess = k.LastSuccess
-			if stale := ps.project.ServeStaleFor; stale > 0 && start.Sub(k.LastSuccess) <= stale {
+			if stale := ps.project.ServeStaleFor; stale > 0 && f.start.Sub(k.LastSuccess) <= stale {
 				res.Images[i].Image = k.Image
 			}
 		}
@@ -241,13 +230,6 @@ func (ps *projectState) result(out *fetchOutcome, start time.Time, took time.Dur
 		res.Err = res.Images[i].Err
 	}
 	return res
-}
-
-// latestResult returns the result of the newest fetch (shared: recorded results never change).
-func (ps *projectState) latestResult() ProjectResult {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.latest
 }
 
 // sanitize returns img without a negative size or a timestamp out of range. ps.mu must be held.
@@ -285,32 +267,23 @@ func (ps *projectState) warn(id, problem string, bad bool) bool {
 // fetchContext is the context of a shared fetch: the values of the scrape that
 // started it, and a deadline that extend can move later.
 type fetchContext struct {
-	context.Context // values only
-	ended           context.Context
-	end             context.CancelCauseFunc
+	context.Context                         // values only
+	ended           context.Context         // not embedded: contexts derived from c must see c's Err
+	end             context.CancelCauseFunc // called by timer at the deadline
 	timer           *time.Timer
-	mu              sync.Mutex
-	deadline        time.Time
+	deadline        atomic.Int64 // in Unix nanoseconds; moved under projectState.mu
 }
 
 func newFetchContext(parent context.Context, deadline time.Time) *fetchContext {
-	// ended is not embedded: contexts derived from c must see c's Err.
 	ended, end := context.WithCancelCause(context.Background())
-	c := &fetchContext{Context: context.WithoutCancel(parent), ended: ended, end: end, deadline: deadline}
-	c.timer = time.AfterFunc(time.Until(deadline), func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if !time.Now().Before(c.deadline) { // else extend has reset the timer
-			end(context.DeadlineExceeded)
-		}
-	})
+	c := &fetchContext{Context: context.WithoutCancel(parent), ended: ended, end: end}
+	c.deadline.Store(deadline.UnixNano())
+	c.timer = time.AfterFunc(time.Until(deadline), func() { end(context.DeadlineExceeded) })
 	return c
 }
 
 func (c *fetchContext) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.deadline, true
+	return time.Unix(0, c.deadline.Load()), true
 }
 
 func (c *fetchContext) Done() <-chan struct{} { return c.ended.Done() }
@@ -318,18 +291,16 @@ func (c *fetchContext) Done() <-chan struct{} { return c.ended.Done() }
 // Err is context.DeadlineExceeded or context.Canceled once c has ended.
 func (c *fetchContext) Err() error { return context.Cause(c.ended) }
 
-// extend moves the deadline to d if later; false if c has ended.
+// extend moves the deadline to d if later; false if c has ended or is ending.
 func (c *fetchContext) extend(d time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ended.Err() != nil {
-		return false
-	}
-	if d.After(c.deadline) {
-		c.deadline = d
+	if d.After(time.Unix(0, c.deadline.Load())) {
+		if !c.timer.Stop() {
+			return false // the timer has fired, or cancel stopped it
+		}
+		c.deadline.Store(d.UnixNano())
 		c.timer.Reset(time.Until(d))
 	}
-	return true
+	return c.ended.Err() == nil
 }
 
 func (c *fetchContext) cancel() {

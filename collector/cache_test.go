@@ -22,6 +22,15 @@ type testClock = fakeclock.Clock
 
 func newTestClock() *testClock { return fakeclock.New(time.Unix(1_800_000_000, 0)) }
 
+// newScraper is NewScraper with a clock.
+func newScraper(logger log.Logger, projects []Project, now func() time.Time) *Scraper {
+	s := NewScraper(logger, projects)
+	for _, ps := range s.states {
+		ps.now = now
+	}
+	return s
+}
+
 // waitFor polls cond until it holds; the test fails after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -150,9 +159,9 @@ func (ps *projectState) fetchedNow() int {
 	if f == nil {
 		return 0
 	}
-	f.fetcher.mu.Lock()
-	defer f.fetcher.mu.Unlock()
-	return len(f.fetcher.out.images)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.images)
 }
 
 // TestMinRefreshInterval: scrapes within min_refresh_interval of the last
@@ -394,10 +403,10 @@ func TestFinishedFetchWinsOverTheDeadline(t *testing.T) {
 	p := &Project{Name: "p", ImageIDs: ids(1)}
 	ps := newProjectState(p, log.NewNopLogger(), time.Now)
 	f := &flight{
-		fetcher: newFetcher(p, log.NewNopLogger(), nil, nil, 0),
-		ctx:     newFetchContext(context.Background(), time.Now().Add(time.Minute)),
-		done:    make(chan struct{}),
-		result:  ProjectResult{Name: "p", Up: true},
+		ps:     ps,
+		ctx:    newFetchContext(context.Background(), time.Now().Add(time.Minute)),
+		done:   make(chan struct{}),
+		result: ProjectResult{Name: "p", Up: true},
 	}
 	defer f.ctx.cancel()
 	close(f.done)
@@ -418,9 +427,9 @@ func TestEveryFailedImageHasAnError(t *testing.T) {
 	clock := newTestClock()
 	id := ids(1)[0]
 	ps := newProjectState(&Project{Name: "p", ImageIDs: []string{id}, ServeStaleFor: time.Hour}, log.NewNopLogger(), clock.Now)
-	ps.known[id] = ImageResult{Image: &modelarts.Image{ID: id}, LastSuccess: clock.Now()}
-	out := &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, answered: true}
-	r := ps.record(&flight{start: clock.Now()}, out, false, 0).Images[0]
+	ps.images[id] = ImageResult{Image: &modelarts.Image{ID: id}, LastSuccess: clock.Now()}
+	f := &flight{start: clock.Now(), images: map[string]*modelarts.Image{}, errs: map[string]error{}, answered: true}
+	r := ps.record(f, false, 0).Images[0]
 	if r.Err == nil || r.Image == nil {
 		t.Errorf("image = %v, err = %v; want the stale values and an error", r.Image, r.Err)
 	}

@@ -394,7 +394,7 @@ func runFaultCase(t *testing.T, tc faultCase, auth string) {
 				t.Errorf("a later scrape under the same fault says image %s up %v, the first said %v", r.ID, up, was)
 			}
 		}
-		waitFor(t, "the fetch to end", func() bool { return scraper.states[0].latestResult().Start.Equal(victim.Start) })
+		waitFor(t, "the fetch to end", func() bool { return scraper.Latest()[0].Start.Equal(victim.Start) })
 	}
 	perScrape := len(down)
 	if tc.projectWide[auth] {

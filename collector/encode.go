@@ -62,17 +62,14 @@ type headerSkipper struct {
 
 func (s *headerSkipper) Write(p []byte) (int, error) {
 	n := len(p)
-	for !s.begun && len(p) > 0 {
-		if s.begun = !s.inComment && p[0] != '#'; s.begun {
-			break
-		}
+	for !s.begun && len(p) > 0 && (s.inComment || p[0] == '#') {
 		i := bytes.IndexByte(p, '\n')
 		if s.inComment = i < 0; s.inComment {
 			return n, nil
 		}
 		p = p[i+1:]
 	}
-	if len(p) > 0 {
+	if s.begun = s.begun || len(p) > 0; s.begun {
 		if _, err := s.w.Write(p); err != nil {
 			return 0, err
 		}

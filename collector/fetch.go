@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
-	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
 	"github.com/modelarts-exporter/modelarts_exporter/modelarts"
@@ -24,127 +24,117 @@ var errFallbackBudget = fmt.Errorf("not in the listing; ShowImage fallback budge
 var errNotStarted = errors.New("not fetched: the scrape ended first")
 var errPageCap = fmt.Errorf("ListImage paging stopped at the cap of %d pages", maxListPages)
 
-// fetchOutcome is what one fetch of a project learnt.
-type fetchOutcome struct {
+// flight is one fetch of a project, what it has learnt, and the scrapes waiting for it.
+type flight struct {
+	ps      *projectState
+	ctx     *fetchContext
+	start   time.Time      // by the state's clock
+	pages   map[string]int // what listing each type took last time
+	sem     chan struct{}  // bounds the calls in flight
+	done    chan struct{}  // closed when result is set
+	result  ProjectResult
+	waiters int // scrapes that joined and have not given up; under projectState.mu
+
+	mu           sync.Mutex // guards what follows, which a scrape that gives up reads meanwhile
 	images       map[string]*modelarts.Image
 	errs         map[string]error
 	lists        []*listing // the listings read, once no page of them is left to read
 	discoveryErr error      // one of the discovery listings did not complete
-	fallbackNext int        // where the next turn of fallback IDs starts; -1: no turn taken
+	fallbackNext int        // where this fetch's turn of fallback IDs starts; after a turn, the next one's
 	projectErr   error      // concerns every image: no call was made after it
 	answered     bool       // a call got an answer from ModelArts
 	conflicts    []string   // IDs listed twice with different values
 }
 
-// fetcher runs one fetch of a project.
-type fetcher struct {
-	p            *Project
-	logger       log.Logger
-	wanted       map[string]bool // the configured IDs
-	pages        map[string]int  // what listing each type took last time
-	fallbackFrom int
-	sem          chan struct{} // bounds the calls in flight
-	mu           sync.Mutex    // guards out, which a scrape that gives up reads meanwhile
-	out          *fetchOutcome
-}
-
-func newFetcher(p *Project, logger log.Logger, wanted map[string]bool, pages map[string]int, fallbackFrom int) *fetcher {
-	return &fetcher{p: p, logger: logger, wanted: wanted, pages: pages, fallbackFrom: fallbackFrom, sem: make(chan struct{}, max(p.Concurrency, 1)),
-		out: &fetchOutcome{images: map[string]*modelarts.Image{}, errs: map[string]error{}, fallbackNext: -1}}
-}
-
 // run reads the listings worth reading, then calls ShowImage for the
 // configured IDs they did not cover.
-func (f *fetcher) run(ctx context.Context) *fetchOutcome {
-	ids, d := f.p.ImageIDs, f.p.Discovery
-	f.out.answered = d == nil && len(ids) == 0 // nothing to ask: nothing failed
-	var lists, own []*listing                  // own: listings for the configured IDs alone
-	covered, cost, left := 0, 0, 0             // covered: types a discovery listing lists in full
+func (f *flight) run(ctx context.Context) {
+	ids, d := f.ps.project.ImageIDs, f.ps.project.Discovery
+	f.answered = d == nil && len(ids) == 0 // nothing to ask: nothing failed
+	var lists, own []*listing              // own: listings for the configured IDs alone
 	for _, t := range imageTypes {
 		if d != nil && (d.Type == "" || d.Type == t) {
 			opts := *d
 			opts.Type = t
 			lists = append(lists, &listing{opts: opts, discovery: true, seen: map[string]bool{}})
 			if listsEverything(opts) {
-				covered++
 				continue
 			}
 		}
-		own = append(own, &listing{opts: modelarts.ListOptions{Type: t}, seen: map[string]bool{}})
-		cost += max(f.pages[t], 1)
-	}
-	if len(ids) <= cost {
-		own = nil
+		own = append(own, &listing{opts: modelarts.ListOptions{Type: t}, pages: max(f.pages[t], 1), seen: map[string]bool{}})
 	}
 	lists = append(lists, own...)
-	f.readPages(ctx, lists, true)
-	for _, l := range own {
-		if l.open() {
-			left += l.pages - l.next
-		}
-	}
-	if len(f.notFetched(ids)) <= left {
+	// Before the first pages, the pages each type took last time; after them, the exact numbers.
+	for _, first := range []bool{true, false} {
+		left := 0
 		for _, l := range own {
-			l.cut = l.open() && l.total <= maxListPages // one by one is cheaper, unless the total is absurd
+			if l.open() {
+				left += l.pages - l.next
+			}
 		}
+		if len(f.notFetched(ids)) <= left {
+			for _, l := range own { // one by one is cheaper, unless the total is absurd
+				l.cut = l.cut || l.open() && l.total <= maxListPages
+			}
+		}
+		f.readPages(ctx, lists, first)
 	}
-	f.readPages(ctx, lists, false)
-	f.showEach(ctx, f.fallback(ids, lists, covered+len(own) == len(imageTypes)))
-	return f.out
+	f.showEach(ctx, f.fallback(ids, lists))
 }
 
-// fallback hands the listings to out and returns the IDs to fetch one by one:
+// fallback hands the listings to f and returns the IDs to fetch one by one:
 // after complete listings of every type, showImageBudget a scrape in turns;
 // after a failed listing, all of them only if few.
-func (f *fetcher) fallback(ids []string, lists []*listing, listed bool) []string {
+func (f *flight) fallback(ids []string, lists []*listing) []string {
 	missing := f.notFetched(ids)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.out.lists = lists
+	f.lists = lists
 	why, cut := errFallbackBudget, false
 	for _, l := range lists {
 		if l.discovery {
-			f.out.discoveryErr = cmp.Or(f.out.discoveryErr, l.err)
+			f.discoveryErr = cmp.Or(f.discoveryErr, l.err)
 		}
 		if l.err != nil && (!l.discovery || listsEverything(l.opts)) {
 			why = fmt.Errorf("%w; fetched one by one in turns, %d a scrape", l.err, showImageBudget)
 		}
 		cut = cut || l.cut
 	}
-	if f.out.projectErr != nil || len(missing) <= showImageBudget || !listed || cut {
+	if f.projectErr != nil || len(missing) <= showImageBudget || cut {
 		return missing
 	}
-	start := f.fallbackFrom % len(missing)
+	start := f.fallbackNext % len(missing)
 	turn := append(missing[start:], missing[:start]...)
-	f.out.fallbackNext = start + showImageBudget
+	f.fallbackNext = start + showImageBudget
 	for _, id := range turn[showImageBudget:] {
-		f.out.errs[id] = why
+		f.errs[id] = why
 	}
-	level.Warn(f.logger).Log("msg", "Too many configured images are not in the listing: fetching some of them one by one, the others in later scrapes",
-		"project", f.p.Name, "images", len(missing), "fetched", showImageBudget)
+	level.Warn(f.ps.logger).Log(
+		"msg", "Too many configured images are not in the listing: fetching some of them one by one, the others in later scrapes",
+		"project", f.ps.project.Name, "images", len(missing), "fetched", showImageBudget)
 	return turn[:showImageBudget]
 }
 
 // showEach fetches ids with one ShowImage call each, concurrently.
-func (f *fetcher) showEach(ctx context.Context, ids []string) {
+func (f *flight) showEach(ctx context.Context, ids []string) {
 	var wg sync.WaitGroup
 	late := 0
 	take := func(id string, img *modelarts.Image, err error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if err == nil {
-			f.out.images[id] = img
+			f.images[id] = img
 			return
 		}
-		f.out.errs[id] = err
-		if !projectWide(err) && !errors.Is(err, errNotStarted) && !errors.Is(err, f.out.projectErr) {
-			level.Warn(f.logger).Log(append([]any{"msg", "Failed to fetch image", "project", f.p.Name, "image", id}, apiErrorKV(err)...)...)
+		f.errs[id] = err
+		if !projectWide(err) && !errors.Is(err, errNotStarted) && !errors.Is(err, f.projectErr) {
+			level.Warn(f.ps.logger).Log(append([]any{"msg", "Failed to fetch image", "project", f.ps.project.Name, "image", id}, apiErrorKV(err)...)...)
 		}
 	}
 	for _, id := range ids {
 		err := f.spawn(ctx, &wg, func() {
-			img, err := f.p.Client.ShowImage(ctx, id)
-			f.done(err)
+			img, err := f.ps.project.Client.ShowImage(ctx, id)
+			f.finish(err)
 			take(id, img, err)
 		})
 		if err != nil {
@@ -156,62 +146,60 @@ func (f *fetcher) showEach(ctx context.Context, ids []string) {
 	}
 	wg.Wait()
 	if late > 0 {
-		level.Warn(f.logger).Log("msg", "Images not fetched: scrape deadline reached", "project", f.p.Name, "images", late, "err", ctx.Err())
+		level.Warn(f.ps.logger).Log("msg", "Images not fetched: scrape deadline reached", "project", f.ps.project.Name, "images", late, "err", ctx.Err())
 	}
 }
 
 // spawn runs call in wg once a slot of Concurrency is free; call ends with
-// done. After a failure that concerns the whole project, or once ctx has
+// finish. After a failure that concerns the whole project, or once ctx has
 // ended, it runs no more calls and says why. Only run's goroutine spawns.
-func (f *fetcher) spawn(ctx context.Context, wg *sync.WaitGroup, call func()) error {
+func (f *flight) spawn(ctx context.Context, wg *sync.WaitGroup, call func()) error {
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
 	}
 	f.mu.Lock()
-	err := f.out.projectErr
+	err := f.projectErr
 	f.mu.Unlock()
-	switch {
-	case err != nil:
-		err = fmt.Errorf("not fetched: %w", err)
-	case ctx.Err() != nil:
-		err = fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
-	default:
+	if err == nil && ctx.Err() == nil {
 		wg.Go(call)
 		return nil
 	}
 	<-f.sem
-	return err
+	if err != nil {
+		return fmt.Errorf("not fetched: %w", err)
+	}
+	return fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
 }
 
-// done ends a spawned call, taking what its answer says of the project.
-func (f *fetcher) done(err error) {
+// finish ends a spawned call, taking what its answer says of the project.
+func (f *flight) finish(err error) {
 	defer func() { <-f.sem }() // after the answer is taken: the next call sees it
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	apiErr := modelarts.AsAPIError(err) // below: did an answer from ModelArts come back?
 	notAnswered := apiErr != nil && apiErr.FromIAM() || errors.Is(err, modelarts.ErrUnreachable) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-	f.out.answered = f.out.answered || !notAnswered
-	if projectWide(err) && f.out.projectErr == nil {
-		f.out.projectErr = err
-		kv := []any{"msg", "Failed to reach the project's images", "project", f.p.Name}
+	f.answered = f.answered || !notAnswered
+	if projectWide(err) && f.projectErr == nil {
+		f.projectErr = err
+		kv := []any{"msg", "Failed to reach the project's images", "project", f.ps.project.Name}
 		if errors.Is(err, modelarts.ErrEndpoint) {
 			kv = append(kv, "hint", "check modelarts_endpoint and region")
 		}
-		level.Error(f.logger).Log(append(kv, apiErrorKV(err)...)...)
+		level.Error(f.ps.logger).Log(append(kv, apiErrorKV(err)...)...)
 	}
 }
 
 // notFetched returns the ids with neither an image nor an error yet.
-func (f *fetcher) notFetched(ids []string) []string {
+func (f *flight) notFetched(ids []string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
 	for _, id := range ids {
-		_, ok := f.out.images[id]
-		if _, failed := f.out.errs[id]; !ok && !failed {
+		_, ok := f.images[id]
+		if _, failed := f.errs[id]; !ok && !failed {
 			out = append(out, id)
 		}
 	}
@@ -251,7 +239,7 @@ type listing struct {
 	discovery   bool
 	size, total int   // the server's page size; the pages its total announces
 	unsure      bool  // the first page was short of the total: the next goes alone
-	pages, next int   // the pages to read (total, capped); the next to ask for
+	pages, next int   // the pages to read (total, capped; before the first, a guess); the next to ask for
 	read        int   // the pages that brought records
 	done, cut   bool  // cut: left unread on purpose, one by one is cheaper
 	err         error // why it is incomplete
@@ -263,17 +251,17 @@ func (l *listing) open() bool { return !l.done && !l.cut && l.err == nil && l.ne
 
 // readPages reads the first page of every listing, or the rest, in waves of
 // at most Concurrency pages a listing, taken in page order.
-func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
+func (f *flight) readPages(ctx context.Context, lists []*listing, first bool) {
 	for {
 		var wg sync.WaitGroup
 		var wave []func()
 		for _, l := range lists {
-			for n := 0; l.open() && n < max(f.p.Concurrency, 1) && (!first || l.next == 0) && (!l.unsure || n == 0); n++ {
+			for n := 0; l.open() && n < max(f.ps.project.Concurrency, 1) && (!first || l.next == 0) && (!l.unsure || n == 0); n++ {
 				opts, k := l.opts, l.next // size is 0 until the first page is read
 				opts.Limit, opts.Offset = cmp.Or(l.size, listLimit), k*l.size
 				var page *modelarts.ImageList
 				var err error
-				if e := f.spawn(ctx, &wg, func() { page, err = f.p.Client.ListImages(ctx, opts); f.done(err) }); e != nil {
+				if e := f.spawn(ctx, &wg, func() { page, err = f.ps.project.Client.ListImages(ctx, opts); f.finish(err) }); e != nil {
 					err = e
 				}
 				wave = append(wave, func() { f.takePage(l, k, page, err) })
@@ -292,7 +280,7 @@ func (f *fetcher) readPages(ctx context.Context, lists []*listing, first bool) {
 
 // takePage takes page k of l, or the error reading it. A listing ends at its
 // total, on an empty or short page, or on ModelArts.6400 (a page past the end).
-func (f *fetcher) takePage(l *listing, k int, page *modelarts.ImageList, err error) {
+func (f *flight) takePage(l *listing, k int, page *modelarts.ImageList, err error) {
 	switch {
 	case l.done || l.err != nil:
 		return // an earlier page ended the listing
@@ -302,7 +290,8 @@ func (f *fetcher) takePage(l *listing, k int, page *modelarts.ImageList, err err
 	case err != nil:
 		l.err = fmt.Errorf("not listed: %w", err)
 		if !projectWide(err) {
-			level.Warn(f.logger).Log(append([]any{"msg", "Failed to list images", "project", f.p.Name, "type", l.opts.Type, "discovery", l.discovery}, apiErrorKV(err)...)...)
+			kv := []any{"msg", "Failed to list images", "project", f.ps.project.Name, "type", l.opts.Type, "discovery", l.discovery}
+			level.Warn(f.ps.logger).Log(append(kv, apiErrorKV(err)...)...)
 		}
 		return
 	}
@@ -337,7 +326,7 @@ func (f *fetcher) takePage(l *listing, k int, page *modelarts.ImageList, err err
 
 // addRecords takes the records of a page, the most recently updated of an
 // image listed twice, and returns how many are new to l.
-func (f *fetcher) addRecords(l *listing, page *modelarts.ImageList) int {
+func (f *flight) addRecords(l *listing, page *modelarts.ImageList) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	before := len(l.ids)
@@ -349,22 +338,22 @@ func (f *fetcher) addRecords(l *listing, page *modelarts.ImageList) int {
 			l.seen[id] = true
 			l.ids = append(l.ids, id)
 		}
-		if !l.discovery && !f.wanted[id] {
+		if !l.discovery && !f.ps.wanted[id] {
 			return // kept only for the configured IDs
 		}
-		old, ok := f.out.images[id]
+		old, ok := f.images[id]
 		switch {
 		case img == nil:
 			if !ok {
-				f.out.errs[id] = err
+				f.errs[id] = err
 			}
 		case !ok:
-			f.out.images[id] = img
-			delete(f.out.errs, id)
+			f.images[id] = img
+			delete(f.errs, id)
 		case !reflect.DeepEqual(old, img):
-			f.out.conflicts = append(f.out.conflicts, id)
+			f.conflicts = append(f.conflicts, id)
 			if img.UpdateAt > old.UpdateAt {
-				f.out.images[id] = img
+				f.images[id] = img
 			}
 		}
 	}

@@ -518,7 +518,7 @@ func TestDiscoveredImageGoneIsForgotten(t *testing.T) {
 	if n := len(s.Scrape(context.Background())[0].Images); n != 9 {
 		t.Errorf("%d images after one vanished, want 9", n)
 	}
-	if n := len(s.states[0].known); n != 9 {
+	if n := len(s.states[0].images); n != 9 {
 		t.Errorf("%d last good values kept, want 9", n)
 	}
 }

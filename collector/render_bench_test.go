@@ -339,3 +339,22 @@ func valueText(t *testing.T, results []ProjectResult) string {
 	}
 	return b.String()
 }
+
+// TestHeaderSkipperAnyChunks: the header is skipped, and only the header,
+// however the bytes are split into writes (a '#' inside a series is kept).
+func TestHeaderSkipperAnyChunks(t *testing.T) {
+	const in = "# HELP m Help.\n# TYPE m gauge\nm{a=\"#x\"} 1\nm{a=\"y\"} 2\n"
+	want := in[strings.Index(in, "m{"):]
+	for size := 1; size <= len(in); size++ {
+		var b strings.Builder
+		s := &headerSkipper{w: &b}
+		for chunk := range slices.Chunk([]byte(in), size) {
+			if n, err := s.Write(chunk); n != len(chunk) || err != nil {
+				t.Fatalf("chunks of %d: Write = %d, %v", size, n, err)
+			}
+		}
+		if b.String() != want {
+			t.Errorf("chunks of %d: wrote %q, want %q", size, b.String(), want)
+		}
+	}
+}

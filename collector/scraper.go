@@ -54,14 +54,9 @@ type Scraper struct {
 
 // NewScraper returns a Scraper for the given projects.
 func NewScraper(logger log.Logger, projects []Project) *Scraper {
-	return newScraper(logger, projects, time.Now)
-}
-
-// newScraper is NewScraper with a clock.
-func newScraper(logger log.Logger, projects []Project, now func() time.Time) *Scraper {
 	s := &Scraper{states: make([]*projectState, len(projects))}
 	for i, p := range projects {
-		s.states[i] = newProjectState(&p, logger, now)
+		s.states[i] = newProjectState(&p, logger, time.Now)
 	}
 	return s
 }
@@ -101,7 +96,9 @@ func (s *Scraper) ScrapeProject(ctx context.Context, name string) []ProjectResul
 func (s *Scraper) Latest() []ProjectResult {
 	results := make([]ProjectResult, len(s.states))
 	for i, ps := range s.states {
-		results[i] = ps.latestResult()
+		ps.mu.Lock()
+		results[i] = ps.latest // shared: recorded results never change
+		ps.mu.Unlock()
 	}
 	return results
 }
