@@ -118,9 +118,10 @@ func parseFlags(args []string) (*flags, bool) {
 		fmt.Fprintf(os.Stderr, "%s: --web.max-requests, --scrape.max-timeout and --scrape.timeout-offset must not be negative\n", exporterName)
 		return nil, false
 	}
-	if slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, f.metricsPath) {
-		fmt.Fprintf(os.Stderr, "%s: --web.telemetry-path %s is taken by another endpoint; choose another path such as /metrics\n",
-			exporterName, f.metricsPath)
+	if p := f.metricsPath; slices.Contains([]string{"/probe", "/-/healthy", "/-/ready", "/-/reload"}, p) ||
+		!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t{}") { // net/http would panic on the last
+		fmt.Fprintf(os.Stderr, "%s: --web.telemetry-path %q is taken by another endpoint or not a plain path; use one such as /metrics\n",
+			exporterName, p)
 		return nil, false
 	}
 	return f, true
@@ -316,6 +317,8 @@ func (e *exporter) answer(w http.ResponseWriter, r *http.Request, st *state, x *
 		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", e.f.maxRequests), http.StatusServiceUnavailable)
 		return
 	}
+	release := sync.OnceFunc(func() { e.inFlight.Add(-1) })
+	defer release() // also after a panic, which net/http recovers from
 	lastRender := time.Duration(x.lastRender.Load())
 	wait, timeout := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), e.f.timeoutOffset, lastRender, st.scrapeTimeout, e.f.maxTimeout)
 	scrapeStart := time.Now()
@@ -324,7 +327,7 @@ func (e *exporter) answer(w http.ResponseWriter, r *http.Request, st *state, x *
 	defer cancel()
 
 	results := scrape(ctx)
-	e.inFlight.Add(-1)
+	release()
 	api := time.Since(scrapeStart)
 	render := x.serve(w, r, results)
 	level.Debug(e.logger).Log("msg", "Scrape answered", "path", r.URL.Path, "api_timeout", timeout, "last_render", lastRender,

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -206,26 +207,40 @@ func writeBody(w *errWriter, gz bool, values encodedPart, fresh func(io.Writer) 
 
 // encode runs write on w or, with gz, on a writer whose bytes it compresses into w, continuing
 // sum; it returns the sum then. It compresses on a goroutine of its own, a block at a time, so
-// that encoding an answer and compressing it use two cores, and ends the deflate stream at a
-// sync flush (so that another can follow) or, when last, with the final block.
+// that encoding an answer and compressing it use two cores (an io.Pipe, which hands over one
+// write at a time, was 20% slower), and ends the deflate stream at a sync flush (so that
+// another can follow) or, when last, with the final block.
 func encode(w io.Writer, gz, last bool, sum gzipSum, write func(io.Writer) error) (gzipSum, error) {
 	if !gz {
 		return sum, write(w)
 	}
 	fw := flateWriters.Get().(*flate.Writer)
 	fw.Reset(w)
-	pr, pw := io.Pipe()
+	bw := &blockWriter{blocks: make(chan []byte, deflaterBlocks), free: make(chan []byte, deflaterBlocks)}
+	for range deflaterBlocks {
+		bw.free <- make([]byte, 0, chunkSize)
+	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(fw, io.TeeReader(pr, &sum))
-		pr.CloseWithError(err) // the writer's next Write fails with it
+		var err error
+		for b := range bw.blocks {
+			if err == nil {
+				_, _ = sum.Write(b)
+				if _, err = fw.Write(b); err != nil {
+					bw.failed.Store(true)
+				}
+			}
+			bw.free <- b[:0]
+		}
 		done <- err
 	}()
-	blocks := bufio.NewWriterSize(pw, chunkSize)
-	err := write(blocks)
-	_ = blocks.Flush() // fails only with the error the goroutine sends
-	_ = pw.Close()
-	err = cmp.Or(err, <-done)
+	buf := bufio.NewWriterSize(bw, chunkSize)
+	err := write(buf)
+	if err == nil {
+		err = buf.Flush()
+	}
+	close(bw.blocks)
+	err = cmp.Or(<-done, err) // the writer's own failure says less than w's
 	if err == nil && last {
 		err = fw.Close()
 	} else if err == nil {
@@ -234,6 +249,24 @@ func encode(w io.Writer, gz, last bool, sum gzipSum, write func(io.Writer) error
 	fw.Reset(io.Discard)
 	flateWriters.Put(fw)
 	return sum, err
+}
+
+// deflaterBlocks are the blocks of chunkSize an encode keeps: filled, being compressed, free.
+const deflaterBlocks = 3
+
+// blockWriter hands what it is written to encode's goroutine in blocks of its own, and fails
+// once compressing has failed (the client went away), so that encoding stops too.
+type blockWriter struct {
+	blocks, free chan []byte
+	failed       atomic.Bool
+}
+
+func (b *blockWriter) Write(p []byte) (int, error) {
+	if b.failed.Load() {
+		return 0, errors.New("compressing the answer failed")
+	}
+	b.blocks <- append(<-b.free, p...)
+	return len(p), nil
 }
 
 // gzipHeader is what compress/gzip writes at flate.BestSpeed: no name, no

@@ -28,7 +28,7 @@ func newProjects(cfg *config.Config, metrics apiMetrics, userAgent string, share
 		if err != nil {
 			return nil, fmt.Errorf("project %q: tls_config or proxy_url: %w", pc.Name, err)
 		}
-		client, err := modelarts.NewClient(modelarts.Config{
+		client := modelarts.NewClient(modelarts.Config{
 			Endpoint:    pc.ModelArtsEndpoint,
 			IAMEndpoint: pc.IAMEndpoint,
 			Region:      pc.Region,
@@ -41,9 +41,6 @@ func newProjects(cfg *config.Config, metrics apiMetrics, userAgent string, share
 			RateBurst:   pc.RateBurst,
 			Shared:      shared,
 		})
-		if err != nil {
-			return nil, fmt.Errorf("project %q: %w", pc.Name, err)
-		}
 		var discovery *modelarts.ListOptions
 		if d := pc.Discovery; d != nil {
 			discovery = &modelarts.ListOptions{Type: d.Type, Namespace: d.Namespace, Name: d.Name, ServiceType: d.ServiceType, WorkspaceID: d.WorkspaceID}

@@ -116,8 +116,8 @@ func TestStatusPageCapsImages(t *testing.T) {
 }
 
 // TestStatusPageNotOnMetricsPath: with --web.telemetry-path=/ the metrics
-// are served at /, without a status page; a path another endpoint has is
-// refused.
+// are served at /, without a status page; a path another endpoint has, or
+// one net/http cannot route, is refused.
 func TestStatusPageNotOnMetricsPath(t *testing.T) {
 	t.Parallel()
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
@@ -128,7 +128,9 @@ func TestStatusPageNotOnMetricsPath(t *testing.T) {
 	if rec := get(mux, "/", nil); !strings.Contains(rec.Body.String(), "modelarts_exporter_config_last_reload_successful") {
 		t.Errorf("GET / with the metrics at /: %d\n%s", rec.Code, rec.Body)
 	}
-	if _, ok := parseFlags([]string{"--web.telemetry-path=/probe"}); ok {
-		t.Error("--web.telemetry-path=/probe accepted")
+	for _, path := range []string{"/probe", "metrics", "/a b", "/{x}", ""} {
+		if _, ok := parseFlags([]string{"--web.telemetry-path=" + path}); ok {
+			t.Errorf("--web.telemetry-path=%q accepted", path)
+		}
 	}
 }

@@ -28,13 +28,10 @@ func reloadStorm(t *testing.T, sim *modelartstest.Server, n, scrapes int, creds 
 	for range scrapes {
 		projects := make([]Project, n)
 		for i := range projects {
-			client, err := modelarts.NewClient(modelarts.Config{
+			client := modelarts.NewClient(modelarts.Config{
 				Endpoint: sim.URL, IAMEndpoint: sim.URL, ProjectID: sim.ProjectID(), Region: sim.Region(),
 				Credentials: creds, Shared: shared,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			projects[i] = Project{Name: fmt.Sprintf("p%d", i), Client: client, ImageIDs: ids, Concurrency: 10}
 		}
 		s := NewScraper(log.NewNopLogger(), projects)
@@ -119,11 +116,8 @@ func TestRightSecretTriedAtOnce(t *testing.T) {
 	defer sim.Close()
 	shared := modelarts.NewShared()
 	for _, secret := range []string{"wrong", modelartstest.DemoSecretKey} {
-		client, err := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: shared,
+		client := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: shared,
 			Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secret}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		res := scrapeOnce(Project{Name: "p", Client: client, ImageIDs: modelartstest.SampleIDs(), Concurrency: 10})
 		if res.Up != (secret == modelartstest.DemoSecretKey) {
 			t.Errorf("secret %q: up = %v", secret, res.Up)
@@ -141,11 +135,8 @@ func TestRotatingCredentials(t *testing.T) {
 		const ttl = 2 * time.Second
 		sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages(), TemporaryKeyTTL: ttl})
 		defer sim.Close()
-		client, err := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: modelarts.NewShared(),
+		client := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: modelarts.NewShared(),
 			Credentials: modelarts.Credentials{MetadataEndpoint: sim.URL}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: client, ImageIDs: modelartstest.SampleIDs(), Concurrency: 10}})
 		// A key is replaced at half its life: three keys take a little more than ttl.
 		scrapes := 0
@@ -168,11 +159,8 @@ func TestRotatingCredentials(t *testing.T) {
 		sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 		defer sim.Close()
 		file := filepath.Join(t.TempDir(), "sk")
-		client, err := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: modelarts.NewShared(),
+		client := modelarts.NewClient(modelarts.Config{Endpoint: sim.URL, ProjectID: sim.ProjectID(), Shared: modelarts.NewShared(),
 			Credentials: modelarts.Credentials{AccessKey: "ROTATINGKEY", SecretKeyFile: file}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: client, ImageIDs: modelartstest.SampleIDs(), Concurrency: 10}})
 		for i := range 3 {
 			secret := fmt.Sprintf("rotated-secret-%d-0123456789abcdef", i)

@@ -28,14 +28,11 @@ func simProject(t testing.TB, sim *modelartstest.Server, imageIDs []string, secr
 // simProjectAt is a project on the simulator at url with the demo key.
 func simProjectAt(t testing.TB, url, projectID string, imageIDs []string, secretKey string) Project {
 	t.Helper()
-	client, err := modelarts.NewClient(modelarts.Config{
+	client := modelarts.NewClient(modelarts.Config{
 		Endpoint:    url,
 		ProjectID:   projectID,
 		Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: secretKey},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return Project{Name: "p", Client: client, ImageIDs: imageIDs, Concurrency: 10}
 }
 

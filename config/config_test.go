@@ -301,6 +301,7 @@ line 11: unknown field "foo" in projects[0] "prod".auth (valid fields: access_ke
 		{"bad_unknown_cloud.yml", `projects[0] "prod".cloud: unknown cloud "aws"; use "otc" (Open Telekom Cloud, the default) or "huaweicloud"`},
 		{"bad_endpoint_url.yml", `projects[0] "prod".modelarts_endpoint: "modelarts.eu-de.otc.t-systems.com" is not an absolute http:// or https:// URL; write it like "https://modelarts.eu-de.otc.t-systems.com", or leave it out to use the default`},
 		{"bad_endpoint_query.yml", `projects[0] "prod".iam_endpoint: "https://iam.example.internal/?x=1" must not have a query ("?..."); remove it`},
+		{"bad_endpoint_empty_fragment.yml", `projects[0] "prod".modelarts_endpoint: "https://modelarts.example.internal/#" must not have a fragment ("#..."); remove it`},
 		{"bad_shared_key_two_secrets.yml", `projects[1] "staging".auth: uses access key FAKEACCESSKEY0000000 with another secret key than projects[0]; one of them is wrong: give both the same`},
 		{"bad_unknown_otc_region.yml", `projects[0] "prod".region: "eu-fr" is not an Open Telekom Cloud region with known endpoints (eu-ch2, eu-de, eu-nl); for another region set both modelarts_endpoint and iam_endpoint`},
 		{"bad_missing_region.yml", `projects[0] "prod".region: required; set the region of the project, e.g. "eu-de"`},

@@ -332,7 +332,7 @@ func checkEndpoint(s, path, example string, errs *errorList) string {
 		errs.addf("%s: %q is not an absolute http:// or https:// URL; write it like %q, or leave it out to use the default", path, s, example)
 	case u.RawQuery != "" || u.ForceQuery:
 		errs.addf("%s: %q must not have a query (\"?...\"); remove it", path, s)
-	case u.Fragment != "":
+	case u.Fragment != "" || strings.Contains(s, "#"): // an empty one too: the client appends paths
 		errs.addf("%s: %q must not have a fragment (\"#...\"); remove it", path, s)
 	default:
 		return strings.TrimRight(s, "/")

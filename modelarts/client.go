@@ -80,7 +80,7 @@ type Client struct {
 
 // NewClient returns a Client for cfg as config validates it: one complete kind of credentials,
 // absolute http(s) endpoints, the IAM endpoint and the region; it makes no request.
-func NewClient(cfg Config) (*Client, error) {
+func NewClient(cfg Config) *Client {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
@@ -99,7 +99,7 @@ func NewClient(cfg Config) (*Client, error) {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.RateBurst, 1))
 	}
 	c.api.client = withTransport(cfg.HTTPClient, c.authenticator(cfg))
-	return c, nil
+	return c
 }
 
 // authenticator sets up the credentials and returns the round tripper that sends them.

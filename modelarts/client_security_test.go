@@ -71,11 +71,8 @@ func TestErrorsScrubEchoedCredentials(t *testing.T) {
 			if tt.projectID {
 				cfg.ProjectID = sim.ProjectID()
 			}
-			client, err := modelarts.NewClient(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = client.ShowImage(context.Background(), modelartstest.SampleIDs()[0])
+			client := modelarts.NewClient(cfg)
+			_, err := client.ShowImage(context.Background(), modelartstest.SampleIDs()[0])
 			if err == nil {
 				t.Fatal("want the 403")
 			}

@@ -37,6 +37,9 @@ func (cr Credentials) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "Credentials%+v", plain(cr))
 }
 
+// String is Format's %v, for loggers that look for a String method (go-kit's JSON logger).
+func (cr Credentials) String() string { return fmt.Sprint(cr) }
+
 // secret is one configured secret: a value, or a file read again whenever its size or modification
 // time changes, so that a rotated secret needs no reload; a file that fails keeps its last content.
 type secret struct {

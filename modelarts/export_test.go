@@ -7,7 +7,7 @@ import "time"
 
 // NewClientWithClock is NewClient with the clock now, for the tests of
 // package modelarts_test.
-func NewClientWithClock(cfg Config, now func() time.Time) (*Client, error) {
+func NewClientWithClock(cfg Config, now func() time.Time) *Client {
 	cfg.now = now
 	return NewClient(cfg)
 }

@@ -92,10 +92,7 @@ func newAKSKClient(t *testing.T, handler http.Handler, mutate func(*Config)) (*C
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := NewClient(cfg)
 	return c, srv
 }
 

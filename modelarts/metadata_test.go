@@ -93,15 +93,12 @@ func (a *metadataAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // keys of the metadata service at mdURL.
 func newMetadataClient(t *testing.T, md *fakeMetadata, mdURL, apiURL string, shared *Shared) *Client {
 	t.Helper()
-	c, err := NewClient(Config{
+	c := NewClient(Config{
 		Endpoint: apiURL, ProjectID: testProjectID,
 		Credentials: Credentials{MetadataEndpoint: mdURL},
 		now:         md.clock.Now,
 		Shared:      shared,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 

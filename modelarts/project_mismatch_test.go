@@ -37,12 +37,9 @@ func TestProjectMismatchBlindsOnlyItsProject(t *testing.T) {
 			t.Cleanup(sim.Close)
 			shared := modelarts.NewShared()
 			newClient := func(projectID string) *modelarts.Client {
-				c, err := modelarts.NewClientWithClock(modelarts.Config{
+				c := modelarts.NewClientWithClock(modelarts.Config{
 					Endpoint: sim.URL, ProjectID: projectID, Credentials: tt.credentials(sim), Shared: shared,
 				}, clock.Now)
-				if err != nil {
-					t.Fatal(err)
-				}
 				return c
 			}
 			typo, good := newClient("f"+sim.ProjectID()[1:]), newClient(sim.ProjectID())

@@ -64,10 +64,7 @@ func TestRefusedAccessKeyIsNotSignedWithAgain(t *testing.T) {
 				if tt.projectID {
 					cfg.ProjectID = sim.ProjectID()
 				}
-				c, err := modelarts.NewClientWithClock(cfg, clock.Now)
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := modelarts.NewClientWithClock(cfg, clock.Now)
 				return c
 			}
 			obs := &countingObserver{}
@@ -172,10 +169,7 @@ func TestRefusedKeyIsPausedForEveryClientOfTheProcess(t *testing.T) {
 					if tt.projectID {
 						cfg.ProjectID = sim.ProjectID()
 					}
-					c, err := modelarts.NewClientWithClock(cfg, clock.Now)
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := modelarts.NewClientWithClock(cfg, clock.Now)
 					clients = append(clients, c)
 				}
 				return clients

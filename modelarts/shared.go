@@ -23,8 +23,8 @@ type Shared struct {
 	entries map[any]any
 }
 
-// NewShared returns an empty Shared.
-func NewShared() *Shared { return &Shared{entries: make(map[any]any)} }
+// NewShared returns an empty Shared, as is the zero Shared.
+func NewShared() *Shared { return &Shared{} }
 
 // passwordID identifies an IAM user at one IAM token URL; iamID, that IAM for the user.
 type passwordID struct{ iamURL, domain, user string }
@@ -45,6 +45,9 @@ func secretHash(parts ...string) [sha256.Size]byte {
 func sharedEntry[V any](s *Shared, key any, stale func(V) bool, create func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.entries == nil {
+		s.entries = make(map[any]any)
+	}
 	v, ok := s.entries[key].(V)
 	if !ok || stale != nil && stale(v) {
 		v = create()

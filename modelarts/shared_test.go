@@ -18,15 +18,12 @@ func reloadTokenClients(t *testing.T, shared *Shared, iamURL, apiURL string, clo
 	t.Helper()
 	var clients []*Client
 	for _, projectID := range scopes {
-		c, err := NewClient(Config{
+		c := NewClient(Config{
 			Endpoint: apiURL, IAMEndpoint: iamURL, Region: "eu-de", ProjectID: projectID,
 			Credentials: Credentials{DomainName: "dom", Username: "user", Password: password},
 			now:         clock.Now,
 			Shared:      shared,
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		clients = append(clients, c)
 	}
 	return clients

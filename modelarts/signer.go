@@ -91,6 +91,9 @@ func (s Signer) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "Signer%+v", plain(s))
 }
 
+// String is Format's %v, for loggers that look for a String method.
+func (s Signer) String() string { return fmt.Sprint(s) }
+
 // redacted is "<secret>" in place of secret, unless it is empty.
 func redacted(secret string) string {
 	if secret == "" {
@@ -253,7 +256,8 @@ func (rt *signingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	if err != nil {
 		return nil, err
 	}
-	e, accepted := authAnswer(op, resp, rt.maxBody, rt.secrets())
+	secrets := append(rt.secrets(), keys.secretKey, keys.securityToken) // those sent too, if replaced since
+	e, accepted := authAnswer(op, resp, rt.maxBody, secrets)
 	if accepted {
 		guard.accepted()
 	}

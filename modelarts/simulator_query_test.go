@@ -17,13 +17,10 @@ import (
 func TestQueryValuesSignedAsTheSimulatorChecks(t *testing.T) {
 	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
 	t.Cleanup(sim.Close)
-	c, err := modelarts.NewClient(modelarts.Config{
+	c := modelarts.NewClient(modelarts.Config{
 		Endpoint: sim.URL, ProjectID: sim.ProjectID(),
 		Credentials: modelarts.Credentials{AccessKey: modelartstest.DemoAccessKey, SecretKey: modelartstest.DemoSecretKey},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"my image", "a+b", "a/b", "\u955c\u50cf"} {
 		if _, err := c.ListImages(context.Background(), modelarts.ListOptions{Limit: 10, Name: name}); err != nil {
 			t.Errorf("ListImages(name %q): %v", name, err)

@@ -237,7 +237,7 @@ func (a *passwordAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 // settle turns resp, the answer to a call of op sent with tok, into its outcome, final unless
 // it refuses the token and tok is no replacement; a refused replacement ts remembers and drops.
 func (a *passwordAuth) settle(ts *tokenSource, tok *token, op string, resp *http.Response) (final bool, _ *http.Response, _ error) {
-	refused, accepted := authAnswer(op, resp, a.iam.maxBody, a.secrets())
+	refused, accepted := authAnswer(op, resp, a.iam.maxBody, append(a.secrets(), tok.value)) // tok too, if replaced since
 	if accepted {
 		tok.replacement.Store(false)
 	}

@@ -135,10 +135,7 @@ func newTokenClient(t *testing.T, iam, api http.Handler, clock *fakeClock, mutat
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := NewClient(cfg)
 	return c
 }
 
