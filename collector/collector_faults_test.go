@@ -98,7 +98,7 @@ func faultCases() []faultCase {
 			logged: []string{"code=503", "Service Unavailable"}, requestID: true,
 		},
 		{
-			name: "slower than the scrape deadline", target: target, timeout: time.Second, // the fetch publishes 100 ms before: room on a loaded machine
+			name: "slower than the scrape deadline", target: target, timeout: 500 * time.Millisecond, // the fetch publishes 50 ms before: room on a loaded machine
 			fault:  imageFault(modelartstest.Fault{Kind: modelartstest.FaultDelay, Delay: 5 * time.Second}),
 			logged: []string{"unreachable", "context deadline exceeded"},
 		},
