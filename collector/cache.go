@@ -123,7 +123,8 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 	}
 	f := &flight{ps: ps, ctx: newFetchContext(ctx, deadline), start: now, pages: pages, fallbackNext: ps.fallbackNext,
 		sem: make(chan struct{}, max(ps.project.Concurrency, 1)), done: make(chan struct{}), waiters: 1,
-		images: map[string]*modelarts.Image{}, errs: map[string]error{}}
+		images: map[string]*modelarts.Image{}, errs: map[string]error{},
+		answered: ps.project.Discovery == nil && len(ps.project.ImageIDs) == 0} // nothing to ask: nothing failed
 	ps.inFlight = f
 	go func() {
 		began := time.Now()
@@ -166,7 +167,9 @@ func (ps *projectState) record(f *flight, cut bool, took time.Duration) ProjectR
 	if len(pages) > 0 {
 		ps.pages, ps.pagesAt = pages, f.start
 	}
-	ps.fallbackNext = f.fallbackNext
+	if f.turned { // a fetch abandoned and ending late must not rewind a newer one's turn
+		ps.fallbackNext = f.fallbackNext
+	}
 	if f.discoveryErr != nil { // keep the IDs an incomplete discovery missed
 		found = append(found, ps.ids[len(ps.project.ImageIDs):]...)
 	}
@@ -269,21 +272,21 @@ func (ps *projectState) warn(id, problem string, bad bool) bool {
 type fetchContext struct {
 	context.Context                         // values only
 	ended           context.Context         // not embedded: contexts derived from c must see c's Err
-	end             context.CancelCauseFunc // called by timer at the deadline
+	end             context.CancelCauseFunc // called by timer at the deadline, or by cancel
 	timer           *time.Timer
-	deadline        atomic.Int64 // in Unix nanoseconds; moved under projectState.mu
+	deadline        atomic.Pointer[time.Time] // with its monotonic reading; moved under projectState.mu
 }
 
 func newFetchContext(parent context.Context, deadline time.Time) *fetchContext {
 	ended, end := context.WithCancelCause(context.Background())
 	c := &fetchContext{Context: context.WithoutCancel(parent), ended: ended, end: end}
-	c.deadline.Store(deadline.UnixNano())
+	c.deadline.Store(&deadline)
 	c.timer = time.AfterFunc(time.Until(deadline), func() { end(context.DeadlineExceeded) })
 	return c
 }
 
 func (c *fetchContext) Deadline() (time.Time, bool) {
-	return time.Unix(0, c.deadline.Load()), true
+	return *c.deadline.Load(), true
 }
 
 func (c *fetchContext) Done() <-chan struct{} { return c.ended.Done() }
@@ -293,11 +296,11 @@ func (c *fetchContext) Err() error { return context.Cause(c.ended) }
 
 // extend moves the deadline to d if later; false if c has ended or is ending.
 func (c *fetchContext) extend(d time.Time) bool {
-	if d.After(time.Unix(0, c.deadline.Load())) {
+	if d.After(*c.deadline.Load()) {
 		if !c.timer.Stop() {
 			return false // the timer has fired, or cancel stopped it
 		}
-		c.deadline.Store(d.UnixNano())
+		c.deadline.Store(&d)
 		c.timer.Reset(time.Until(d))
 	}
 	return c.ended.Err() == nil

@@ -6,6 +6,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -432,5 +433,87 @@ func TestEveryFailedImageHasAnError(t *testing.T) {
 	r := ps.record(f, false, 0).Images[0]
 	if r.Err == nil || r.Image == nil {
 		t.Errorf("image = %v, err = %v; want the stale values and an error", r.Image, r.Err)
+	}
+}
+
+// stubbornPages answers the ListImage pages after the first, then holds the
+// answer until release is closed, whatever the call's context says: a slow
+// call that outlives the fetch that made it.
+type stubbornPages struct {
+	*fakeAPI
+	entered, release chan struct{}
+}
+
+func (s stubbornPages) ListImages(ctx context.Context, opts modelarts.ListOptions) (*modelarts.ImageList, error) {
+	page, err := s.fakeAPI.ListImages(ctx, opts)
+	if opts.Offset > 0 {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return page, err
+}
+
+// TestAbandonedFetchKeepsTheTurn: a fetch every scrape gave up on, ending
+// after a newer fetch took a turn of ShowImage fallbacks, puts no turn back:
+// the next scrape goes on with the next turn.
+func TestAbandonedFetchKeepsTheTurn(t *testing.T) {
+	t.Parallel()
+	f := &fakeAPI{images: fakeImages(150), maxPage: 100}
+	api := stubbornPages{f, make(chan struct{}, 1), make(chan struct{})}
+	s := NewScraper(log.NewNopLogger(), []Project{{Name: "p", Client: api, ImageIDs: idsOf(f.images), Concurrency: 10}})
+	up := func(res ProjectResult) (ids []string) {
+		for _, r := range res.Images {
+			if r.Err == nil {
+				ids = append(ids, r.ID)
+			}
+		}
+		return ids
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	abandoned := startScrape(ctx, s)
+	<-api.entered // the fetch waits for its second page
+	cancel()
+	a := <-abandoned
+	f.listErr = serverErr() // the next fetches list nothing: they take turns
+	if got := up(s.Scrape(context.Background())[0]); !slices.Equal(got, idsOf(f.images[:50])) {
+		t.Fatalf("the first turn fetched %d images, want the first 50: %v", len(got), got)
+	}
+	close(api.release)
+	waitFor(t, "the abandoned fetch to end", func() bool { return s.Latest()[0].Start.Equal(a.Start) })
+	if got := up(s.Scrape(context.Background())[0]); !slices.Equal(got, idsOf(f.images[50:100])) {
+		t.Errorf("the turn after the abandoned fetch ended fetched %d images, want images 50 to 99: %v", len(got), got)
+	}
+}
+
+// TestScrapeWithAnEndedContext: a scrape whose context has already ended
+// answers at once, every image down with a reason, and (under -race) reads
+// nothing the fetch it started writes meanwhile.
+func TestScrapeWithAnEndedContext(t *testing.T) {
+	t.Parallel()
+	s := fakeScraper(newFake(20), 4, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if res := s.Scrape(ctx)[0]; res.Err == nil || len(res.Images) != 20 || res.Images[0].Err == nil {
+			t.Fatalf("scrape with an ended context: err %v, %d images, first image err %v", res.Err, len(res.Images), res.Images[0].Err)
+		}
+	}
+}
+
+// TestFetchDeadlineKeepsItsClock: the deadline of a shared fetch, extended,
+// keeps its monotonic reading (the 429 back-off and the rate limit compare
+// with it) and its range: a deadline in the year 3000 stays one.
+func TestFetchDeadlineKeepsItsClock(t *testing.T) {
+	for _, d := range []time.Time{time.Now().Add(time.Minute), time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		c := newFetchContext(context.Background(), d)
+		later := d.Add(time.Second)
+		if !c.extend(later) {
+			t.Fatalf("extend to %v refused", later)
+		}
+		got, _ := c.Deadline()
+		if !got.Equal(later) || strings.Contains(got.String(), "m=") != strings.Contains(later.String(), "m=") {
+			t.Errorf("Deadline() = %v, want %v", got, later)
+		}
+		c.cancel()
 	}
 }

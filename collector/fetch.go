@@ -41,6 +41,7 @@ type flight struct {
 	lists        []*listing // the listings read, once no page of them is left to read
 	discoveryErr error      // one of the discovery listings did not complete
 	fallbackNext int        // where this fetch's turn of fallback IDs starts; after a turn, the next one's
+	turned       bool       // a turn was taken: fallbackNext is the next one's
 	projectErr   error      // concerns every image: no call was made after it
 	answered     bool       // a call got an answer from ModelArts
 	conflicts    []string   // IDs listed twice with different values
@@ -50,8 +51,7 @@ type flight struct {
 // configured IDs they did not cover.
 func (f *flight) run(ctx context.Context) {
 	ids, d := f.ps.project.ImageIDs, f.ps.project.Discovery
-	f.answered = d == nil && len(ids) == 0 // nothing to ask: nothing failed
-	var lists, own []*listing              // own: listings for the configured IDs alone
+	var lists, own []*listing // own: listings for the configured IDs alone
 	for _, t := range imageTypes {
 		if d != nil && (d.Type == "" || d.Type == t) {
 			opts := *d
@@ -105,7 +105,7 @@ func (f *flight) fallback(ids []string, lists []*listing) []string {
 	}
 	start := f.fallbackNext % len(missing)
 	turn := append(missing[start:], missing[:start]...)
-	f.fallbackNext = start + showImageBudget
+	f.fallbackNext, f.turned = start+showImageBudget, true
 	for _, id := range turn[showImageBudget:] {
 		f.errs[id] = why
 	}
