@@ -309,10 +309,19 @@ func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// admit takes a place among the scrapes doing API work, if one is free.
+func (e *exporter) admit() bool {
+	for n := e.inFlight.Load(); e.f.maxRequests == 0 || n < int64(e.f.maxRequests); n = e.inFlight.Load() {
+		if e.inFlight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
+}
+
 // answer runs scrape within the request's deadline and the limit, and serves its results with x.
 func (e *exporter) answer(w http.ResponseWriter, r *http.Request, st *state, x *exposition, scrape func(context.Context) []collector.ProjectResult) {
-	if n := e.inFlight.Add(1); e.f.maxRequests > 0 && n > int64(e.f.maxRequests) {
-		e.inFlight.Add(-1)
+	if !e.admit() {
 		e.rejected.Inc()
 		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", e.f.maxRequests), http.StatusServiceUnavailable)
 		return
