@@ -108,8 +108,11 @@ func (ps *projectState) join(ctx context.Context) (*flight, ProjectResult) {
 		res.Images = slices.Clone(res.Images)
 		for i, r := range res.Images { // stale values expire in cached answers too
 			if r.Err != nil && r.Image != nil && now.Sub(r.LastSuccess) > ps.project.ServeStaleFor {
-				res.Images[i].Image = nil
+				res.Images[i].Image, res.values = nil, 0
 			}
+		}
+		if res.values == 0 {
+			res.values = valuesHash(&res)
 		}
 		return nil, res
 	}
@@ -232,6 +235,7 @@ func (ps *projectState) result(f *flight, took time.Duration, late error) Projec
 	for i := 0; !res.Up && res.Err == nil && i < len(res.Images); i++ { // no call answered: say why
 		res.Err = res.Images[i].Err
 	}
+	res.values = valuesHash(&res) // once per fetch, not per scrape: ValueFingerprint reads it
 	return res
 }
 

@@ -338,8 +338,12 @@ func TestCachedResultDropsExpiredStaleValues(t *testing.T) {
 		{29 * time.Second, false, 3}, // a new fetch, which fails
 	} {
 		clock.Advance(step.advance)
-		r := s.Scrape(context.Background())[0].Images[0]
-		age := clock.Now().Sub(t0)
+		res := s.Scrape(context.Background())
+		r, age := res[0].Images[0], clock.Now().Sub(t0)
+		recomputed := res[0]
+		if recomputed.values = 0; ValueFingerprint(res) != ValueFingerprint([]ProjectResult{recomputed}) {
+			t.Errorf("values %v old: the fingerprint the result carries is not the one its values give", age)
+		}
 		if (r.Image != nil) != step.wantStale || r.Err == nil || !r.LastSuccess.Equal(t0) {
 			t.Errorf("values %v old: image = %v, err = %v, last success %v; want stale values %v, an error, %v",
 				age, r.Image, r.Err, r.LastSuccess, step.wantStale, t0)

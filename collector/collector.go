@@ -261,31 +261,42 @@ var fingerprintSeed = maphash.MakeSeed()
 
 // ValueFingerprint hashes by value everything EmitValueFamilies exports (kept
 // in step with valueSeries): equal contents hash alike, whatever their pointers.
+// A result the Scraper made carries its hash, computed once per fetch, not per scrape.
 func ValueFingerprint(results []ProjectResult) uint64 {
 	var h maphash.Hash
 	h.SetSeed(fingerprintSeed)
 	for i := range results {
-		p := &results[i]
-		hashStrings(&h, p.Name)
-		for j := range p.Images {
-			r := &p.Images[j]
-			if img := r.Image; img != nil {
-				_ = h.WriteByte(1)
-				hashStrings(&h, r.ID, img.Arch, img.Name, img.Type, img.Visibility, img.Status,
-					img.Namespace, img.Origin, img.ServiceType, img.SWRPath, img.Tag, img.WorkspaceID)
-				hashStrings(&h, img.DevServices...)
-				hashStrings(&h, img.ResourceCategories...)
-				var b [25]byte // the size (if any), create_at, update_at
-				if img.Size != nil {
-					b[0] = 1
-					binary.LittleEndian.PutUint64(b[1:], uint64(*img.Size))
-				}
-				binary.LittleEndian.PutUint64(b[9:], uint64(img.CreateAt))
-				binary.LittleEndian.PutUint64(b[17:], uint64(img.UpdateAt))
-				_, _ = h.Write(b[:])
-			}
+		fp := results[i].values
+		if fp == 0 {
+			fp = valuesHash(&results[i])
 		}
-		_ = h.WriteByte(0)
+		_, _ = h.Write(binary.LittleEndian.AppendUint64(nil, fp))
+	}
+	return h.Sum64()
+}
+
+// valuesHash is ValueFingerprint of p alone.
+func valuesHash(p *ProjectResult) uint64 {
+	var h maphash.Hash
+	h.SetSeed(fingerprintSeed)
+	hashStrings(&h, p.Name)
+	for j := range p.Images {
+		r := &p.Images[j]
+		if img := r.Image; img != nil {
+			_ = h.WriteByte(1)
+			hashStrings(&h, r.ID, img.Arch, img.Name, img.Type, img.Visibility, img.Status,
+				img.Namespace, img.Origin, img.ServiceType, img.SWRPath, img.Tag, img.WorkspaceID)
+			hashStrings(&h, img.DevServices...)
+			hashStrings(&h, img.ResourceCategories...)
+			var b [25]byte // the size (if any), create_at, update_at
+			if img.Size != nil {
+				b[0] = 1
+				binary.LittleEndian.PutUint64(b[1:], uint64(*img.Size))
+			}
+			binary.LittleEndian.PutUint64(b[9:], uint64(img.CreateAt))
+			binary.LittleEndian.PutUint64(b[17:], uint64(img.UpdateAt))
+			_, _ = h.Write(b[:])
+		}
 	}
 	return h.Sum64()
 }

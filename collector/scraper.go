@@ -44,6 +44,8 @@ type ProjectResult struct {
 	Duration time.Duration // of the fetch behind this result
 	Err      error         // why the project is down, its discovery failed or the scrape ended before the fetch did
 	Start    time.Time     // of the fetch behind this result; zero before the first
+
+	values uint64 // valuesHash of this result; 0: not computed (a result made elsewhere)
 }
 
 // Scraper fetches the images of every project. It keeps, per project, the
