@@ -44,17 +44,25 @@ func parseText(t *testing.T, body string) map[string]*dto.MetricFamily {
 	return families
 }
 
+// startTwoProjects runs the exporter in process with the projects alpha (two
+// sample images) and beta (three) of one simulator, fetches shared for an hour.
+func startTwoProjects(t *testing.T) (*modelartstest.Server, *exporter, *http.ServeMux) {
+	t.Helper()
+	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
+	t.Cleanup(sim.Close)
+	ids := modelartstest.SampleIDs()
+	exp, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
+		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
+	return sim, exp, mux
+}
+
 // TestProbe: /probe?project=NAME serves that project's series alone, with
 // its up and duration and none of the exporter's own metrics, from the
 // fetches the metrics path shares; a missing or unknown project is a 400
 // that lists the configured ones.
 func TestProbe(t *testing.T) {
 	t.Parallel()
-	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
-	defer sim.Close()
-	ids := modelartstest.SampleIDs()
-	_, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
-		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
+	sim, _, mux := startTwoProjects(t)
 
 	for _, tt := range []struct{ target, problem string }{
 		{"/probe", "Missing project parameter"},
@@ -108,11 +116,7 @@ func TestProbe(t *testing.T) {
 // project's unchanged values once, not at every probe.
 func TestProbeCachesValuesPerProject(t *testing.T) {
 	t.Parallel()
-	sim := modelartstest.NewServer(modelartstest.Options{Images: modelartstest.SampleImages()})
-	defer sim.Close()
-	ids := modelartstest.SampleIDs()
-	exp, mux, _ := startInProcess(t, writeConfig(t, "global:\n  min_refresh_interval: 1h\nprojects:\n"+
-		akskProject(sim, "alpha", sim.URL, ids[:2], "")+akskProject(sim, "beta", sim.URL, ids[2:5], "")), options{})
+	sim, exp, mux := startTwoProjects(t)
 	encoded := func() (n int64) {
 		for _, x := range exp.state.Load().probes {
 			n += x.valueEncodings.Load()
@@ -140,7 +144,7 @@ func TestProbeCachesValuesPerProject(t *testing.T) {
 	// A reload that drops beta drops its cached answer; alpha's stays.
 	alpha := exp.state.Load().probes["alpha"]
 	if err := os.WriteFile(exp.f.configFile, []byte("global:\n  min_refresh_interval: 1h\nprojects:\n"+
-		akskProject(sim, "alpha", sim.URL, ids[:2], "")), 0o600); err != nil {
+		akskProject(sim, "alpha", sim.URL, modelartstest.SampleIDs()[:2], "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := exp.reload(); err != nil {
